@@ -1,0 +1,7 @@
+"""ltx2: LTX-2 audio+video generation inference, in plain PyTorch."""
+
+from .loading import CheckpointError
+
+__version__ = "0.1.0"
+
+__all__ = ["CheckpointError"]

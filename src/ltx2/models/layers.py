@@ -1,0 +1,226 @@
+"""Blocks shared by the LTX-2 networks: attention, RMSNorm, RoPE, feed-forward, timestep embeddings, AdaLN."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Scaled dot-product attention over (B, H, S, D) tensors; `mask` is additive, broadcast to (B, H, Sq, Sk).
+
+    Every attention of every ltx2 network goes through here, so faster backends plug in at this one place.
+    """
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+
+
+class RMSNorm(nn.Module):
+    """RMS normalization over the last axis, computed in float32; optional learned per-channel weight."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, elementwise_affine: bool = True):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim)) if elementwise_affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
+        return normed if self.weight is None else normed * self.weight
+
+
+class Rope(NamedTuple):
+    """Rotary tables for (B, H, S, D) queries or keys, and how pairs are formed ("split" or "interleaved")."""
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+    kind: str
+
+
+def rope_tables(
+    fractions: torch.Tensor,
+    dim: int,
+    num_heads: int,
+    theta: float = 10000.0,
+    kind: str = "split",
+    double_precision: bool = True,
+) -> Rope:
+    """Rotary tables for positions given as fractions of their axis' extent.
+
+    fractions: (B, N, P), one value per token and position axis, nominally in [0, 1]. Each axis gets
+    dim // (2P) frequencies theta^(k/(n-1)) * pi/2 applied to the position mapped onto [-1, 1];
+    angles are ordered frequency-major, axis-minor, and leading unrotated slots pad up to dim / 2.
+    """
+    batch, tokens, axes = fractions.shape
+    count = dim // (2 * axes)
+    grid_dtype = torch.float64 if double_precision else torch.float32
+    exponents = torch.linspace(0.0, 1.0, count, dtype=grid_dtype, device=fractions.device)
+    frequencies = (theta**exponents * (math.pi / 2)).float()
+    angles = (fractions.unsqueeze(-1) * 2 - 1) * frequencies  # (B, N, P, count)
+    angles = angles.transpose(-1, -2).flatten(2)  # (B, N, count * P)
+    cos, sin = angles.cos(), angles.sin()
+    if kind == "split":
+        padding = dim // 2 - angles.shape[-1]
+        cos = F.pad(cos, (padding, 0), value=1.0)
+        sin = F.pad(sin, (padding, 0), value=0.0)
+        # (B, N, dim / 2) -> (B, H, N, head_dim / 2)
+        return Rope(cos.view(batch, tokens, num_heads, -1).transpose(1, 2), sin.view(batch, tokens, num_heads, -1).transpose(1, 2), kind)
+    if kind == "interleaved":
+        padding = dim % (2 * axes)
+        cos = F.pad(cos.repeat_interleave(2, dim=-1), (padding, 0), value=1.0)
+        sin = F.pad(sin.repeat_interleave(2, dim=-1), (padding, 0), value=0.0)
+        # (B, N, dim) -> (B, H, N, head_dim)
+        return Rope(cos.view(batch, tokens, num_heads, -1).transpose(1, 2), sin.view(batch, tokens, num_heads, -1).transpose(1, 2), kind)
+    raise ValueError(f"rope_type must be 'split' or 'interleaved', got {kind!r}")
+
+
+def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
+    """Rotate (B, H, S, D) `x` by `rope`, in float32."""
+    values = x.float()
+    if rope.kind == "split":
+        first, second = values.chunk(2, dim=-1)
+        rotated = torch.cat([first * rope.cos - second * rope.sin, second * rope.cos + first * rope.sin], dim=-1)
+    else:
+        even, odd = values.unflatten(-1, (-1, 2)).unbind(-1)
+        partner = torch.stack([-odd, even], dim=-1).flatten(-2)
+        rotated = values * rope.cos + partner * rope.sin
+    return rotated.to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with q/k RMSNorm across all heads and optional separate query/key RoPE."""
+
+    def __init__(
+        self,
+        query_dim: int,
+        heads: int,
+        dim_head: int,
+        kv_dim: int | None = None,
+        bias: bool = True,
+        out_bias: bool = True,
+        eps: float = 1e-6,
+    ):
+        super().__init__()
+        inner_dim = heads * dim_head
+        kv_dim = kv_dim or query_dim
+        self.heads = heads
+        self.to_q = nn.Linear(query_dim, inner_dim, bias=bias)
+        self.to_k = nn.Linear(kv_dim, inner_dim, bias=bias)
+        self.to_v = nn.Linear(kv_dim, inner_dim, bias=bias)
+        self.norm_q = RMSNorm(inner_dim, eps=eps)
+        self.norm_k = RMSNorm(inner_dim, eps=eps)
+        # A list so that the checkpoint key reads `to_out.0.weight`, as in the diffusers layout.
+        self.to_out = nn.ModuleList([nn.Linear(inner_dim, query_dim, bias=out_bias)])
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        query_rope: Rope | None = None,
+        key_rope: Rope | None = None,
+    ) -> torch.Tensor:
+        context = x if context is None else context
+        # (B, S, H * D) -> (B, H, S, D)
+        query = self.norm_q(self.to_q(x)).unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        key = self.norm_k(self.to_k(context)).unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        value = self.to_v(context).unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        if query_rope is not None:
+            query = apply_rope(query, query_rope)
+            key = apply_rope(key, key_rope if key_rope is not None else query_rope)
+        out = attention(query, key, value, mask)
+        # (B, H, S, D) -> (B, S, H * D)
+        return self.to_out[0](out.transpose(1, 2).flatten(2))
+
+
+class GELUProjection(nn.Module):
+    """Linear followed by tanh-approximated GELU."""
+
+    def __init__(self, dim_in: int, dim_out: int, bias: bool = True):
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.proj(x), approximate="tanh")
+
+
+class FeedForward(nn.Module):
+    """Transformer MLP: dim -> mult * dim (GELU, tanh) -> dim."""
+
+    def __init__(self, dim: int, mult: int = 4, bias: bool = True):
+        super().__init__()
+        # Index 1 held dropout in the reference; an identity keeps the checkpoint keys net.0.* and net.2.*.
+        self.net = nn.ModuleList([GELUProjection(dim, dim * mult, bias), nn.Identity(), nn.Linear(dim * mult, dim, bias=bias)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.net:
+            x = layer(x)
+        return x
+
+
+class TextProjection(nn.Module):
+    """Projects text-encoder features to a stream's width: Linear -> GELU (tanh) -> Linear."""
+
+    def __init__(self, in_features: int, hidden_size: int):
+        super().__init__()
+        self.linear_1 = nn.Linear(in_features, hidden_size)
+        self.linear_2 = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.gelu(self.linear_1(x), approximate="tanh"))
+
+
+def sinusoidal_embedding(timesteps: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
+    """(N,) timesteps -> (N, dim) float32 features [cos(t f_i), sin(t f_i)], f_i = max_period^(-i / (dim/2))."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
+    angles = timesteps.float()[:, None] * frequencies[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class TimestepMLP(nn.Module):
+    """Linear -> SiLU -> Linear on the sinusoidal features."""
+
+    def __init__(self, in_channels: int, dim: int):
+        super().__init__()
+        self.linear_1 = nn.Linear(in_channels, dim)
+        self.linear_2 = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.silu(self.linear_1(x)))
+
+
+class TimestepEmbedding(nn.Module):
+    """Timesteps -> 256 sinusoidal features -> MLP to `dim`."""
+
+    def __init__(self, dim: int, frequency_dim: int = 256):
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.timestep_embedder = TimestepMLP(frequency_dim, dim)
+
+    def forward(self, timesteps: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return self.timestep_embedder(sinusoidal_embedding(timesteps, self.frequency_dim).to(dtype))
+
+
+class AdaLNSingle(nn.Module):
+    """AdaLN-single: one timestep embedding `e` for the whole network, and `count` modulation vectors from it."""
+
+    def __init__(self, dim: int, count: int):
+        super().__init__()
+        self.emb = TimestepEmbedding(dim)
+        self.linear = nn.Linear(dim, count * dim)
+
+    def forward(self, timesteps: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,) timesteps -> modulation (N, count * dim) and the embedding e (N, dim)."""
+        embedded = self.emb(timesteps, dtype)
+        return self.linear(F.silu(embedded)), embedded
+
+
+def modulation(table: torch.Tensor, embedding: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Add a learned (n, D) table to a (B, T, n * D) embedding and split it into n tensors of (B, T, D)."""
+    values = table + embedding.unflatten(-1, (table.shape[0], -1))
+    return values.unbind(dim=2)
