@@ -1,7 +1,8 @@
 """ltx2: LTX-2 audio+video generation inference, in plain PyTorch."""
 
 from .loading import CheckpointError
+from .models.transformer import LTX2VideoTransformer3DModel
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError"]
+__all__ = ["CheckpointError", "LTX2VideoTransformer3DModel"]

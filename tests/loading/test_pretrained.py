@@ -1,0 +1,145 @@
+"""from_pretrained / save_pretrained: shards, dtypes, strictness and its error messages, round trips."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from ltx2 import CheckpointError, LTX2VideoTransformer3DModel
+
+TINY = dict(
+    in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
+    audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2, audio_attention_head_dim=4,
+    audio_cross_attention_dim=8, num_layers=2, caption_channels=8,
+)
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return LTX2VideoTransformer3DModel(**TINY)
+
+
+@pytest.fixture
+def saved(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    return tmp_path
+
+
+def assert_same_weights(loaded: torch.nn.Module, original: torch.nn.Module) -> None:
+    expected = original.state_dict()
+    actual = loaded.state_dict()
+    assert actual.keys() == expected.keys()
+    for key, tensor in expected.items():
+        assert torch.equal(actual[key], tensor), key
+
+
+def test_round_trip_is_bit_exact(model, saved):
+    config = json.loads((saved / "config.json").read_text())
+    assert config["_class_name"] == "LTX2VideoTransformer3DModel"
+    assert config["num_layers"] == 2 and config["rope_type"] == "split"
+    loaded = LTX2VideoTransformer3DModel.from_pretrained(saved)
+    assert_same_weights(loaded, model)
+    assert dict(loaded.config) == dict(LTX2VideoTransformer3DModel.from_config(config).config)
+    assert not loaded.training
+
+
+def test_sharded_checkpoint_round_trip(model, tmp_path):
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = sorted(tmp_path.glob("diffusion_pytorch_model-*-of-*.safetensors"))
+    assert len(shards) > 2
+    assert not (tmp_path / WEIGHTS).exists()
+    index = json.loads((tmp_path / f"{WEIGHTS}.index.json").read_text())
+    assert set(index["weight_map"]) == set(model.state_dict())
+    assert_same_weights(LTX2VideoTransformer3DModel.from_pretrained(tmp_path), model)
+
+
+def test_subfolder_and_dtype_cast(model, tmp_path):
+    model.save_pretrained(tmp_path / "transformer")
+    loaded = LTX2VideoTransformer3DModel.from_pretrained(tmp_path, subfolder="transformer", torch_dtype=torch.bfloat16)
+    assert {tensor.dtype for tensor in loaded.state_dict().values()} == {torch.bfloat16}
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor.to(torch.bfloat16)), key
+
+
+def test_bfloat16_checkpoint_loads_as_float32_by_default(model, tmp_path):
+    model.to(torch.bfloat16).save_pretrained(tmp_path)
+    loaded = LTX2VideoTransformer3DModel.from_pretrained(tmp_path)
+    assert loaded.dtype == torch.float32
+    assert_same_weights(loaded.to(torch.bfloat16), model)
+
+
+def rewrite_weights(folder, edit) -> None:
+    tensors = load_file(folder / WEIGHTS)
+    edit(tensors)
+    save_file(tensors, folder / WEIGHTS)
+
+
+def test_missing_key_is_named(saved):
+    rewrite_weights(saved, lambda tensors: tensors.pop("proj_in.weight"))
+    with pytest.raises(CheckpointError, match=r"diffusion_pytorch_model\.safetensors.*missing keys: proj_in\.weight"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_unexpected_key_is_named(saved):
+    rewrite_weights(saved, lambda tensors: tensors.update({"extra.weight": torch.zeros(2)}))
+    with pytest.raises(CheckpointError, match=r"unexpected keys: extra\.weight"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_shape_mismatch_is_named(saved):
+    rewrite_weights(saved, lambda tensors: tensors.update({"proj_out.bias": torch.zeros(5)}))
+    with pytest.raises(CheckpointError, match=r"shape mismatch: proj_out\.bias \(checkpoint \(5,\), model \(4,\)\)"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_truncated_file_is_named(saved):
+    path = saved / WEIGHTS
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match=r"diffusion_pytorch_model\.safetensors"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_garbage_file_is_named(saved):
+    (saved / WEIGHTS).write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match=r"diffusion_pytorch_model\.safetensors: not a readable safetensors"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_missing_shard_is_named(model, tmp_path):
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    victim = sorted(tmp_path.glob("diffusion_pytorch_model-*.safetensors"))[1]
+    victim.unlink()
+    with pytest.raises(CheckpointError, match=victim.name):
+        LTX2VideoTransformer3DModel.from_pretrained(tmp_path)
+
+
+def test_index_disagreeing_with_shards_is_named(model, tmp_path):
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    index_path = tmp_path / f"{WEIGHTS}.index.json"
+    index = json.loads(index_path.read_text())
+    index["weight_map"]["ghost.weight"] = next(iter(index["weight_map"].values()))
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=r"listed but absent: ghost\.weight"):
+        LTX2VideoTransformer3DModel.from_pretrained(tmp_path)
+
+
+def test_unknown_config_key_is_named(saved):
+    config = json.loads((saved / "config.json").read_text())
+    config["attention_sink"] = 4
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="attention_sink"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_missing_folder_and_subfolder_are_named(saved):
+    with pytest.raises(FileNotFoundError, match="vae"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved, subfolder="vae")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved / "nope" / "deeper")
+
+
+def test_save_leaves_no_temporary_files(saved):
+    assert sorted(path.name for path in saved.iterdir()) == ["config.json", WEIGHTS]
