@@ -82,13 +82,15 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
     """Rotate (B, H, S, D) `x` by `rope`, in float32."""
     values = x.float()
     if rope.kind == "split":
+        # Pairs are (x[i], x[i + D/2]).
         first, second = values.chunk(2, dim=-1)
-        rotated = torch.cat([first * rope.cos - second * rope.sin, second * rope.cos + first * rope.sin], dim=-1)
-    else:
-        even, odd = values.unflatten(-1, (-1, 2)).unbind(-1)
-        partner = torch.stack([-odd, even], dim=-1).flatten(-2)
-        rotated = values * rope.cos + partner * rope.sin
-    return rotated.to(x.dtype)
+        rotated_first = torch.addcmul(first * rope.cos, second, rope.sin, value=-1)
+        rotated_second = torch.addcmul(second * rope.cos, first, rope.sin)
+        return torch.cat([rotated_first, rotated_second], dim=-1).to(x.dtype)
+    # Pairs are (x[2i], x[2i + 1]).
+    even, odd = values.unflatten(-1, (-1, 2)).unbind(-1)
+    partner = torch.stack([-odd, even], dim=-1).flatten(-2)
+    return torch.addcmul(values * rope.cos, partner, rope.sin).to(x.dtype)
 
 
 class Attention(nn.Module):

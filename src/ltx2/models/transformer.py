@@ -24,7 +24,7 @@ class Modulation(NamedTuple):
     gate: torch.Tensor
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (1 + self.scale) + self.shift
+        return torch.addcmul(self.shift, x, 1 + self.scale)
 
 
 class CrossModulation(NamedTuple):
@@ -38,10 +38,10 @@ class CrossModulation(NamedTuple):
     gate: torch.Tensor
 
     def a2v(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (1 + self.a2v_scale) + self.a2v_shift
+        return torch.addcmul(self.a2v_shift, x, 1 + self.a2v_scale)
 
     def v2a(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (1 + self.v2a_scale) + self.v2a_shift
+        return torch.addcmul(self.v2a_shift, x, 1 + self.v2a_scale)
 
 
 class StreamConditioning(NamedTuple):
@@ -78,12 +78,12 @@ class StreamModules(NamedTuple):
         """Self-attention then text cross-attention; returns the stream and the feed-forward's modulation."""
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = modulation(table, cond.timestep)
         attn_in = Modulation(shift_msa, scale_msa, gate_msa).apply(self.norm1(x))
-        x = x + self.attn1(attn_in, query_rope=cond.self_rope) * gate_msa
+        x = torch.addcmul(x, self.attn1(attn_in, query_rope=cond.self_rope), gate_msa)
         x = x + self.attn2(self.norm2(x), context=cond.context, mask=cond.context_mask)
         return x, Modulation(shift_mlp, scale_mlp, gate_mlp)
 
     def feed_forward(self, x: torch.Tensor, mlp: Modulation) -> torch.Tensor:
-        return x + self.ff(mlp.apply(self.norm3(x))) * mlp.gate
+        return torch.addcmul(x, self.ff(mlp.apply(self.norm3(x))), mlp.gate)
 
 
 class LTX2VideoTransformerBlock(nn.Module):
@@ -150,8 +150,8 @@ class LTX2VideoTransformerBlock(nn.Module):
                 query_rope=audio_cond.cross_rope,
                 key_rope=video_cond.cross_rope,
             )
-            video = video + video_mod.gate * audio_to_video
-            audio = audio + audio_mod.gate * video_to_audio
+            video = torch.addcmul(video, video_mod.gate, audio_to_video)
+            audio = torch.addcmul(audio, audio_mod.gate, video_to_audio)
 
         return video_stream.feed_forward(video, video_mlp), audio_stream.feed_forward(audio, audio_mlp)
 
@@ -323,7 +323,6 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         video_coords: torch.Tensor | None = None,
         audio_coords: torch.Tensor | None = None,
         isolate_modalities: bool = False,
-        attention_kwargs: dict[str, Any] | None = None,
         return_dict: bool = True,
     ) -> AudioVisualModelOutput | tuple[torch.Tensor, torch.Tensor]:
         """Predict the velocity of both streams.

@@ -1,0 +1,109 @@
+"""One transformer forward, ltx2 vs diffusers 0.42.1, same weights and inputs, alternating in one process.
+
+    python bench/transformer.py --config medium                       # CPU: full width, 2 layers, 1024 video tokens
+    python bench/transformer.py --device cuda --config full --layers 8 # GPU: bf16, the stage-1 shape, batch 2
+
+Both models share the same weight tensors (ours is built on the meta device and assigned the reference's),
+so memory holds one copy. Prints the median seconds of each and the ratio ours / reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
+
+from ltx2 import LTX2VideoTransformer3DModel
+
+SHAPES = {
+    # name: (model overrides, batch, latent (frames, height, width), audio tokens, text tokens)
+    "tiny": (dict(num_attention_heads=4, attention_head_dim=32, cross_attention_dim=128, audio_num_attention_heads=4,
+                  audio_attention_head_dim=16, audio_cross_attention_dim=64, caption_channels=64, num_layers=2),
+             1, (4, 8, 8), 26, 128),
+    "medium": (dict(num_layers=2), 1, (4, 16, 16), 26, 256),
+    "full": (dict(), 2, (16, 16, 24), 126, 1024),
+}
+
+
+def build(config_name: str, layers: int | None, device: str, dtype: torch.dtype):
+    overrides, batch, (frames, height, width), audio_tokens, text_tokens = SHAPES[config_name]
+    config = dict(overrides, rope_type="split")
+    if layers is not None:
+        config["num_layers"] = layers
+    with torch.device(device):
+        reference = ReferenceTransformer(**config).eval()
+    if dtype != torch.float32:
+        reference.to(dtype)
+    with torch.device("meta"):
+        ours = LTX2VideoTransformer3DModel(**config)
+    ours.load_state_dict(reference.state_dict(), assign=True)
+    ours.eval()
+
+    generator = torch.Generator(device).manual_seed(0)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, device=device).to(dtype)
+
+    inputs = dict(
+        hidden_states=randn(batch, frames * height * width, config.get("in_channels", 128)),
+        audio_hidden_states=randn(batch, audio_tokens, 128),
+        encoder_hidden_states=randn(batch, text_tokens, reference.config.caption_channels),
+        audio_encoder_hidden_states=randn(batch, text_tokens, reference.config.caption_channels),
+        timestep=torch.full((batch,), 500.0, device=device),
+        encoder_attention_mask=torch.ones(batch, text_tokens, device=device),
+        audio_encoder_attention_mask=torch.ones(batch, text_tokens, device=device),
+        num_frames=frames, height=height, width=width, fps=24.0, audio_num_frames=audio_tokens,
+        return_dict=False,
+    )
+    return ours, reference, inputs
+
+
+def timed(model, inputs, device: str) -> tuple[float, int]:
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        model(**inputs)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        return time.perf_counter() - start, torch.cuda.max_memory_allocated()
+    return time.perf_counter() - start, 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=list(SHAPES), default="medium")
+    parser.add_argument("--layers", type=int, default=None, help="number of blocks (default: the config's)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="default: bf16 on cuda")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype or ("bfloat16" if args.device == "cuda" else "float32"))
+    torch.manual_seed(0)
+    ours, reference, inputs = build(args.config, args.layers, args.device, dtype)
+    tokens = inputs["hidden_states"].shape[1]
+    print(f"config={args.config} layers={len(ours.transformer_blocks)} device={args.device} dtype={dtype} "
+          f"batch={inputs['hidden_states'].shape[0]} video_tokens={tokens} audio_tokens={inputs['audio_num_frames']} "
+          f"text_tokens={inputs['encoder_hidden_states'].shape[1]} threads={torch.get_num_threads()}")
+    timed(ours, inputs, args.device)
+    timed(reference, inputs, args.device)
+    results = {"ours": [], "reference": []}
+    peaks = {"ours": 0, "reference": 0}
+    for _ in range(args.repeats):
+        for name, model in (("ours", ours), ("reference", reference)):
+            seconds, peak = timed(model, inputs, args.device)
+            results[name].append(seconds)
+            peaks[name] = max(peaks[name], peak)
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    for name in ("ours", "reference"):
+        memory = f"  peak {peaks[name] / 2**30:.2f} GiB" if args.device == "cuda" else ""
+        print(f"{name:>9}: median {medians[name]:.4f} s over {args.repeats}{memory}")
+    print(f"ratio ours/reference: {medians['ours'] / medians['reference']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
