@@ -2,7 +2,14 @@
 
 from .loading import CheckpointError
 from .models.transformer import LTX2VideoTransformer3DModel
+from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "LTX2VideoTransformer3DModel"]
+__all__ = [
+    "CheckpointError",
+    "DISTILLED_SIGMA_VALUES",
+    "FlowMatchEulerDiscreteScheduler",
+    "LTX2VideoTransformer3DModel",
+    "STAGE_2_DISTILLED_SIGMA_VALUES",
+]
