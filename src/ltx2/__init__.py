@@ -2,6 +2,7 @@
 
 from .loading import CheckpointError
 from .models.transformer import LTX2VideoTransformer3DModel
+from .models.upsampler import LTX2LatentUpsamplerModel
 from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
 __version__ = "0.1.0"
@@ -10,6 +11,7 @@ __all__ = [
     "CheckpointError",
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
+    "LTX2LatentUpsamplerModel",
     "LTX2VideoTransformer3DModel",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
 ]
