@@ -1,19 +1,23 @@
 """ltx2: LTX-2 audio+video generation inference, in plain PyTorch."""
 
 from .loading import CheckpointError
+from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
+from .models.vocoder import LTX2Vocoder
 from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoencoderKLLTX2Audio",
     "CheckpointError",
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
     "LTX2LatentUpsamplerModel",
     "LTX2TextConnectors",
+    "LTX2Vocoder",
     "LTX2VideoTransformer3DModel",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
 ]

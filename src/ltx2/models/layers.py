@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -231,3 +232,54 @@ def modulation(table: torch.Tensor, embedding: torch.Tensor) -> tuple[torch.Tens
     """Add a learned (n, D) table to a (B, T, n * D) embedding and split it into n tensors of (B, T, D)."""
     values = table + embedding.unflatten(-1, (table.shape[0], -1))
     return values.unbind(dim=2)
+
+
+class DiagonalGaussianDistribution:
+    """A VAE posterior: channels split into mean and log-variance (clamped to [-30, 20])."""
+
+    def __init__(self, parameters: torch.Tensor):
+        self.parameters = parameters
+        self.mean, logvar = parameters.chunk(2, dim=1)
+        self.logvar = logvar.clamp(-30.0, 20.0)
+        self.std = torch.exp(0.5 * self.logvar)
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def sample(self, generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
+        return self.mean + self.std * randn(tuple(self.mean.shape), generator, self.mean.device, self.mean.dtype)
+
+
+def randn(
+    shape: tuple[int, ...],
+    generator: torch.Generator | list[torch.Generator] | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Gaussian noise drawn exactly as diffusers draws it, so a seed gives the same noise in both.
+
+    A CPU generator draws on the CPU whatever the target device; a list draws one sample per generator.
+    """
+    if isinstance(generator, list) and len(generator) == 1:
+        generator = generator[0]
+    draw_device = device
+    if generator is not None:
+        generator_device = (generator[0] if isinstance(generator, list) else generator).device
+        if generator_device.type == "cpu" and device.type != "cpu":
+            draw_device = torch.device("cpu")
+    if isinstance(generator, list):
+        if len(generator) != shape[0]:
+            raise ValueError(f"generator is a list of {len(generator)} generators for a batch of {shape[0]}")
+        samples = [torch.randn((1, *shape[1:]), generator=g, device=draw_device, dtype=dtype) for g in generator]
+        return torch.cat(samples).to(device)
+    return torch.randn(shape, generator=generator, device=draw_device, dtype=dtype).to(device)
+
+
+@dataclass
+class AutoencoderKLOutput:
+    latent_dist: DiagonalGaussianDistribution
+
+
+@dataclass
+class DecoderOutput:
+    sample: torch.Tensor
