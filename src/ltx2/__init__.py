@@ -1,5 +1,6 @@
 """ltx2: LTX-2 audio+video generation inference, in plain PyTorch."""
 
+from .export import encode_video
 from .loading import CheckpointError
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
@@ -20,4 +21,5 @@ __all__ = [
     "LTX2Vocoder",
     "LTX2VideoTransformer3DModel",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
+    "encode_video",
 ]
