@@ -2,6 +2,7 @@
 
 from .checkpoint import CheckpointError
 from .config import Config, Configurable
+from .lora import LoraLoaderMixin
 from .pretrained import PretrainedModel
 
-__all__ = ["CheckpointError", "Config", "Configurable", "PretrainedModel"]
+__all__ = ["CheckpointError", "Config", "Configurable", "LoraLoaderMixin", "PretrainedModel"]
