@@ -11,9 +11,12 @@ def relative_l2(ours: torch.Tensor, reference: torch.Tensor) -> float:
 
 @torch.no_grad()
 def perturb_(module: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
-    """Add seeded noise to every floating parameter and buffer, so no weight or table is near zero."""
+    """Add seeded noise to every floating tensor of the state dict, so no weight or table is near zero.
+
+    Non-persistent buffers (constants such as RoPE frequencies) are left alone: a checkpoint does not hold them.
+    """
     generator = torch.Generator().manual_seed(seed)
-    for tensor in [*module.parameters(), *module.buffers()]:
+    for tensor in module.state_dict(keep_vars=True).values():
         if tensor.is_floating_point():
             noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float32)
             tensor.add_((noise * scale).to(tensor.dtype))

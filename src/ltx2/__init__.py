@@ -6,17 +6,24 @@ from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
+from .models.video_vae import AutoencoderKLLTX2Video
 from .models.vocoder import LTX2Vocoder
+from .pipelines import LTX2ImageToVideoPipeline, LTX2LatentUpsamplePipeline, LTX2Pipeline, LTX2PipelineOutput
 from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AutoencoderKLLTX2Audio",
+    "AutoencoderKLLTX2Video",
     "CheckpointError",
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
+    "LTX2ImageToVideoPipeline",
+    "LTX2LatentUpsamplePipeline",
     "LTX2LatentUpsamplerModel",
+    "LTX2Pipeline",
+    "LTX2PipelineOutput",
     "LTX2TextConnectors",
     "LTX2Vocoder",
     "LTX2VideoTransformer3DModel",

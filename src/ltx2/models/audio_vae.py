@@ -18,6 +18,18 @@ LATENT_DOWNSAMPLE_FACTOR = 4
 CAUSALITY_AXES = ("none", "width", "height", "width-compatibility")
 
 
+def audio_latent_frames(
+    num_frames: int, frame_rate: float, sample_rate: int = 16000, hop_length: int = 160,
+    downsample: int = LATENT_DOWNSAMPLE_FACTOR,
+) -> int:
+    """Audio latent frames for a clip: its duration times the latent rate (16000 / 160 / 4 = 25 per second).
+
+    121 frames at 24 fps -> 126; at 25 fps -> 121.
+    """
+    latents_per_second = sample_rate / hop_length / float(downsample)
+    return round(num_frames / frame_rate * latents_per_second)
+
+
 class CausalConv2d(nn.Module):
     """Conv2d padded on the past side of the causal axis and symmetrically on the other (keys `<name>.conv`)."""
 

@@ -1,0 +1,171 @@
+"""What every ltx2 pipeline shares: named components, loading and saving, placement, offload, progress bars."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..loading.checkpoint import write_text_atomic
+from ..loading.hub import resolve_folder
+from .offload import ModelOffload, SequentialOffload
+
+# Class names that diffusers and transformers write into model_index.json, and what loads each here.
+# Connectors and vocoder are pipeline-local classes, which diffusers files under the library "ltx2".
+_OURS = {
+    "LTX2VideoTransformer3DModel": "ltx2.models.transformer",
+    "AutoencoderKLLTX2Video": "ltx2.models.video_vae",
+    "AutoencoderKLLTX2Audio": "ltx2.models.audio_vae",
+    "LTX2Vocoder": "ltx2.models.vocoder",
+    "LTX2TextConnectors": "ltx2.models.connectors",
+    "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
+    "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler",
+}
+
+
+def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype | None) -> Any:
+    if class_name in _OURS:
+        cls = getattr(importlib.import_module(_OURS[class_name]), class_name)
+        if class_name == "FlowMatchEulerDiscreteScheduler":
+            return cls.from_pretrained(folder, subfolder=name)
+        return cls.from_pretrained(folder, subfolder=name, torch_dtype=dtype)
+    if "Tokenizer" in class_name:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(folder / name)
+    if class_name.startswith("Gemma3"):
+        from ..text import load_text_encoder
+
+        return load_text_encoder(folder / name, dtype)
+    raise ValueError(f"{folder / 'model_index.json'}: component {name!r} has class {class_name!r}, unknown to ltx2")
+
+
+class Pipeline:
+    """A set of named components run in stages. Subclasses list their components and the offload order."""
+
+    component_names: ClassVar[tuple[str, ...]] = ()
+    offload_sequence: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **components: Any):
+        unknown = set(components) - set(self.component_names)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no component(s) {sorted(unknown)}; "
+                             f"its components are {list(self.component_names)}")
+        for name in self.component_names:
+            setattr(self, name, components.get(name))
+        self._offload: ModelOffload | SequentialOffload | None = None
+        self._progress_bar_config: dict[str, Any] = {}
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.component_names}
+
+    def _modules(self) -> Iterable[tuple[str, nn.Module]]:
+        return ((name, value) for name, value in self.components.items() if isinstance(value, nn.Module))
+
+    @classmethod
+    def from_pretrained(
+        cls, path_or_repo_id: str | Path, torch_dtype: torch.dtype | None = None, **components: Any
+    ) -> Pipeline:
+        """Load every component listed in model_index.json from its subfolder; `components` replace any of them.
+
+        Entries that are null (or absent) are left as None.
+        """
+        folder = resolve_folder(path_or_repo_id)
+        index_path = folder / "model_index.json"
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{folder}: no model_index.json, so this is not a pipeline folder") from None
+        loaded = dict(components)
+        for name in cls.component_names:
+            entry = index.get(name)
+            if name in loaded or not entry or entry[1] is None:
+                continue
+            loaded[name] = _load_component(folder, name, entry[1], torch_dtype)
+        return cls(**loaded)
+
+    def save_pretrained(self, save_directory: str | Path) -> None:
+        """Write model_index.json and each component in its subfolder (diffusers layout)."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        index: dict[str, Any] = {"_class_name": type(self).__name__}
+        for name, component in self.components.items():
+            if component is None:
+                index[name] = [None, None]
+                continue
+            class_name = type(component).__name__
+            if class_name in ("LTX2TextConnectors", "LTX2Vocoder"):
+                library = "ltx2"
+            else:
+                library = "diffusers" if class_name in _OURS else "transformers"
+            index[name] = [library, class_name]
+            component.save_pretrained(folder / name)
+        write_text_atomic(folder / "model_index.json", json.dumps(index, indent=2) + "\n")
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Pipeline:
+        for _, module in self._modules():
+            module.to(device=device, dtype=dtype)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where inputs are created and the computation runs (the offload device when offloading)."""
+        if self._offload is not None:
+            return self._offload.device
+        for _, module in self._modules():
+            for parameter in module.parameters():
+                return parameter.device
+        return torch.device("cpu")
+
+    def enable_model_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str = "cuda") -> None:
+        """Keep components on the CPU and move each to `device` only while it runs (one at a time)."""
+        self._reset_offload()
+        self._offload = ModelOffload(_offload_device(device, gpu_id))
+        self.to("cpu")
+
+    def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str = "cuda") -> None:
+        """Keep all weights on the CPU and stream them to `device` block by block: lowest memory, slowest."""
+        self._reset_offload()
+        offload = SequentialOffload(_offload_device(device, gpu_id))
+        for _, module in self._modules():
+            offload.attach(module)
+        self._offload = offload
+
+    def _reset_offload(self) -> None:
+        if isinstance(self._offload, SequentialOffload):
+            self._offload.detach()
+        elif isinstance(self._offload, ModelOffload):
+            self._offload.release()
+        self._offload = None
+
+    def _activate(self, name: str) -> Any:
+        """The component `name`, placed on the execution device as the offload mode wants it."""
+        component = getattr(self, name)
+        if isinstance(self._offload, ModelOffload) and isinstance(component, nn.Module):
+            self._offload.activate(component)
+        return component
+
+    def _release(self) -> None:
+        if isinstance(self._offload, ModelOffload):
+            self._offload.release()
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """Options for the tqdm bar of each sampling loop, e.g. disable=True."""
+        self._progress_bar_config = kwargs
+
+    def progress_bar(self, total: int) -> tqdm:
+        return tqdm(total=total, **self._progress_bar_config)
+
+
+def _offload_device(device: torch.device | str, gpu_id: int | None) -> torch.device:
+    device = torch.device(device)
+    if gpu_id is not None:
+        device = torch.device(device.type, gpu_id)
+    return device

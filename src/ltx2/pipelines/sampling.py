@@ -1,0 +1,94 @@
+"""The pieces of a sampling loop that every LTX-2 pipeline shares: noise, guidance, output formats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+
+from ..models.layers import randn
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+@dataclass
+class LTX2PipelineOutput:
+    """frames: video as `output_type` asked (PIL lists, (B, F, H, W, 3) array, (B, F, 3, H, W) tensor, or
+    latents); audio: the waveform (B, 2, samples) in [-1, 1], or audio latents for output_type="latent"."""
+
+    frames: Any
+    audio: torch.Tensor
+
+
+Generator = torch.Generator | list[torch.Generator] | None
+
+
+def renoise(latents: torch.Tensor, noise_scale: float | torch.Tensor, generator: Generator) -> torch.Tensor:
+    """Move clean latents back towards noise: noise_scale * noise + (1 - noise_scale) * latents.
+
+    Noise is drawn even for noise_scale 0, so the random stream stays aligned with the reference.
+    """
+    noise = randn(tuple(latents.shape), generator, latents.device, latents.dtype)
+    return noise_scale * noise + (1 - noise_scale) * latents
+
+
+@dataclass
+class GuidanceScales:
+    """Classifier-free guidance and the further guidance terms, each combined in x0 space."""
+
+    cfg: float = 1.0
+    stg: float = 0.0
+    modality: float = 1.0
+    rescale: float = 0.0
+
+    def combine(
+        self, cond: torch.Tensor, uncond: torch.Tensor | None, perturbed: torch.Tensor | None,
+        isolated: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """x0 = cond + (cfg - 1)(cond - uncond) + stg (cond - perturbed) + (modality - 1)(cond - isolated)."""
+        guided = cond
+        if uncond is not None:
+            guided = guided + (self.cfg - 1) * (cond - uncond)
+        if perturbed is not None:
+            guided = guided + self.stg * (cond - perturbed)
+        if isolated is not None:
+            guided = guided + (self.modality - 1) * (cond - isolated)
+        if self.rescale > 0:
+            # Pull the guided prediction's spread back towards the conditional one's (over-exposure fix).
+            dims = list(range(1, cond.ndim))
+            rescaled = guided * (cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
+            guided = self.rescale * rescaled + (1 - self.rescale) * guided
+        return guided
+
+
+def decode_noise(
+    latents: torch.Tensor,
+    decode_timestep: float | list[float],
+    decode_noise_scale: float | list[float] | None,
+    generator: Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For timestep-conditioned VAEs: blend fresh noise into the latents (by decode_noise_scale, which defaults
+    to decode_timestep) and return them with the decode timestep per sample."""
+    batch = latents.shape[0]
+    noise = randn(tuple(latents.shape), generator, latents.device, latents.dtype)
+    timesteps = decode_timestep if isinstance(decode_timestep, list) else [decode_timestep] * batch
+    scales = timesteps if decode_noise_scale is None else decode_noise_scale
+    scales = scales if isinstance(scales, list) else [scales] * batch
+    scale = torch.tensor(scales, device=latents.device, dtype=latents.dtype)[:, None, None, None, None]
+    temb = torch.tensor(timesteps, device=latents.device, dtype=latents.dtype)
+    return (1 - scale) * latents + scale * noise, temb
+
+
+def postprocess_video(video: torch.Tensor, output_type: str) -> Any:
+    """Decoded (B, 3, F, H, W) in [-1, 1] -> the requested format, values in [0, 1] (uint8-ready for PIL)."""
+    frames = (video / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4).float()  # (B, F, 3, H, W)
+    if output_type == "pt":
+        return frames
+    array = frames.permute(0, 1, 3, 4, 2).cpu().numpy()  # (B, F, H, W, 3)
+    if output_type == "np":
+        return array
+    pixels = (array * 255).round().astype(np.uint8)
+    return [[PIL.Image.fromarray(frame) for frame in clip] for clip in pixels]

@@ -1,0 +1,483 @@
+"""LTX2Pipeline: text -> video with synchronized audio."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..loading.lora import LoraLoaderMixin
+from ..models.audio_vae import audio_latent_frames
+from ..scheduler import calculate_shift
+from ..text import PromptEncoder
+from .base import Pipeline
+from .latents import (
+    denormalize_audio_latents,
+    denormalize_video_latents,
+    normalize_audio_latents,
+    normalize_video_latents,
+    pack_audio_latents,
+    pack_video_latents,
+    unpack_audio_latents,
+    unpack_video_latents,
+)
+from .sampling import OUTPUT_TYPES, GuidanceScales, LTX2PipelineOutput, decode_noise, postprocess_video, randn, renoise
+
+# The text context is fixed before the loop starts, so only the latents can be changed by a callback.
+CALLBACK_TENSORS = ("latents",)
+
+
+@dataclass
+class Geometry:
+    """Latent sizes of one generation: video (frames, height, width) tokens, audio frames, and the frame rate."""
+
+    frames: int
+    height: int
+    width: int
+    audio_frames: int
+    fps: float
+
+    @property
+    def video_tokens(self) -> int:
+        return self.frames * self.height * self.width
+
+
+@dataclass
+class TextContext:
+    """The connectors' output for the whole (CFG-batched) call: per-stream text and its mask."""
+
+    video: torch.Tensor
+    audio: torch.Tensor
+    mask: torch.Tensor
+
+
+class LTX2Pipeline(LoraLoaderMixin, Pipeline):
+    """Text to video+audio with LTX-2. Components and call arguments follow diffusers' LTX2Pipeline."""
+
+    component_names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder")
+    offload_sequence = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
+
+    def __init__(self, **components: Any):
+        super().__init__(**components)
+        self.prompt_encoder = PromptEncoder()
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        height: int = 512,
+        width: int = 768,
+        num_frames: int = 121,
+        frame_rate: float = 24.0,
+        num_inference_steps: int = 40,
+        sigmas: list[float] | None = None,
+        timesteps: list[float] | None = None,
+        guidance_scale: float = 4.0,
+        guidance_rescale: float = 0.0,
+        stg_scale: float = 0.0,
+        modality_scale: float = 1.0,
+        audio_guidance_scale: float | None = None,
+        audio_guidance_rescale: float | None = None,
+        audio_stg_scale: float | None = None,
+        audio_modality_scale: float | None = None,
+        spatio_temporal_guidance_blocks: list[int] | None = None,
+        noise_scale: float = 0.0,
+        num_videos_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        audio_latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+        decode_timestep: float | list[float] = 0.0,
+        decode_noise_scale: float | list[float] | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],  # noqa: B006 (the reference's signature)
+        max_sequence_length: int = 1024,
+    ) -> LTX2PipelineOutput | tuple[Any, torch.Tensor]:
+        """Generate video and audio. Defaults are LTX-2.0's: 40 steps, plain CFG 4.0 on both streams.
+
+        Pass `output_type="latent"` to get (video latents (B, 128, F, H, W), audio latents (B, 8, T, 16)),
+        both denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
+        """
+        video_guidance = GuidanceScales(guidance_scale, stg_scale, modality_scale, guidance_rescale)
+        audio_guidance = GuidanceScales(
+            audio_guidance_scale or guidance_scale, audio_stg_scale or stg_scale,
+            audio_modality_scale or modality_scale, audio_guidance_rescale or guidance_rescale,
+        )
+        self.check_inputs(
+            prompt, height, width, num_frames, frame_rate, num_inference_steps, sigmas, output_type, latents,
+            audio_latents, prompt_embeds, prompt_attention_mask, negative_prompt_embeds,
+            negative_prompt_attention_mask, callback_on_step_end_tensor_inputs, max_sequence_length,
+            video_guidance, audio_guidance, spatio_temporal_guidance_blocks,
+        )
+        cfg = video_guidance.cfg > 1 or audio_guidance.cfg > 1
+        device = self.device
+        embeds = self.encode_prompt(
+            prompt, negative_prompt, cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
+            prompt_attention_mask, negative_prompt_attention_mask, max_sequence_length, device,
+        )
+        context = self.text_context(*embeds, cfg=cfg)
+        geometry = self.geometry(height, width, num_frames, frame_rate, latents, audio_latents)
+        batch = embeds[0].shape[0]
+        video, conditioning_mask = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device)
+        audio = self.prepare_audio_latents(batch, geometry, noise_scale, generator, audio_latents, device)
+        schedulers = self.set_timesteps(num_inference_steps, sigmas, timesteps, geometry, device)
+        video, audio = self.denoise(
+            video, audio, context, geometry, schedulers, video_guidance, audio_guidance,
+            spatio_temporal_guidance_blocks, callback_on_step_end, callback_on_step_end_tensor_inputs, conditioning_mask,
+        )
+        frames, waveform = self.decode(video, audio, geometry, output_type, decode_timestep, decode_noise_scale, generator)
+        self._release()
+        return LTX2PipelineOutput(frames=frames, audio=waveform) if return_dict else (frames, waveform)
+
+    # Stages, in the order __call__ runs them.
+
+    def check_inputs(
+        self,
+        prompt: str | list[str] | None,
+        height: int,
+        width: int,
+        num_frames: int,
+        frame_rate: float,
+        num_inference_steps: int,
+        sigmas: list[float] | None,
+        output_type: str,
+        latents: torch.Tensor | None,
+        audio_latents: torch.Tensor | None,
+        prompt_embeds: torch.Tensor | None,
+        prompt_attention_mask: torch.Tensor | None,
+        negative_prompt_embeds: torch.Tensor | None,
+        negative_prompt_attention_mask: torch.Tensor | None,
+        callback_tensor_inputs: list[str],
+        max_sequence_length: int,
+        video_guidance: GuidanceScales,
+        audio_guidance: GuidanceScales,
+        stg_blocks: list[int] | None,
+    ) -> None:
+        """Reject bad arguments before any model runs, naming the argument, its value and the rule."""
+        spatial, temporal = self.vae_spatial_compression_ratio, self.vae_temporal_compression_ratio
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("pass exactly one of prompt and prompt_embeds")
+        if prompt is not None and not isinstance(prompt, (str, list)):
+            raise ValueError(f"prompt must be a str or a list of str, got {type(prompt).__name__}")
+        if isinstance(prompt, list) and not prompt:
+            raise ValueError("prompt is an empty list")
+        for name, value in (("height", height), ("width", width)):
+            if not isinstance(value, int) or value <= 0 or value % spatial:
+                raise ValueError(f"{name} must be a positive multiple of {spatial}, got {value}")
+        if not isinstance(num_frames, int) or num_frames < 1 or (num_frames - 1) % temporal:
+            raise ValueError(f"num_frames must be {temporal}k+1 (1, {temporal + 1}, {2 * temporal + 1}, ...), got {num_frames}")
+        if frame_rate <= 0:
+            raise ValueError(f"frame_rate must be positive, got {frame_rate}")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps}")
+        if sigmas is not None and len(sigmas) < 1:
+            raise ValueError("sigmas is empty")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        channels = self.transformer.config.in_channels
+        if latents is not None and (latents.ndim != 5 or latents.shape[1] != channels):
+            raise ValueError(
+                f"latents must be video latents (batch, {channels}, frames, height, width), got {tuple(latents.shape)}"
+            )
+        audio_shape = (self.audio_vae.config.latent_channels, self.audio_latent_mel_bins)
+        if audio_latents is not None and (audio_latents.ndim != 4 or tuple(audio_latents.shape[1::2]) != audio_shape):
+            raise ValueError(
+                f"audio_latents must be audio latents (batch, {audio_shape[0]}, frames, {audio_shape[1]}), "
+                f"got {tuple(audio_latents.shape)}"
+            )
+        for embeds, mask, name in (
+            (prompt_embeds, prompt_attention_mask, "prompt"),
+            (negative_prompt_embeds, negative_prompt_attention_mask, "negative_prompt"),
+        ):
+            if embeds is not None and mask is None:
+                raise ValueError(f"{name}_embeds needs {name}_attention_mask")
+        if prompt_embeds is not None and negative_prompt_embeds is not None:
+            if prompt_embeds.shape != negative_prompt_embeds.shape:
+                raise ValueError(
+                    f"negative_prompt_embeds has shape {tuple(negative_prompt_embeds.shape)}, "
+                    f"prompt_embeds {tuple(prompt_embeds.shape)}: they must match"
+                )
+        unknown = set(callback_tensor_inputs) - set(CALLBACK_TENSORS)
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs {sorted(unknown)} not in {CALLBACK_TENSORS}")
+        if (video_guidance.stg > 0 or audio_guidance.stg > 0) and not stg_blocks:
+            raise ValueError("stg_scale > 0 needs spatio_temporal_guidance_blocks (the blocks to perturb)")
+        registers = self.connectors.config.video_connector_num_learnable_registers
+        length = max_sequence_length if prompt_embeds is None else prompt_embeds.shape[1]
+        if length < 1 or (registers and length % registers):
+            raise ValueError(
+                f"max_sequence_length must be a positive multiple of the connectors' {registers} registers, got {length}"
+            )
+
+    def encode_prompt(
+        self,
+        prompt: str | list[str] | None,
+        negative_prompt: str | list[str] | None = None,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+        max_sequence_length: int = 1024,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask).
+
+        Embeddings are Gemma 3's stacked hidden states (B, L, 3840 * 49); the negative prompt defaults to "".
+        Precomputed embeddings are used as given.
+        """
+        device = device or self.device
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if prompt_embeds is None:
+            prompt_embeds, prompt_attention_mask = self._hidden_states(
+                prompts, num_videos_per_prompt, max_sequence_length, device, dtype
+            )
+        if do_classifier_free_guidance and negative_prompt_embeds is None:
+            batch = len(prompts) if prompts is not None else prompt_embeds.shape[0]
+            negatives = [negative_prompt or ""] * batch if not isinstance(negative_prompt, list) else negative_prompt
+            if len(negatives) != batch:
+                raise ValueError(f"negative_prompt has {len(negatives)} entries but prompt has {batch}: they must match")
+            negative_prompt_embeds, negative_prompt_attention_mask = self._hidden_states(
+                negatives, num_videos_per_prompt, max_sequence_length, device, dtype
+            )
+        return prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
+
+    def _hidden_states(
+        self, prompts: list[str], copies: int, max_sequence_length: int, device: torch.device,
+        dtype: torch.dtype | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        text_encoder = self._activate("text_encoder")
+        # Gemma runs where it lives, unless weights are streamed to the execution device.
+        parameter = next(text_encoder.parameters())
+        run_on = self.device if self._offload is not None else parameter.device
+        embeds, mask = self.prompt_encoder.encode(self.tokenizer, text_encoder, prompts, max_sequence_length, run_on)
+        embeds = embeds.repeat_interleave(copies, dim=0).to(device, dtype or embeds.dtype)
+        return embeds, mask.repeat_interleave(copies, dim=0).to(device)
+
+    @property
+    def vae_spatial_compression_ratio(self) -> int:
+        return self.vae.config.spatial_compression_ratio if self.vae is not None else 32
+
+    @property
+    def vae_temporal_compression_ratio(self) -> int:
+        return self.vae.config.temporal_compression_ratio if self.vae is not None else 8
+
+    @property
+    def audio_latent_mel_bins(self) -> int:
+        return self.audio_vae.config.mel_bins // self.audio_vae.mel_compression_ratio
+
+    def text_context(
+        self,
+        prompt_embeds: torch.Tensor,
+        prompt_attention_mask: torch.Tensor,
+        negative_prompt_embeds: torch.Tensor | None,
+        negative_prompt_attention_mask: torch.Tensor | None,
+        cfg: bool,
+    ) -> TextContext:
+        """Run the connectors once on the whole batch: [negative; positive] under CFG."""
+        if cfg:
+            prompt_embeds = torch.cat([negative_prompt_embeds, prompt_embeds])
+            prompt_attention_mask = torch.cat([negative_prompt_attention_mask, prompt_attention_mask])
+        connectors = self._activate("connectors")
+        padding_side = getattr(self.tokenizer, "padding_side", "left") if self.tokenizer is not None else "left"
+        video, audio, mask = connectors(prompt_embeds, prompt_attention_mask, padding_side=padding_side)
+        return TextContext(video, audio, mask)
+
+    def geometry(
+        self,
+        height: int,
+        width: int,
+        num_frames: int,
+        frame_rate: float,
+        latents: torch.Tensor | None,
+        audio_latents: torch.Tensor | None,
+    ) -> Geometry:
+        """Latent sizes from the request, or from the latents passed in (stage 2)."""
+        if latents is not None:
+            frames, latent_height, latent_width = latents.shape[2:]
+        else:
+            frames = (num_frames - 1) // self.vae_temporal_compression_ratio + 1
+            latent_height = height // self.vae_spatial_compression_ratio
+            latent_width = width // self.vae_spatial_compression_ratio
+        if audio_latents is not None:
+            audio_frames = audio_latents.shape[2]
+        else:
+            config = self.audio_vae.config
+            audio_frames = audio_latent_frames(
+                num_frames, frame_rate, config.sample_rate, config.mel_hop_length,
+                self.audio_vae.temporal_compression_ratio,
+            )
+        return Geometry(frames, latent_height, latent_width, audio_frames, frame_rate)
+
+    def prepare_latents(
+        self,
+        batch: int,
+        geometry: Geometry,
+        noise_scale: float,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Packed (B, F*H*W, C) float32 video latents: fresh noise, or given latents normalized and re-noised.
+
+        Also returns the conditioning mask (B, F*H*W) of tokens that are given rather than generated: none here.
+        """
+        if latents is not None:
+            normalized = normalize_video_latents(latents, self.vae.latents_mean, self.vae.latents_std,
+                                                 self.vae.config.scaling_factor)
+            return renoise(pack_video_latents(normalized), noise_scale, generator).to(device, torch.float32), None
+        shape = (batch, self.transformer.config.in_channels, geometry.frames, geometry.height, geometry.width)
+        return pack_video_latents(randn(shape, generator, device, torch.float32)), None
+
+    def prepare_audio_latents(
+        self,
+        batch: int,
+        geometry: Geometry,
+        noise_scale: float,
+        generator: torch.Generator | list[torch.Generator] | None,
+        audio_latents: torch.Tensor | None,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """Packed (B, T, C*M) float32 audio latents, drawn after the video noise as the reference does."""
+        if audio_latents is not None:
+            packed = normalize_audio_latents(pack_audio_latents(audio_latents), self.audio_vae.latents_mean,
+                                             self.audio_vae.latents_std)
+            return renoise(packed, noise_scale, generator).to(device, torch.float32)
+        shape = (batch, self.audio_vae.config.latent_channels, geometry.audio_frames, self.audio_latent_mel_bins)
+        return pack_audio_latents(randn(shape, generator, device, torch.float32))
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int,
+        sigmas: list[float] | None,
+        timesteps: list[float] | None,
+        geometry: Geometry,
+        device: torch.device,
+    ) -> tuple[Any, Any]:
+        """Configure the scheduler, and a copy of it that steps the audio stream."""
+        if sigmas is None and timesteps is None:
+            sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        config = self.scheduler.config
+        mu = calculate_shift(geometry.video_tokens, config.base_image_seq_len, config.max_image_seq_len,
+                             config.base_shift, config.max_shift)
+        audio_scheduler = copy.deepcopy(self.scheduler)
+        for scheduler in (self.scheduler, audio_scheduler):
+            scheduler.set_timesteps(len(sigmas) if sigmas is not None else len(timesteps), device=device,
+                                    sigmas=sigmas, timesteps=timesteps, mu=mu)
+            scheduler.set_begin_index(0)
+        return self.scheduler, audio_scheduler
+
+    def denoise(
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        context: TextContext,
+        geometry: Geometry,
+        schedulers: tuple[Any, Any],
+        video_guidance: GuidanceScales,
+        audio_guidance: GuidanceScales,
+        stg_blocks: list[int] | None,
+        callback: Callable[..., dict[str, Any]] | None,
+        callback_tensor_inputs: list[str],
+        conditioning_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sampling loop. Guidance is combined in x0 space; `conditioning_mask` (B, S) marks video tokens
+        that are given (image-to-video): they see timestep 0 and are never stepped."""
+        video_scheduler, audio_scheduler = schedulers
+        transformer = self._activate("transformer")
+        cfg = context.video.shape[0] != video.shape[0]
+        positive = slice(video.shape[0], None) if cfg else slice(None)
+        batch_mask = None
+        if conditioning_mask is not None:
+            batch_mask = torch.cat([conditioning_mask, conditioning_mask]) if cfg else conditioning_mask
+
+        def predict(video_in: torch.Tensor, audio_in: torch.Tensor, t: torch.Tensor, rows: slice, **options: Any):
+            """Velocities for the batch rows `rows` of the text context, as float32."""
+            batch = video_in.shape[0]
+            timestep = t.expand(batch)
+            video_timestep = timestep
+            if batch_mask is not None:
+                video_timestep = timestep[:, None] * (1 - batch_mask[rows])
+            velocity, audio_velocity = transformer(
+                hidden_states=video_in.to(context.video.dtype), audio_hidden_states=audio_in.to(context.video.dtype),
+                encoder_hidden_states=context.video[rows], audio_encoder_hidden_states=context.audio[rows],
+                timestep=video_timestep, audio_timestep=timestep, encoder_attention_mask=context.mask[rows],
+                audio_encoder_attention_mask=context.mask[rows], num_frames=geometry.frames, height=geometry.height,
+                width=geometry.width, fps=geometry.fps, audio_num_frames=geometry.audio_frames, return_dict=False,
+                **options,
+            )
+            return velocity.float(), audio_velocity.float()
+
+        timesteps = video_scheduler.timesteps
+        with self.progress_bar(total=len(timesteps)) as progress:
+            for i, t in enumerate(timesteps):
+                sigma, audio_sigma = video_scheduler.sigmas[i], audio_scheduler.sigmas[i]
+                video_in, audio_in = (torch.cat([video, video]), torch.cat([audio, audio])) if cfg else (video, audio)
+                velocity, audio_velocity = predict(video_in, audio_in, t, slice(None))
+                # x0 = x - sigma * v for every prediction; the guided x0 is turned back into a velocity.
+                x0, audio_x0 = video_in - sigma * velocity, audio_in - audio_sigma * audio_velocity
+                (uncond, cond), (audio_uncond, audio_cond) = (
+                    (x0.chunk(2), audio_x0.chunk(2)) if cfg else ((None, x0), (None, audio_x0))
+                )
+                perturbed = audio_perturbed = isolated = audio_isolated = None
+                if video_guidance.stg > 0 or audio_guidance.stg > 0:
+                    # diffusers perturbs self-attention only in models built with perturbed attention (LTX-2.3);
+                    # for LTX-2.0 weights its STG pass is an unperturbed conditional pass, and so is ours.
+                    v, av = predict(video, audio, t, positive)
+                    perturbed, audio_perturbed = video - sigma * v, audio - audio_sigma * av
+                if video_guidance.modality != 1 or audio_guidance.modality != 1:
+                    v, av = predict(video, audio, t, positive, isolate_modalities=True)
+                    isolated, audio_isolated = video - sigma * v, audio - audio_sigma * av
+                guided = video_guidance.combine(cond, uncond, perturbed, isolated)
+                audio_guided = audio_guidance.combine(audio_cond, audio_uncond, audio_perturbed, audio_isolated)
+                stepped = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
+                if conditioning_mask is not None:
+                    stepped = torch.where(conditioning_mask[:, :, None].bool(), video, stepped)
+                video = stepped
+                audio = audio_scheduler.step((audio - audio_guided) / audio_sigma, t, audio, return_dict=False)[0]
+                if callback is not None:
+                    outputs = callback(self, i, t, {"latents": video} if callback_tensor_inputs else {})
+                    video = outputs.pop("latents", video)
+                progress.update()
+        return video, audio
+
+    def decode(
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        geometry: Geometry,
+        output_type: str,
+        decode_timestep: float | list[float],
+        decode_noise_scale: float | list[float] | None,
+        generator: torch.Generator | list[torch.Generator] | None,
+    ) -> tuple[Any, torch.Tensor]:
+        """Unpack, denormalize, and decode to frames and a waveform (or return the raw latents)."""
+        video = unpack_video_latents(video, geometry.frames, geometry.height, geometry.width)
+        audio = unpack_audio_latents(
+            denormalize_audio_latents(audio, self.audio_vae.latents_mean, self.audio_vae.latents_std),
+            self.audio_latent_mel_bins,
+        )
+        mean, std, scaling = self.vae.latents_mean, self.vae.latents_std, self.vae.config.scaling_factor
+        if output_type == "latent":
+            return denormalize_video_latents(video, mean, std, scaling), audio
+        vae = self._activate("vae")
+        temb = None
+        if vae.config.timestep_conditioning:
+            video, temb = decode_noise(video, decode_timestep, decode_noise_scale, generator)
+        video = denormalize_video_latents(video, mean, std, scaling).to(vae.dtype)
+        frames = postprocess_video(vae.decode(video, temb, return_dict=False)[0], output_type)
+        audio_vae = self._activate("audio_vae")
+        mel = audio_vae.decode(audio.to(audio_vae.dtype), return_dict=False)[0]
+        return frames, self._activate("vocoder")(mel)

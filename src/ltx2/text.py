@@ -1,0 +1,110 @@
+"""Prompt encoding around transformers' Gemma 3: tokenization as LTX-2 does it, and all hidden states stacked.
+
+A prompt becomes (B, L, 3840 * 49) features: every hidden state of Gemma 3's language model (the embedding
+output and each of the 48 layers), stacked per token. The connectors normalize and project them. Only the
+language model runs: the vision tower is never needed (and not loaded by `load_text_encoder`), nor the LM head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+# The language-model weights inside a Gemma3ForConditionalGeneration checkpoint, under either naming scheme.
+_LANGUAGE_MODEL_KEYS = {r"^model\.language_model\.": "", r"^language_model\.model\.": ""}
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Loading only the language model leaves the vision weights unused; that is expected, so no report."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def load_text_encoder(folder: str | Path, dtype: torch.dtype | None = None) -> nn.Module:
+    """Gemma 3's language model alone from a text_encoder/ folder (a Gemma3ForConditionalGeneration checkpoint)."""
+    from transformers import Gemma3TextModel
+
+    with _quiet_transformers():
+        return Gemma3TextModel.from_pretrained(folder, dtype=dtype, key_mapping=_LANGUAGE_MODEL_KEYS).eval()
+
+
+def language_model(text_encoder: nn.Module) -> nn.Module:
+    """The part of a Gemma 3 model that produces hidden states: the language model of a multimodal model."""
+    inner = getattr(text_encoder, "model", None)
+    if inner is not None and hasattr(inner, "language_model"):
+        return inner.language_model
+    return getattr(text_encoder, "language_model", text_encoder)
+
+
+def tokenize(tokenizer: Any, prompts: list[str], max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """LTX-2's tokenization: stripped prompts, BOS, left padding to max_sequence_length, truncation."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokens = tokenizer(
+        [prompt.strip() for prompt in prompts], padding="max_length", max_length=max_sequence_length,
+        truncation=True, add_special_tokens=True, return_tensors="pt",
+    )
+    return tokens.input_ids, tokens.attention_mask
+
+
+class PromptEncoder:
+    """Gemma 3 hidden states for prompts, with a small cache so repeated prompts do not run Gemma again.
+
+    The cache holds the most recent `cache_size` prompts (per max_sequence_length and text encoder) on the CPU.
+    """
+
+    def __init__(self, cache_size: int = 4):
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def encode(
+        self, tokenizer: Any, text_encoder: nn.Module, prompts: list[str], max_sequence_length: int,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, hidden * (layers + 1)) stacked hidden states in the text encoder's dtype, and the (B, L) mask.
+
+        Gemma runs on `device` (where its inputs go); the results come back on the CPU.
+        """
+        keys = [(prompt, max_sequence_length, id(text_encoder)) for prompt in prompts]
+        missing = list(dict.fromkeys(key for key in keys if key not in self._cache))
+        if missing:
+            prompts_to_run = [key[0] for key in missing]
+            embeds, masks = self._run(tokenizer, text_encoder, prompts_to_run, max_sequence_length, device)
+            for key, embed, mask in zip(missing, embeds, masks):
+                self._cache[key] = (embed.cpu(), mask.cpu())
+        for key in keys:
+            self._cache.move_to_end(key)
+        rows = [self._cache[key] for key in keys]
+        while len(self._cache) > max(self.cache_size, len(set(keys))):
+            self._cache.popitem(last=False)
+        return torch.stack([row[0] for row in rows]), torch.stack([row[1] for row in rows])
+
+    @staticmethod
+    @torch.no_grad()
+    def _run(
+        tokenizer: Any, text_encoder: nn.Module, prompts: list[str], max_sequence_length: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        input_ids, attention_mask = tokenize(tokenizer, prompts, max_sequence_length)
+        model = language_model(text_encoder)
+        outputs = model(
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), output_hidden_states=True
+        )
+        # (layers + 1) x (B, L, hidden) -> (B, L, hidden, layers + 1) -> (B, L, hidden * (layers + 1))
+        stacked = torch.stack(outputs.hidden_states, dim=-1).flatten(2)
+        return stacked.to(next(model.parameters()).dtype), attention_mask

@@ -1,0 +1,119 @@
+"""A tiny LTX-2 pipeline folder written by the reference (diffusers 0.42.1), with random weights.
+
+Every component keeps the real model's structure (split RoPE with float64 grids, learnable registers,
+patch-4 causal video VAE, causal audio VAE, vocoder) at widths that run in milliseconds. The tokenizer is
+a small offline word-level tokenizer with a BOS post-processor, so nothing is downloaded.
+"""
+
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKLLTX2Audio,
+    AutoencoderKLLTX2Video,
+    FlowMatchEulerDiscreteScheduler,
+    LTX2VideoTransformer3DModel,
+)
+from diffusers.pipelines.ltx2 import LTX2Pipeline
+from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import Gemma3Config, Gemma3ForConditionalGeneration, PreTrainedTokenizerFast
+
+from parity import perturb_
+
+WORDS = (
+    "<pad> <eos> <bos> <unk> a robot dancing in the rain beautiful sunset over ocean cat dog shaky glitchy low "
+    "quality worst blurry static"
+).split()
+TEXT_HIDDEN, TEXT_LAYERS = 16, 2
+MAX_SEQUENCE_LENGTH = 16
+
+TRANSFORMER = dict(
+    in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
+    audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2, audio_attention_head_dim=4,
+    audio_cross_attention_dim=8, num_layers=2, caption_channels=TEXT_HIDDEN, rope_type="split",
+    rope_double_precision=True,
+)
+CONNECTORS = dict(
+    caption_channels=TEXT_HIDDEN, text_proj_in_factor=TEXT_LAYERS + 1, video_connector_num_attention_heads=2,
+    video_connector_attention_head_dim=8, video_connector_num_layers=1, video_connector_num_learnable_registers=8,
+    audio_connector_num_attention_heads=2, audio_connector_attention_head_dim=8, audio_connector_num_layers=1,
+    audio_connector_num_learnable_registers=8, connector_rope_base_seq_len=32, rope_type="split",
+)
+VIDEO_VAE = dict(
+    latent_channels=4, block_out_channels=(8, 16), decoder_block_out_channels=(8, 16), layers_per_block=(1, 1, 1),
+    decoder_layers_per_block=(1, 1, 1), spatio_temporal_scaling=(True, True), decoder_spatio_temporal_scaling=(True, True),
+    decoder_inject_noise=(False, False, False), down_block_types=("LTX2VideoDownBlock3D",) * 2,
+    downsample_type=("spatial", "spatiotemporal"), upsample_type=("spatiotemporal", "spatial"),
+    upsample_residual=(True, True), upsample_factor=(2, 2), timestep_conditioning=False, patch_size=2, patch_size_t=1,
+    encoder_causal=True, decoder_causal=False, spatial_compression_ratio=8, temporal_compression_ratio=2,
+)
+AUDIO_VAE = dict(
+    base_channels=4, output_channels=2, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=None, in_channels=2,
+    resolution=32, latent_channels=2, norm_type="pixel", causality_axis="height", dropout=0.0,
+    mid_block_add_attention=False, sample_rate=16000, mel_hop_length=160, is_causal=True, mel_bins=8,
+)
+VOCODER = dict(
+    in_channels=2 * 8, hidden_channels=32, out_channels=2, upsample_kernel_sizes=[4, 4], upsample_factors=[2, 2],
+    resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]], leaky_relu_negative_slope=0.1, output_sampling_rate=16000,
+)
+UPSAMPLER = dict(in_channels=4, mid_channels=32, num_blocks_per_stage=1)
+
+
+def make_tokenizer() -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(WORDS)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+        model_max_length=MAX_SEQUENCE_LENGTH,
+    )
+
+
+def make_text_encoder() -> Gemma3ForConditionalGeneration:
+    config = Gemma3Config(
+        text_config=dict(
+            vocab_size=len(WORDS), hidden_size=TEXT_HIDDEN, intermediate_size=32, num_hidden_layers=TEXT_LAYERS,
+            num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64,
+        ),
+        vision_config=dict(hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=8, patch_size=4),
+        mm_tokens_per_image=4,
+    )
+    return Gemma3ForConditionalGeneration(config).eval()
+
+
+def make_reference_pipeline(scheduler_config: dict | None = None) -> LTX2Pipeline:
+    """The reference pipeline with seeded, perturbed random weights (every table far from zero)."""
+    components = {}
+    for seed, (name, build) in enumerate([
+        ("transformer", lambda: LTX2VideoTransformer3DModel(**TRANSFORMER)),
+        ("connectors", lambda: LTX2TextConnectors(**CONNECTORS)),
+        ("vae", lambda: AutoencoderKLLTX2Video(**VIDEO_VAE)),
+        ("audio_vae", lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE)),
+        ("vocoder", lambda: LTX2Vocoder(**VOCODER)),
+        ("text_encoder", make_text_encoder),
+    ]):
+        torch.manual_seed(seed)
+        components[name] = perturb_(build().eval(), seed=seed, scale=0.05)
+    components["vae"].latents_std.abs_().add_(0.5)
+    components["audio_vae"].latents_std.abs_().add_(0.5)
+    return LTX2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**(scheduler_config or {})),
+        tokenizer=make_tokenizer(),
+        **components,
+    )
+
+
+def make_reference_upsampler() -> LTX2LatentUpsamplerModel:
+    torch.manual_seed(7)
+    return perturb_(LTX2LatentUpsamplerModel(**UPSAMPLER).eval(), seed=7, scale=0.05)
+
+
+def write_pipeline_folder(folder: Path, scheduler_config: dict | None = None) -> LTX2Pipeline:
+    reference = make_reference_pipeline(scheduler_config)
+    reference.save_pretrained(folder)
+    make_reference_upsampler().save_pretrained(folder / "latent_upsampler")
+    return reference
