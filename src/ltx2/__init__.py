@@ -2,7 +2,8 @@
 
 from .loading import CheckpointError
 from .models.transformer import LTX2VideoTransformer3DModel
+from .models.upsampler import LTX2LatentUpsamplerModel
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "LTX2VideoTransformer3DModel"]
+__all__ = ["CheckpointError", "LTX2LatentUpsamplerModel", "LTX2VideoTransformer3DModel"]
