@@ -1,0 +1,1 @@
+"""The generation pipelines and the latent helpers they share."""
