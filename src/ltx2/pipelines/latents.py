@@ -62,25 +62,26 @@ def unpack_video_latents(
     return latents.reshape(batch_size, -1, num_frames * patch_size_t, height * patch_size, width * patch_size)
 
 
-def _channel_stats(
-    latents: torch.Tensor, latents_mean: torch.Tensor, latents_std: torch.Tensor
+def _broadcast_stats(
+    latents: torch.Tensor, latents_mean: torch.Tensor, latents_std: torch.Tensor, dim: int, entry: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel statistics shaped (1, C, 1, 1, 1), on the latents' device and dtype."""
-    _require_ndim("latents", latents, 5, "(B, C, F, H, W)")
-    channels = latents.shape[1]
+    """One mean and std per entry of `latents` dim `dim`, shaped to broadcast, on the latents' device and dtype."""
+    size = latents.shape[dim]
+    shape = [1] * latents.ndim
+    shape[dim] = size
     for name, stat in (("latents_mean", latents_mean), ("latents_std", latents_std)):
-        if stat.numel() != channels:
-            raise ValueError(f"{name} must hold one value per latent channel ({channels}), got {stat.numel()}")
-    shape = (1, channels, 1, 1, 1)
-    return (latents_mean.view(shape).to(latents.device, latents.dtype),
-            latents_std.view(shape).to(latents.device, latents.dtype))
+        if stat.numel() != size:
+            raise ValueError(f"{name} must hold one value per {entry} ({size}), got {stat.numel()}")
+    return (latents_mean.reshape(shape).to(latents.device, latents.dtype),
+            latents_std.reshape(shape).to(latents.device, latents.dtype))
 
 
 def normalize_video_latents(
     latents: torch.Tensor, latents_mean: torch.Tensor, latents_std: torch.Tensor, scaling_factor: float = 1.0
 ) -> torch.Tensor:
     """Raw VAE latents (B, C, F, H, W) -> the transformer's space: (z - mean) * scaling_factor / std."""
-    mean, std = _channel_stats(latents, latents_mean, latents_std)
+    _require_ndim("latents", latents, 5, "(B, C, F, H, W)")
+    mean, std = _broadcast_stats(latents, latents_mean, latents_std, 1, "latent channel")
     return (latents - mean) * scaling_factor / std
 
 
@@ -88,7 +89,8 @@ def denormalize_video_latents(
     latents: torch.Tensor, latents_mean: torch.Tensor, latents_std: torch.Tensor, scaling_factor: float = 1.0
 ) -> torch.Tensor:
     """The inverse of `normalize_video_latents`: z * std / scaling_factor + mean."""
-    mean, std = _channel_stats(latents, latents_mean, latents_std)
+    _require_ndim("latents", latents, 5, "(B, C, F, H, W)")
+    mean, std = _broadcast_stats(latents, latents_mean, latents_std, 1, "latent channel")
     return latents * std / scaling_factor + mean
 
 
@@ -107,22 +109,12 @@ def unpack_audio_latents(latents: torch.Tensor, latent_length: int, num_mel_bins
     return latents.unflatten(2, (-1, num_mel_bins)).transpose(1, 2)
 
 
-def _feature_stats(
+def normalize_audio_latents(
     latents: torch.Tensor, latents_mean: torch.Tensor, latents_std: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-feature statistics of packed audio tokens, on the latents' device and dtype."""
-    _require_ndim("latents", latents, 3, "(B, T, C*M) (packed audio)")
-    features = latents.shape[2]
-    for name, stat in (("latents_mean", latents_mean), ("latents_std", latents_std)):
-        if stat.numel() != features:
-            raise ValueError(f"{name} must hold one value per packed audio feature ({features}), got {stat.numel()}")
-    return (latents_mean.reshape(features).to(latents.device, latents.dtype),
-            latents_std.reshape(features).to(latents.device, latents.dtype))
-
-
-def normalize_audio_latents(latents: torch.Tensor, latents_mean: torch.Tensor, latents_std: torch.Tensor) -> torch.Tensor:
+) -> torch.Tensor:
     """Packed audio tokens (B, T, C*M) -> the transformer's space: (z - mean) / std per feature."""
-    mean, std = _feature_stats(latents, latents_mean, latents_std)
+    _require_ndim("latents", latents, 3, "(B, T, C*M) (packed audio)")
+    mean, std = _broadcast_stats(latents, latents_mean, latents_std, 2, "packed audio feature")
     return (latents - mean) / std
 
 
@@ -130,7 +122,8 @@ def denormalize_audio_latents(
     latents: torch.Tensor, latents_mean: torch.Tensor, latents_std: torch.Tensor
 ) -> torch.Tensor:
     """The inverse of `normalize_audio_latents`: z * std + mean."""
-    mean, std = _feature_stats(latents, latents_mean, latents_std)
+    _require_ndim("latents", latents, 3, "(B, T, C*M) (packed audio)")
+    mean, std = _broadcast_stats(latents, latents_mean, latents_std, 2, "packed audio feature")
     return latents * std + mean
 
 
