@@ -20,9 +20,22 @@ from ltx2 import LTX2VideoTransformer3DModel
 
 SHAPES = {
     # name: (model overrides, batch, latent (frames, height, width), audio tokens, text tokens)
-    "tiny": (dict(num_attention_heads=4, attention_head_dim=32, cross_attention_dim=128, audio_num_attention_heads=4,
-                  audio_attention_head_dim=16, audio_cross_attention_dim=64, caption_channels=64, num_layers=2),
-             1, (4, 8, 8), 26, 128),
+    "tiny": (
+        dict(
+            num_attention_heads=4,
+            attention_head_dim=32,
+            cross_attention_dim=128,
+            audio_num_attention_heads=4,
+            audio_attention_head_dim=16,
+            audio_cross_attention_dim=64,
+            caption_channels=64,
+            num_layers=2,
+        ),
+        1,
+        (4, 8, 8),
+        26,
+        128,
+    ),
     "medium": (dict(num_layers=2), 1, (4, 16, 16), 26, 256),
     "full": (dict(), 2, (16, 16, 24), 126, 1024),
 }
@@ -55,7 +68,11 @@ def build(config_name: str, layers: int | None, device: str, dtype: torch.dtype)
         timestep=torch.full((batch,), 500.0, device=device),
         encoder_attention_mask=torch.ones(batch, text_tokens, device=device),
         audio_encoder_attention_mask=torch.ones(batch, text_tokens, device=device),
-        num_frames=frames, height=height, width=width, fps=24.0, audio_num_frames=audio_tokens,
+        num_frames=frames,
+        height=height,
+        width=width,
+        fps=24.0,
+        audio_num_frames=audio_tokens,
         return_dict=False,
     )
     return ours, reference, inputs
@@ -86,9 +103,11 @@ def main() -> None:
     torch.manual_seed(0)
     ours, reference, inputs = build(args.config, args.layers, args.device, dtype)
     tokens = inputs["hidden_states"].shape[1]
-    print(f"config={args.config} layers={len(ours.transformer_blocks)} device={args.device} dtype={dtype} "
-          f"batch={inputs['hidden_states'].shape[0]} video_tokens={tokens} audio_tokens={inputs['audio_num_frames']} "
-          f"text_tokens={inputs['encoder_hidden_states'].shape[1]} threads={torch.get_num_threads()}")
+    print(
+        f"config={args.config} layers={len(ours.transformer_blocks)} device={args.device} dtype={dtype} "
+        f"batch={inputs['hidden_states'].shape[0]} video_tokens={tokens} audio_tokens={inputs['audio_num_frames']} "
+        f"text_tokens={inputs['encoder_hidden_states'].shape[1]} threads={torch.get_num_threads()}"
+    )
     timed(ours, inputs, args.device)
     timed(reference, inputs, args.device)
     results = {"ours": [], "reference": []}

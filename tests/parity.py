@@ -1,10 +1,13 @@
 """Helpers for comparing ltx2 against the reference implementation."""
+
 import torch
+
 
 def relative_l2(ours: torch.Tensor, reference: torch.Tensor) -> float:
     """||ours - reference|| / ||reference||, computed in float64."""
     ours, reference = ours.detach().double(), reference.detach().double()
     return ((ours - reference).norm() / reference.norm()).item()
+
 
 @torch.no_grad()
 def perturb_(module: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:

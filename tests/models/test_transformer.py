@@ -5,23 +5,39 @@ import inspect
 import pytest
 import torch
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
-
-from ltx2 import LTX2VideoTransformer3DModel
 from parity import perturb_, relative_l2
 
+from ltx2 import LTX2VideoTransformer3DModel
+
 TINY = dict(
-    in_channels=8, out_channels=8, num_attention_heads=2, attention_head_dim=16, cross_attention_dim=32,
-    audio_in_channels=6, audio_out_channels=6, audio_num_attention_heads=2, audio_attention_head_dim=8,
-    audio_cross_attention_dim=16, num_layers=2, caption_channels=24,
+    in_channels=8,
+    out_channels=8,
+    num_attention_heads=2,
+    attention_head_dim=16,
+    cross_attention_dim=32,
+    audio_in_channels=6,
+    audio_out_channels=6,
+    audio_num_attention_heads=2,
+    audio_attention_head_dim=8,
+    audio_cross_attention_dim=16,
+    num_layers=2,
+    caption_channels=24,
 )
 CONFIGS = {
     # The real model's RoPE: split halves, frequency grid in float64.
     "split-float64": dict(TINY, rope_type="split", rope_double_precision=True),
     # The reference's class default, with a gate timestep scale that differs from the main one.
     "interleaved-float32": dict(
-        TINY, rope_type="interleaved", rope_double_precision=False, cross_attn_timestep_scale_multiplier=1,
-        num_attention_heads=3, audio_num_attention_heads=3, attention_head_dim=12, audio_attention_head_dim=6,
-        audio_cross_attention_dim=18, cross_attention_dim=36,
+        TINY,
+        rope_type="interleaved",
+        rope_double_precision=False,
+        cross_attn_timestep_scale_multiplier=1,
+        num_attention_heads=3,
+        audio_num_attention_heads=3,
+        attention_head_dim=12,
+        audio_attention_head_dim=6,
+        audio_cross_attention_dim=18,
+        cross_attention_dim=36,
     ),
 }
 FRAMES, HEIGHT, WIDTH, AUDIO_FRAMES, TEXT_TOKENS, BATCH = 3, 4, 5, 7, 10, 2
@@ -58,7 +74,11 @@ def make_inputs(config: dict, per_token: bool, masked: bool, dtype=torch.float32
         audio_timestep=timestep,
         encoder_attention_mask=mask,
         audio_encoder_attention_mask=mask,
-        num_frames=FRAMES, height=HEIGHT, width=WIDTH, fps=24.0, audio_num_frames=AUDIO_FRAMES,
+        num_frames=FRAMES,
+        height=HEIGHT,
+        width=WIDTH,
+        fps=24.0,
+        audio_num_frames=AUDIO_FRAMES,
         return_dict=False,
     )
 

@@ -1,10 +1,12 @@
-"""LTX2LatentUpsamplerModel: parity with diffusers 0.42.1 for every config path, full-size layout, bad input."""
+"""LTX2LatentUpsamplerModel and the upsample filters: parity with diffusers 0.42.1, full-size layout, bad input."""
 
 import pytest
 import torch
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel as ReferenceUpsampler
+from diffusers.pipelines.ltx2.pipeline_ltx2_latent_upsample import LTX2LatentUpsamplePipeline as ReferencePipeline
 
 from ltx2 import LTX2LatentUpsamplerModel
+from ltx2.models.upsampler import adain_filter_latent, tone_map_latents
 from parity import perturb_, relative_l2
 
 TINY = dict(in_channels=16, mid_channels=64, num_blocks_per_stage=2)
@@ -33,9 +35,12 @@ def models(request, tmp_path_factory):
     return reference, LTX2LatentUpsamplerModel.from_pretrained(folder)
 
 
-def random_latents(in_channels: int, seed: int = 1) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(BATCH, in_channels, FRAMES, HEIGHT, WIDTH, generator=generator) * 2 + 0.5
+def randn(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def random_latents(in_channels: int) -> torch.Tensor:
+    return randn(BATCH, in_channels, FRAMES, HEIGHT, WIDTH, seed=1) * 2 + 0.5
 
 
 @torch.no_grad()
@@ -91,9 +96,9 @@ def test_full_size_layout_matches_reference():
 @pytest.mark.parametrize(
     ("latents", "match"),
     [
-        (torch.zeros(1, 16, 4, 5), "hidden_states must be a 5-D tensor"),
-        (torch.zeros(1, 8, 2, 4, 5), "in_channels=16"),
-        ([[0.0]], "hidden_states must be a 5-D tensor"),
+        (torch.zeros(1, 16, 4, 5), "hidden_states must be latents"),
+        (torch.zeros(1, 8, 2, 4, 5), "hidden_states must be latents \\(batch, 16,"),
+        ([[0.0]], "hidden_states must be latents"),
     ],
     ids=["4-d", "wrong-channels", "not-a-tensor"],
 )
@@ -108,8 +113,8 @@ def test_bad_input_raises(latents, match):
     [
         (dict(dims=1), "dims must be 2 or 3"),
         (dict(mid_channels=48), "mid_channels must be a multiple of 32"),
-        (dict(spatial_upsample=False), "at least one must be True"),
-        (dict(dims=2, temporal_upsample=True), "temporal_upsample=True needs dims=3"),
+        (dict(spatial_upsample=False), "at least one of spatial_upsample and temporal_upsample"),
+        (dict(dims=2, temporal_upsample=True), "temporal_upsample needs dims=3"),
         (dict(rational_spatial_scale=3.0), "rational_spatial_scale must be one of"),
     ],
     ids=["dims", "mid-channels", "no-upsampling", "2d-temporal", "unsupported-scale"],
@@ -117,3 +122,38 @@ def test_bad_input_raises(latents, match):
 def test_bad_config_raises(overrides, match):
     with pytest.raises(ValueError, match=match):
         LTX2LatentUpsamplerModel(**dict(TINY, **overrides))
+
+
+@pytest.mark.parametrize("factor", [0.0, 0.4, 1.0])
+def test_adain_matches_reference(factor):
+    upsampled = randn(2, 4, 3, 8, 10) * 3 + 1
+    reference_latents = randn(2, 4, 3, 4, 5, seed=1) * 0.7 - 0.2
+    expected = ReferencePipeline.adain_filter_latent(None, upsampled, reference_latents, factor)
+    actual = adain_filter_latent(upsampled, reference_latents, factor)
+    assert relative_l2(actual, expected) <= 1e-6
+    if factor == 1.0:
+        std, mean = torch.std_mean(actual[1, 2])
+        reference_std, reference_mean = torch.std_mean(reference_latents[1, 2])
+        assert torch.allclose(std, reference_std, atol=1e-5) and torch.allclose(mean, reference_mean, atol=1e-5)
+
+
+@pytest.mark.parametrize("compression", [0.0, 0.3, 1.0])
+def test_tone_map_matches_reference_bit_exactly(compression):
+    latents = randn(2, 4, 3, 4, 5) * 3
+    expected = ReferencePipeline.tone_map_latents(None, latents, compression)
+    assert torch.equal(tone_map_latents(latents, compression), expected)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: adain_filter_latent(randn(2, 4, 8), randn(2, 3, 4)), "reference_latents must have the ndim"),
+        (lambda: adain_filter_latent(randn(2, 4, 3, 8), randn(2, 4, 8)), "reference_latents must have the ndim"),
+        (lambda: adain_filter_latent(randn(2, 4), randn(2, 4)), "latents must be a tensor .* >= 3 dims"),
+        (lambda: tone_map_latents(randn(2, 4), 1.5), "compression must be in \\[0, 1\\], got 1.5"),
+    ],
+    ids=["adain-channels", "adain-ndim", "adain-2d", "tone-map-range"],
+)
+def test_bad_filter_input_raises(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

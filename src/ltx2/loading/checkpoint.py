@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from safetensors import safe_open
@@ -53,7 +53,7 @@ class TensorSource:
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> "TensorSource":
+    def __enter__(self) -> TensorSource:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 
 class Config(dict):

@@ -65,17 +65,19 @@ def rope_tables(
     cos, sin = angles.cos(), angles.sin()
     if kind == "split":
         padding = dim // 2 - angles.shape[-1]
-        cos = F.pad(cos, (padding, 0), value=1.0)
-        sin = F.pad(sin, (padding, 0), value=0.0)
-        # (B, N, dim / 2) -> (B, H, N, head_dim / 2)
-        return Rope(cos.view(batch, tokens, num_heads, -1).transpose(1, 2), sin.view(batch, tokens, num_heads, -1).transpose(1, 2), kind)
-    if kind == "interleaved":
+    elif kind == "interleaved":
         padding = dim % (2 * axes)
-        cos = F.pad(cos.repeat_interleave(2, dim=-1), (padding, 0), value=1.0)
-        sin = F.pad(sin.repeat_interleave(2, dim=-1), (padding, 0), value=0.0)
-        # (B, N, dim) -> (B, H, N, head_dim)
-        return Rope(cos.view(batch, tokens, num_heads, -1).transpose(1, 2), sin.view(batch, tokens, num_heads, -1).transpose(1, 2), kind)
-    raise ValueError(f"rope_type must be 'split' or 'interleaved', got {kind!r}")
+        cos, sin = cos.repeat_interleave(2, dim=-1), sin.repeat_interleave(2, dim=-1)
+    else:
+        raise ValueError(f"rope_type must be 'split' or 'interleaved', got {kind!r}")
+    cos = F.pad(cos, (padding, 0), value=1.0)
+    sin = F.pad(sin, (padding, 0), value=0.0)
+
+    def per_head(table: torch.Tensor) -> torch.Tensor:
+        # (B, N, H * per_head) -> (B, H, N, per_head)
+        return table.view(batch, tokens, num_heads, -1).transpose(1, 2)
+
+    return Rope(per_head(cos), per_head(sin), kind)
 
 
 def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
@@ -156,7 +158,9 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, mult: int = 4, bias: bool = True):
         super().__init__()
         # Index 1 held dropout in the reference; an identity keeps the checkpoint keys net.0.* and net.2.*.
-        self.net = nn.ModuleList([GELUProjection(dim, dim * mult, bias), nn.Identity(), nn.Linear(dim * mult, dim, bias=bias)])
+        self.net = nn.ModuleList(
+            [GELUProjection(dim, dim * mult, bias), nn.Identity(), nn.Linear(dim * mult, dim, bias=bias)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.net:
@@ -179,7 +183,8 @@ class TextProjection(nn.Module):
 def sinusoidal_embedding(timesteps: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
     """(N,) timesteps -> (N, dim) float32 features [cos(t f_i), sin(t f_i)], f_i = max_period^(-i / (dim/2))."""
     half = dim // 2
-    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
+    steps = torch.arange(half, dtype=torch.float32, device=timesteps.device)
+    frequencies = torch.exp(-math.log(max_period) * steps / half)
     angles = timesteps.float()[:, None] * frequencies[None]
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 

@@ -67,11 +67,14 @@ class StreamModules(NamedTuple):
     ff: FeedForward
 
     @classmethod
-    def build(cls, dim: int, heads: int, head_dim: int, context_dim: int, eps: float) -> "StreamModules":
+    def build(cls, dim: int, heads: int, head_dim: int, context_dim: int, eps: float) -> StreamModules:
         return cls(
-            RMSNorm(dim, eps, elementwise_affine=False), Attention(dim, heads, head_dim),
-            RMSNorm(dim, eps, elementwise_affine=False), Attention(dim, heads, head_dim, kv_dim=context_dim),
-            RMSNorm(dim, eps, elementwise_affine=False), FeedForward(dim),
+            RMSNorm(dim, eps, elementwise_affine=False),
+            Attention(dim, heads, head_dim),
+            RMSNorm(dim, eps, elementwise_affine=False),
+            Attention(dim, heads, head_dim, kv_dim=context_dim),
+            RMSNorm(dim, eps, elementwise_affine=False),
+            FeedForward(dim),
         )
 
     def attend(self, x: torch.Tensor, table: torch.Tensor, cond: StreamConditioning) -> tuple[torch.Tensor, Modulation]:
@@ -169,8 +172,14 @@ class AudioVisualModelOutput:
 
 
 def video_positions(
-    batch_size: int, num_frames: int, height: int, width: int, scale_factors: tuple[int, int, int],
-    causal_offset: int, fps: float, device: torch.device | None = None,
+    batch_size: int,
+    num_frames: int,
+    height: int,
+    width: int,
+    scale_factors: tuple[int, int, int],
+    causal_offset: int,
+    fps: float,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """[start, end) of every latent token in seconds (time) and pixels (height, width): (B, 3, F*H*W, 2).
 
@@ -190,7 +199,12 @@ def video_positions(
 
 
 def audio_positions(
-    batch_size: int, num_frames: int, scale_factor: int, causal_offset: int, hop_length: int, sampling_rate: int,
+    batch_size: int,
+    num_frames: int,
+    scale_factor: int,
+    causal_offset: int,
+    hop_length: int,
+    sampling_rate: int,
     device: torch.device | None = None,
 ) -> torch.Tensor:
     """[start, end) of every audio latent frame in seconds, with the same causal shift as video: (B, 1, N, 2)."""
@@ -264,10 +278,15 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
     ):
         super().__init__()
         _require_supported(
-            patch_size=(patch_size, 1), patch_size_t=(patch_size_t, 1), audio_patch_size=(audio_patch_size, 1),
-            audio_patch_size_t=(audio_patch_size_t, 1), activation_fn=(activation_fn, "gelu-approximate"),
-            qk_norm=(qk_norm, "rms_norm_across_heads"), norm_elementwise_affine=(norm_elementwise_affine, False),
-            attention_bias=(attention_bias, True), attention_out_bias=(attention_out_bias, True),
+            patch_size=(patch_size, 1),
+            patch_size_t=(patch_size_t, 1),
+            audio_patch_size=(audio_patch_size, 1),
+            audio_patch_size_t=(audio_patch_size_t, 1),
+            activation_fn=(activation_fn, "gelu-approximate"),
+            qk_norm=(qk_norm, "rms_norm_across_heads"),
+            norm_elementwise_affine=(norm_elementwise_affine, False),
+            attention_bias=(attention_bias, True),
+            attention_out_bias=(attention_out_bias, True),
         )
         if rope_type not in ("split", "interleaved"):
             raise ValueError(f"rope_type must be 'split' or 'interleaved', got {rope_type!r}")
@@ -292,8 +311,15 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
 
         self.transformer_blocks = nn.ModuleList(
             LTX2VideoTransformerBlock(
-                dim, num_attention_heads, attention_head_dim, cross_attention_dim,
-                audio_dim, audio_num_attention_heads, audio_attention_head_dim, audio_cross_attention_dim, norm_eps,
+                dim,
+                num_attention_heads,
+                attention_head_dim,
+                cross_attention_dim,
+                audio_dim,
+                audio_num_attention_heads,
+                audio_attention_head_dim,
+                audio_cross_attention_dim,
+                norm_eps,
             )
             for _ in range(num_layers)
         )
@@ -337,8 +363,18 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         config = self.config
         audio_timestep = timestep if audio_timestep is None else audio_timestep
         video_coords, audio_coords = self._check_inputs(
-            hidden_states, audio_hidden_states, encoder_hidden_states, audio_encoder_hidden_states, timestep,
-            num_frames, height, width, fps, audio_num_frames, video_coords, audio_coords,
+            hidden_states,
+            audio_hidden_states,
+            encoder_hidden_states,
+            audio_encoder_hidden_states,
+            timestep,
+            num_frames,
+            height,
+            width,
+            fps,
+            audio_num_frames,
+            video_coords,
+            audio_coords,
         )
         video_rope, video_cross_rope, audio_rope, audio_cross_rope = self.rotary_tables(video_coords, audio_coords)
 
@@ -377,15 +413,20 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
             video, audio = block(video, audio, video_cond, audio_cond, cross_modal=not isolate_modalities)
 
         video_out = self._output(video, video_embedded, self.scale_shift_table, self.norm_out, self.proj_out)
-        audio_out = self._output(audio, audio_embedded, self.audio_scale_shift_table, self.audio_norm_out, self.audio_proj_out)
+        audio_out = self._output(
+            audio, audio_embedded, self.audio_scale_shift_table, self.audio_norm_out, self.audio_proj_out
+        )
         if not return_dict:
             return video_out, audio_out
         return AudioVisualModelOutput(sample=video_out, audio_sample=audio_out)
 
     @staticmethod
-    def _output(x: torch.Tensor, embedded: torch.Tensor, table: torch.Tensor, norm: nn.Module, proj: nn.Linear) -> torch.Tensor:
+    def _output(
+        x: torch.Tensor, embedded: torch.Tensor, table: torch.Tensor, norm: nn.Module, proj: nn.Linear
+    ) -> torch.Tensor:
+        """Final AdaLN from the timestep embedding (a learned shift and scale around it), then the projection."""
         shift, scale = (table + embedded.unsqueeze(2)).unbind(dim=2)
-        return proj(norm(x) * (1 + scale) + shift)
+        return proj(torch.addcmul(shift, norm(x), 1 + scale))
 
     def rotary_tables(self, video_coords: torch.Tensor, audio_coords: torch.Tensor) -> tuple[Rope, Rope, Rope, Rope]:
         """Self-attention RoPE for each stream, and the time-only RoPE both streams use across modalities."""
@@ -396,7 +437,11 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
 
         def tables(coords: torch.Tensor, extents: tuple[float, ...], width: int, heads: int) -> Rope:
             return rope_tables(
-                position_fractions(coords, extents), width, heads, config.rope_theta, config.rope_type,
+                position_fractions(coords, extents),
+                width,
+                heads,
+                config.rope_theta,
+                config.rope_type,
                 config.rope_double_precision,
             )
 
@@ -405,13 +450,25 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
             tables(video_coords, video_extents, dim, config.num_attention_heads),
             tables(video_coords[:, :1], (cross_extent,), config.audio_cross_attention_dim, config.num_attention_heads),
             tables(audio_coords, (config.audio_pos_embed_max_pos,), audio_dim, config.audio_num_attention_heads),
-            tables(audio_coords[:, :1], (cross_extent,), config.audio_cross_attention_dim, config.audio_num_attention_heads),
+            tables(
+                audio_coords[:, :1], (cross_extent,), config.audio_cross_attention_dim, config.audio_num_attention_heads
+            ),
         )
 
     def _check_inputs(
-        self, video: torch.Tensor, audio: torch.Tensor, text: torch.Tensor, audio_text: torch.Tensor,
-        timestep: torch.Tensor, num_frames: int | None, height: int | None, width: int | None, fps: float,
-        audio_num_frames: int | None, video_coords: torch.Tensor | None, audio_coords: torch.Tensor | None,
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        text: torch.Tensor,
+        audio_text: torch.Tensor,
+        timestep: torch.Tensor,
+        num_frames: int | None,
+        height: int | None,
+        width: int | None,
+        fps: float,
+        audio_num_frames: int | None,
+        video_coords: torch.Tensor | None,
+        audio_coords: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Validate shapes up front and return the video and audio coordinates to use."""
         config = self.config
@@ -435,16 +492,30 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
                     f"{num_frames} x {height} x {width} = {num_frames * height * width}"
                 )
             video_coords = video_positions(
-                batch, num_frames, height, width, tuple(config.vae_scale_factors), config.causal_offset, fps, video.device
+                batch,
+                num_frames,
+                height,
+                width,
+                tuple(config.vae_scale_factors),
+                config.causal_offset,
+                fps,
+                video.device,
             )
         if audio_coords is None:
             if audio_num_frames is None:
                 audio_num_frames = audio.shape[1]
             if audio_num_frames != audio.shape[1]:
-                raise ValueError(f"audio_hidden_states has {audio.shape[1]} tokens but audio_num_frames = {audio_num_frames}")
+                raise ValueError(
+                    f"audio_hidden_states has {audio.shape[1]} tokens but audio_num_frames = {audio_num_frames}"
+                )
             audio_coords = audio_positions(
-                batch, audio_num_frames, config.audio_scale_factor, config.causal_offset, config.audio_hop_length,
-                config.audio_sampling_rate, audio.device,
+                batch,
+                audio_num_frames,
+                config.audio_scale_factor,
+                config.causal_offset,
+                config.audio_hop_length,
+                config.audio_sampling_rate,
+                audio.device,
             )
         return video_coords, audio_coords
 

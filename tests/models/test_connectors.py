@@ -1,0 +1,81 @@
+"""LTX2TextConnectors: parity with diffusers 0.42.1 with and without registers, full-size layout, bad input."""
+
+import pytest
+import torch
+from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors as ReferenceConnectors
+
+from ltx2 import LTX2TextConnectors
+from parity import perturb_, relative_l2
+
+TINY = dict(
+    caption_channels=16, text_proj_in_factor=3, video_connector_num_attention_heads=2,
+    video_connector_attention_head_dim=8, video_connector_num_layers=2, audio_connector_num_attention_heads=4,
+    audio_connector_attention_head_dim=4, audio_connector_num_layers=1, connector_rope_base_seq_len=32,
+)
+CONFIGS = {
+    "registers-split-float64": dict(
+        TINY, video_connector_num_learnable_registers=8, audio_connector_num_learnable_registers=4,
+        rope_type="split", rope_double_precision=True,
+    ),
+    "no-registers-interleaved": dict(
+        TINY, video_connector_num_learnable_registers=None, audio_connector_num_learnable_registers=None,
+        rope_type="interleaved", rope_double_precision=False,
+    ),
+}
+LENGTH = 16
+
+
+def inputs(batch_valid_lengths, padding_side="left"):
+    generator = torch.Generator().manual_seed(1)
+    hidden = torch.randn(len(batch_valid_lengths), LENGTH, 16, 3, generator=generator) * 3
+    mask = torch.zeros(len(batch_valid_lengths), LENGTH, dtype=torch.int64)
+    for row, valid in enumerate(batch_valid_lengths):
+        if padding_side == "left":
+            mask[row, LENGTH - valid :] = 1
+        else:
+            mask[row, :valid] = 1
+    return hidden, mask
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def connectors(request, tmp_path_factory):
+    torch.manual_seed(0)
+    reference = perturb_(ReferenceConnectors(**CONFIGS[request.param]).eval())
+    folder = tmp_path_factory.mktemp(request.param)
+    reference.save_pretrained(folder)
+    return reference, LTX2TextConnectors.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+@pytest.mark.parametrize("flattened", [False, True])
+@torch.no_grad()
+def test_forward_matches_reference(connectors, padding_side, flattened):
+    reference, ours = connectors
+    hidden, mask = inputs([16, 9, 3, 1], padding_side)
+    if flattened:
+        hidden = hidden.flatten(2)
+    expected = reference(hidden, mask, padding_side=padding_side)
+    actual = ours(hidden, mask, padding_side=padding_side)
+    assert relative_l2(actual[0], expected[0]) <= 1e-5
+    assert relative_l2(actual[1], expected[1]) <= 1e-5
+    assert torch.equal(actual[2], expected[2])
+
+
+def test_full_size_layout_matches_reference():
+    with torch.device("meta"):
+        ours, reference = LTX2TextConnectors(), ReferenceConnectors(rope_type="split")
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
+    assert ours.num_parameters() == sum(p.numel() for p in reference.parameters())
+    assert 1.43e9 < ours.num_parameters() < 1.44e9
+
+
+def test_bad_input_names_the_rule():
+    torch.manual_seed(0)
+    model = LTX2TextConnectors(**CONFIGS["registers-split-float64"])
+    hidden, mask = inputs([4, 4])
+    with pytest.raises(ValueError, match="multiple of the 8 learnable registers"):
+        model(hidden[:, :12], mask[:, :12])
+    with pytest.raises(ValueError, match="text_encoder_hidden_states"):
+        model(hidden[..., :2], mask)
+    with pytest.raises(ValueError, match="padding_side"):
+        model(hidden, mask, padding_side="middle")
