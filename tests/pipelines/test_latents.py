@@ -91,9 +91,19 @@ def test_audio_pack_unpack_and_normalisation_match_reference_bit_exactly():
         (lambda: denormalize_audio_latents(randn(1, 7, 8, 16), randn(128), randn(128)), "tokens must be a 3-D"),
     ],
     ids=[
-        "video-pack-ndim", "video-pack-frames", "video-pack-width", "video-unpack-tokens", "video-unpack-ndim",
-        "video-unpack-features", "video-mean-size", "video-denorm-ndim", "audio-pack-ndim", "audio-unpack-mel",
-        "audio-unpack-ndim", "audio-std-size", "audio-denorm-ndim",
+        "video-pack-ndim",
+        "video-pack-frames",
+        "video-pack-width",
+        "video-unpack-tokens",
+        "video-unpack-ndim",
+        "video-unpack-features",
+        "video-mean-size",
+        "video-denorm-ndim",
+        "audio-pack-ndim",
+        "audio-unpack-mel",
+        "audio-unpack-ndim",
+        "audio-std-size",
+        "audio-denorm-ndim",
     ],
 )
 def test_bad_input_raises(call, match):

@@ -138,8 +138,10 @@ class LTX2LatentUpsamplerModel(PretrainedModel):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """(B, C, F, H, W) raw latents -> upsampled raw latents."""
         config = self.config
-        if not isinstance(hidden_states, torch.Tensor) or hidden_states.ndim != 5 or (
-            hidden_states.shape[1] != config.in_channels
+        if (
+            not isinstance(hidden_states, torch.Tensor)
+            or hidden_states.ndim != 5
+            or hidden_states.shape[1] != config.in_channels
         ):
             raise ValueError(
                 f"hidden_states must be latents (batch, {config.in_channels}, frames, height, width), "

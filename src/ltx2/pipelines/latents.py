@@ -33,8 +33,14 @@ def pack_video_latents(latents: torch.Tensor, patch_size: int = 1, patch_size_t:
     _require_multiple("height (latents dim 3)", height, "patch_size", patch_size)
     _require_multiple("width (latents dim 4)", width, "patch_size", patch_size)
     blocks = latents.reshape(
-        batch, channels, frames // patch_size_t, patch_size_t, height // patch_size, patch_size,
-        width // patch_size, patch_size,
+        batch,
+        channels,
+        frames // patch_size_t,
+        patch_size_t,
+        height // patch_size,
+        patch_size,
+        width // patch_size,
+        patch_size,
     )
     # (B, C, F', pt, H', p, W', p) -> (B, F', H', W', C, pt, p, p)
     return blocks.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(batch, -1, channels * patch_size_t * patch_size**2)

@@ -1,0 +1,42 @@
+"""Shared by the bench scripts: time ours against the reference, alternating runs in one process."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def timed(run: Callable[[], object], device: str) -> tuple[float, int]:
+    """Seconds for one call of `run` under inference mode, and the peak CUDA memory (0 off CUDA)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        run()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        return time.perf_counter() - start, torch.cuda.max_memory_allocated()
+    return time.perf_counter() - start, 0
+
+
+def compare(ours: Callable[[], object], reference: Callable[[], object], device: str, repeats: int) -> None:
+    """Warm both up once, alternate `repeats` times, print each median (and CUDA peak) and the ratio."""
+    runs = {"ours": ours, "reference": reference}
+    for run in runs.values():
+        timed(run, device)
+    seconds = {name: [] for name in runs}
+    peaks = dict.fromkeys(runs, 0)
+    for _ in range(repeats):
+        for name, run in runs.items():
+            elapsed, peak = timed(run, device)
+            seconds[name].append(elapsed)
+            peaks[name] = max(peaks[name], peak)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    for name in runs:
+        memory = f"  peak {peaks[name] / 2**30:.2f} GiB" if device == "cuda" else ""
+        print(f"{name:>9}: median {medians[name]:.4f} s over {repeats}{memory}")
+    print(f"ratio ours/reference: {medians['ours'] / medians['reference']:.3f}")
