@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device, --dtype (bf16 by default on CUDA, else float32) and --repeats."""
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="default: bf16 on cuda")
+    parser.add_argument("--repeats", type=int, default=5)
+
+
+def run_dtype(args: argparse.Namespace) -> torch.dtype:
+    return getattr(torch, args.dtype or ("bfloat16" if args.device == "cuda" else "float32"))
 
 
 def timed(run: Callable[[], object], device: str) -> tuple[float, int]:

@@ -15,7 +15,7 @@ import torch
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 
 from ltx2 import LTX2VideoTransformer3DModel
-from timing import compare
+from timing import add_run_arguments, compare, run_dtype
 
 SHAPES = {
     # name: (model overrides, batch, latent (frames, height, width), audio tokens, text tokens)
@@ -81,11 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=list(SHAPES), default="medium")
     parser.add_argument("--layers", type=int, default=None, help="number of blocks (default: the config's)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="default: bf16 on cuda")
-    parser.add_argument("--repeats", type=int, default=5)
+    add_run_arguments(parser)
     args = parser.parse_args()
-    dtype = getattr(torch, args.dtype or ("bfloat16" if args.device == "cuda" else "float32"))
+    dtype = run_dtype(args)
     torch.manual_seed(0)
     ours, reference, inputs = build(args.config, args.layers, args.device, dtype)
     tokens = inputs["hidden_states"].shape[1]

@@ -16,7 +16,7 @@ import torch
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel as ReferenceUpsampler
 
 from ltx2 import LTX2LatentUpsamplerModel
-from timing import compare
+from timing import add_run_arguments, compare, run_dtype
 
 SHAPES = {"small": (1, 128, 2, 4, 6), "medium": (1, 128, 3, 8, 12), "stage1": (1, 128, 16, 16, 24)}
 
@@ -35,11 +35,9 @@ def build(device: str, dtype: torch.dtype) -> tuple[torch.nn.Module, torch.nn.Mo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=list(SHAPES), default="small")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="default: bf16 on cuda")
-    parser.add_argument("--repeats", type=int, default=5)
+    add_run_arguments(parser)
     args = parser.parse_args()
-    dtype = getattr(torch, args.dtype or ("bfloat16" if args.device == "cuda" else "float32"))
+    dtype = run_dtype(args)
     torch.manual_seed(0)
     ours, reference = build(args.device, dtype)
     latents = torch.randn(SHAPES[args.shape], device=args.device).to(dtype)
