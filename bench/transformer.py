@@ -10,13 +10,12 @@ so memory holds one copy. Prints the median seconds of each and the ratio ours /
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 
 from ltx2 import LTX2VideoTransformer3DModel
+from timing import add_run_arguments, compare, run_dtype
 
 SHAPES = {
     # name: (model overrides, batch, latent (frames, height, width), audio tokens, text tokens)
@@ -78,28 +77,13 @@ def build(config_name: str, layers: int | None, device: str, dtype: torch.dtype)
     return ours, reference, inputs
 
 
-def timed(model, inputs, device: str) -> tuple[float, int]:
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    with torch.inference_mode():
-        model(**inputs)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        return time.perf_counter() - start, torch.cuda.max_memory_allocated()
-    return time.perf_counter() - start, 0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=list(SHAPES), default="medium")
     parser.add_argument("--layers", type=int, default=None, help="number of blocks (default: the config's)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="default: bf16 on cuda")
-    parser.add_argument("--repeats", type=int, default=5)
+    add_run_arguments(parser)
     args = parser.parse_args()
-    dtype = getattr(torch, args.dtype or ("bfloat16" if args.device == "cuda" else "float32"))
+    dtype = run_dtype(args)
     torch.manual_seed(0)
     ours, reference, inputs = build(args.config, args.layers, args.device, dtype)
     tokens = inputs["hidden_states"].shape[1]
@@ -108,20 +92,7 @@ def main() -> None:
         f"batch={inputs['hidden_states'].shape[0]} video_tokens={tokens} audio_tokens={inputs['audio_num_frames']} "
         f"text_tokens={inputs['encoder_hidden_states'].shape[1]} threads={torch.get_num_threads()}"
     )
-    timed(ours, inputs, args.device)
-    timed(reference, inputs, args.device)
-    results = {"ours": [], "reference": []}
-    peaks = {"ours": 0, "reference": 0}
-    for _ in range(args.repeats):
-        for name, model in (("ours", ours), ("reference", reference)):
-            seconds, peak = timed(model, inputs, args.device)
-            results[name].append(seconds)
-            peaks[name] = max(peaks[name], peak)
-    medians = {name: statistics.median(values) for name, values in results.items()}
-    for name in ("ours", "reference"):
-        memory = f"  peak {peaks[name] / 2**30:.2f} GiB" if args.device == "cuda" else ""
-        print(f"{name:>9}: median {medians[name]:.4f} s over {args.repeats}{memory}")
-    print(f"ratio ours/reference: {medians['ours'] / medians['reference']:.3f}")
+    compare(lambda: ours(**inputs), lambda: reference(**inputs), args.device, args.repeats)
 
 
 if __name__ == "__main__":

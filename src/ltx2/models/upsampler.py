@@ -115,6 +115,8 @@ class LTX2LatentUpsamplerModel(PretrainedModel):
         super().__init__()
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
+        if mid_channels % 32 != 0:
+            raise ValueError(f"mid_channels must be a multiple of 32 (the group-norm groups), got {mid_channels}")
         if not (spatial_upsample or temporal_upsample):
             raise ValueError("at least one of spatial_upsample and temporal_upsample must be True")
         if temporal_upsample and dims == 2:
@@ -136,10 +138,14 @@ class LTX2LatentUpsamplerModel(PretrainedModel):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """(B, C, F, H, W) raw latents -> upsampled raw latents."""
         config = self.config
-        if hidden_states.ndim != 5 or hidden_states.shape[1] != config.in_channels:
+        if (
+            not isinstance(hidden_states, torch.Tensor)
+            or hidden_states.ndim != 5
+            or hidden_states.shape[1] != config.in_channels
+        ):
             raise ValueError(
                 f"hidden_states must be latents (batch, {config.in_channels}, frames, height, width), "
-                f"got {tuple(hidden_states.shape)}"
+                f"got {_describe(hidden_states)}"
             )
         batch = hidden_states.shape[0]
         per_frame = config.dims == 2
@@ -170,16 +176,34 @@ def batch_as_frames(x: torch.Tensor, batch: int) -> torch.Tensor:
     return x.unflatten(0, (batch, -1)).transpose(1, 2)
 
 
+def _describe(value: object) -> object:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
 def adain_filter_latent(latents: torch.Tensor, reference_latents: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
-    """Match each (sample, channel) of `latents` to the mean and std of `reference_latents`, then blend by `factor`."""
+    """Match each (sample, channel) of `latents` to the mean and std of `reference_latents`, then blend by `factor`.
+
+    Statistics are over all dims after the channels (unbiased std); the two tensors may differ in those sizes.
+    """
+    if not isinstance(latents, torch.Tensor) or latents.ndim < 3:
+        raise ValueError(f"latents must be a tensor (batch, channels, ...) with >= 3 dims, got {_describe(latents)}")
+    if not isinstance(reference_latents, torch.Tensor) or (
+        reference_latents.ndim != latents.ndim or reference_latents.shape[:2] != latents.shape[:2]
+    ):
+        raise ValueError(
+            f"reference_latents must have the ndim, batch and channels of latents {tuple(latents.shape)}, "
+            f"got {_describe(reference_latents)}"
+        )
     dims = tuple(range(2, latents.ndim))
     std, mean = torch.std_mean(latents, dim=dims, keepdim=True)
     reference_std, reference_mean = torch.std_mean(reference_latents, dim=dims, keepdim=True)
-    matched = (latents - mean) / std * reference_std + reference_mean
+    matched = ((latents - mean) / std * reference_std + reference_mean).to(latents.dtype)
     return torch.lerp(latents, matched, factor)
 
 
 def tone_map_latents(latents: torch.Tensor, compression: float) -> torch.Tensor:
     """Softly compress large latent values: x * (1 - 0.8 s sigmoid(4 s (|x| - 1))) with s = 0.75 * compression."""
+    if not 0.0 <= compression <= 1.0:
+        raise ValueError(f"compression must be in [0, 1], got {compression}")
     strength = 0.75 * compression
     return latents * (1 - 0.8 * strength * torch.sigmoid(4 * strength * (latents.abs() - 1)))
