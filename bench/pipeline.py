@@ -1,0 +1,114 @@
+"""A whole text-to-video+audio call, ltx2 vs diffusers 0.42.1, on the same pipeline folder, alternating.
+
+    python bench/pipeline.py --size tiny     # the tests' tiny pipeline (milliseconds per component)
+    python bench/pipeline.py --size medium   # wider components, 128x192 pixels, 25 frames, 10 steps
+
+Reports the median seconds of the whole call and of each component (summed over its calls) for both, and
+the ratios. Peak memory is reported on CUDA only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import tiny_pipeline  # noqa: E402
+from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline  # noqa: E402
+
+from ltx2 import LTX2Pipeline  # noqa: E402
+
+COMPONENTS = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
+SIZES = {
+    "tiny": dict(overrides={}, call=dict(height=32, width=32, num_frames=9, num_inference_steps=3)),
+    "medium": dict(
+        overrides=dict(
+            TRANSFORMER=dict(num_attention_heads=8, attention_head_dim=32, cross_attention_dim=256,
+                             audio_num_attention_heads=8, audio_attention_head_dim=16, audio_cross_attention_dim=128,
+                             num_layers=4),
+            VIDEO_VAE=dict(block_out_channels=(64, 128), decoder_block_out_channels=(64, 128)),
+        ),
+        call=dict(height=128, width=192, num_frames=25, num_inference_steps=10),
+    ),
+}
+
+
+class ComponentTimer:
+    """Accumulates wall time spent inside each component's top-level module calls."""
+
+    def __init__(self, pipe: object):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.handles = []
+        for name in COMPONENTS:
+            module = getattr(pipe, name)
+            # VAEs are driven through encode/decode, so time their decoder/encoder submodules.
+            targets = [module.decoder] if name in ("vae", "audio_vae") else [module]
+            for target in targets:
+                self.handles.append(target.register_forward_pre_hook(self._start(name)))
+                self.handles.append(target.register_forward_hook(self._stop(name)))
+        self.started: dict[str, float] = {}
+
+    def _start(self, name: str):
+        def hook(*_):
+            self.started[name] = time.perf_counter()
+        return hook
+
+    def _stop(self, name: str):
+        def hook(*_):
+            self.seconds[name] += time.perf_counter() - self.started.pop(name)
+        return hook
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=list(SIZES), default="tiny")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    size = SIZES[args.size]
+    for constant, values in size["overrides"].items():
+        setattr(tiny_pipeline, constant, {**getattr(tiny_pipeline, constant), **values})
+    folder = Path(tempfile.mkdtemp(prefix="ltx2-bench-"))
+    tiny_pipeline.write_pipeline_folder(folder)
+    pipes = {"ours": LTX2Pipeline.from_pretrained(folder), "reference": ReferencePipeline.from_pretrained(folder)}
+    legacy = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_guidance_scale=4.0, audio_stg_scale=0.0,
+                  audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None,
+                  use_cross_timestep=False)
+    call = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", guidance_scale=4.0, frame_rate=25.0,
+                max_sequence_length=16, output_type="pt", **size["call"])
+    totals: dict[str, list[float]] = defaultdict(list)
+    parts: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in pipes}
+    for repeat in range(args.repeats + 1):
+        for name, pipe in pipes.items():
+            pipe.set_progress_bar_config(disable=True)
+            if name == "ours":
+                pipe.prompt_encoder.clear()  # time a cold prompt; a repeated prompt skips Gemma entirely
+            timer = ComponentTimer(pipe)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                pipe(**call, **(legacy if name == "reference" else {}), generator=torch.Generator().manual_seed(0))
+            elapsed = time.perf_counter() - start
+            for handle in timer.handles:
+                handle.remove()
+            if repeat == 0:
+                continue  # warm-up
+            totals[name].append(elapsed)
+            for component in COMPONENTS:
+                parts[name][component].append(timer.seconds[component])
+    print(f"size={args.size} {size['call']} threads={torch.get_num_threads()} repeats={args.repeats}")
+    print(f"{'':>14} {'ours':>10} {'reference':>10} {'ratio':>7}")
+    for component in (*COMPONENTS, "whole call"):
+        ours = statistics.median(totals["ours"] if component == "whole call" else parts["ours"][component])
+        reference = statistics.median(totals["reference"] if component == "whole call" else parts["reference"][component])
+        print(f"{component:>14} {ours:>9.4f}s {reference:>9.4f}s {ours / reference:>7.3f}")
+
+
+if __name__ == "__main__":
+    main()
