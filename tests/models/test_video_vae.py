@@ -240,6 +240,13 @@ def test_save_and_load_round_trip(tmp_path):
     assert all(torch.equal(loaded.state_dict()[key], value) for key, value in ours.state_dict().items())
 
 
+def test_null_compression_ratios_are_read_from_the_blocks(tmp_path):
+    # diffusers writes null when the ratios were not given, and would then infer 16x temporal compression.
+    config = {key: value for key, value in REAL_STRUCTURE.items() if not key.endswith("compression_ratio")}
+    ours, _ = load_pair(config, tmp_path)
+    assert (ours.spatial_compression_ratio, ours.temporal_compression_ratio) == (32, 8)
+
+
 def test_full_size_layout_matches_reference():
     with torch.device("meta"):
         ours = AutoencoderKLLTX2Video()
@@ -310,6 +317,7 @@ def test_enable_tiling_rejects_bad_settings(tiny, settings, pattern):
         (dict(patch_size_t=2), "patch_size_t must be 1"),
         (dict(upsample_factor=(1, 1, 1), timestep_conditioning=True), "timestep_conditioning needs up blocks"),
         (dict(decoder_block_out_channels=(16, 16, 32)), "up block 2 receives 8 channels but is built for 4"),
+        (dict(spatial_compression_ratio=16), "spatial_compression_ratio is 16 but the encoder's blocks compress by 32"),
     ],
 )
 def test_constructor_rejects_unbuildable_configs(overrides, pattern):
