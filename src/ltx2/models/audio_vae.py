@@ -276,7 +276,7 @@ class AutoencoderKLLTX2Audio(PretrainedModel):
             raise ValueError(f"mel must be (batch, {config.in_channels}, frames, mel_bins), got {tuple(x.shape)}")
         if config.mel_bins is not None and x.shape[3] != config.mel_bins:
             raise ValueError(f"mel has {x.shape[3]} mel bins but the config says mel_bins={config.mel_bins}")
-        posterior = DiagonalGaussianDistribution(self.encoder(x))
+        posterior = DiagonalGaussianDistribution(*self.encoder(x).chunk(2, dim=1))  # means, then log-variances
         return AutoencoderKLOutput(posterior) if return_dict else (posterior,)
 
     def decode(self, z: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple[torch.Tensor]:

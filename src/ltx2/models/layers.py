@@ -235,11 +235,10 @@ def modulation(table: torch.Tensor, embedding: torch.Tensor) -> tuple[torch.Tens
 
 
 class DiagonalGaussianDistribution:
-    """A VAE posterior: channels split into mean and log-variance (clamped to [-30, 20])."""
+    """A VAE posterior: independent normals with these means and log-variances (clamped to [-30, 20])."""
 
-    def __init__(self, parameters: torch.Tensor):
-        self.parameters = parameters
-        self.mean, logvar = parameters.chunk(2, dim=1)
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.mean = mean
         self.logvar = logvar.clamp(-30.0, 20.0)
         self.std = torch.exp(0.5 * self.logvar)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..loading import PretrainedModel
-from .layers import TimestepEmbedding, modulation
+from .layers import AutoencoderKLOutput, DecoderOutput, DiagonalGaussianDistribution, TimestepEmbedding, modulation
 
 SCALING_STRIDES = {"spatial": (1, 2, 2), "temporal": (2, 1, 1), "spatiotemporal": (2, 2, 2)}
 PADDING_MODES = ("zeros", "reflect")
@@ -67,7 +66,7 @@ def per_channel_rms_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
             square_sum.addcmul_(channel, channel)
         mean_square = square_sum.unsqueeze(1).div_(x.shape[1])
     else:
-        mean_square = x.float().square().mean(dim=1, keepdim=True)
+        mean_square = x.square().mean(dim=1, keepdim=True, dtype=torch.float32)
     return x / mean_square.add_(eps).sqrt_().to(x.dtype)
 
 
@@ -225,7 +224,9 @@ class ResnetBlock3d(nn.Module):
         self.conv1 = CausalConv3d(in_channels, out_channels, spatial_padding_mode)
         self.conv2 = CausalConv3d(out_channels, out_channels, spatial_padding_mode)
         self.norm3 = nn.LayerNorm(in_channels, eps=eps) if in_channels != out_channels else None
-        self.conv_shortcut = nn.Conv3d(in_channels, out_channels, kernel_size=1) if in_channels != out_channels else None
+        self.conv_shortcut = None
+        if in_channels != out_channels:
+            self.conv_shortcut = nn.Conv3d(in_channels, out_channels, kernel_size=1)
         self.per_channel_scale1 = nn.Parameter(torch.zeros(in_channels, 1, 1)) if inject_noise else None
         self.per_channel_scale2 = nn.Parameter(torch.zeros(in_channels, 1, 1)) if inject_noise else None
         self.scale_shift_table = (
@@ -436,6 +437,8 @@ class Encoder3d(nn.Module):
         )
         self.mid_block = MidBlock3d(widths[-1], layers_per_block[-1], eps, spatial_padding_mode=spatial_padding_mode)
         self.conv_out = CausalConv3d(widths[-1], latent_channels + 1, spatial_padding_mode)
+        strides = [SCALING_STRIDES[kind] for kind in downsample_types if kind is not None]
+        self.scale = (math.prod(s[0] for s in strides), patch_size * math.prod(s[1] for s in strides))  # (time, space)
 
     def forward(self, video: torch.Tensor, causal: bool) -> torch.Tensor:
         """(B, 3, F, H, W) -> (B, C+1, (F-1)/8+1, H/32, W/32)."""
@@ -491,6 +494,8 @@ class Decoder3d(nn.Module):
                 )
             )
         self.conv_out = CausalConv3d(width, out_channels * patch_size**2, spatial_padding_mode)
+        strides = [SCALING_STRIDES[kind] for kind in upsample_types if kind is not None]
+        self.scale = (math.prod(s[0] for s in strides), patch_size * math.prod(s[1] for s in strides))  # (time, space)
         self.timestep_scale_multiplier = None
         self.time_embedder = None
         self.scale_shift_table = None
@@ -516,45 +521,6 @@ class Decoder3d(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Outputs
-
-
-class DiagonalGaussianDistribution:
-    """The encoder's posterior: independent normals with the given means and (clamped) log-variances."""
-
-    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
-        self.mean = mean
-        self.logvar = logvar.clamp(-30.0, 20.0)
-        self.std = torch.exp(0.5 * self.logvar)
-        self.var = torch.exp(self.logvar)
-
-    def mode(self) -> torch.Tensor:
-        return self.mean
-
-    def sample(self, generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
-        """mean + std * eps, eps drawn on the generator's device (per sample for a list of generators)."""
-        shape, device = self.mean.shape, self.mean.device
-        if isinstance(generator, list):
-            noise = torch.cat(
-                [torch.randn((1, *shape[1:]), generator=g, device=g.device, dtype=self.mean.dtype) for g in generator]
-            )
-        else:
-            draw_device = generator.device if generator is not None else device
-            noise = torch.randn(shape, generator=generator, device=draw_device, dtype=self.mean.dtype)
-        return self.mean + self.std * noise.to(device)
-
-
-@dataclass
-class AutoencoderKLOutput:
-    latent_dist: DiagonalGaussianDistribution
-
-
-@dataclass
-class DecoderOutput:
-    sample: torch.Tensor
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Tiles
 
 
@@ -571,7 +537,9 @@ def _blend(previous: torch.Tensor, tile: torch.Tensor, extent: int, dim: int) ->
     head.copy_(tail * (1 - weight).to(tile.dtype) + head * weight.to(tile.dtype))
 
 
-def stitch(grid: list[list[torch.Tensor]], overlap: tuple[int, int], stride: tuple[int, int], out: torch.Tensor) -> None:
+def stitch(
+    grid: list[list[torch.Tensor]], overlap: tuple[int, int], stride: tuple[int, int], out: torch.Tensor
+) -> None:
     """Join a grid of overlapping tile results into `out` (..., H, W).
 
     In reading order, each tile is cross-faded over `overlap` with the (already blended) tile above it and
@@ -589,8 +557,9 @@ def stitch(grid: list[list[torch.Tensor]], overlap: tuple[int, int], stride: tup
             out[..., top : top + kept.shape[-2], left : left + kept.shape[-1]] = kept
 
 
-def windows(height: int, width: int, tile: tuple[int, int], stride: tuple[int, int]) -> list[list[tuple[slice, slice]]]:
-    """The grid of (rows, columns) windows of `tile` size, `stride` apart, covering height x width."""
+def windows(x: torch.Tensor, tile: tuple[int, int], stride: tuple[int, int]) -> list[list[tuple[slice, slice]]]:
+    """The grid of (rows, columns) windows of `tile` size, `stride` apart, covering x's (H, W)."""
+    height, width = x.shape[-2:]
     return [
         [(slice(top, top + tile[0]), slice(left, left + tile[1])) for left in range(0, width, stride[1])]
         for top in range(0, height, stride[0])
@@ -707,10 +676,16 @@ class AutoencoderKLLTX2Video(PretrainedModel):
         self.register_buffer("latents_mean", torch.zeros(latent_channels))
         self.register_buffer("latents_std", torch.ones(latent_channels))
 
-        # The config states the ratios; older configs leave them null, and then the block list decides.
-        strides = [SCALING_STRIDES[kind] for kind in downsample_types if kind is not None]
-        self.spatial_compression_ratio = spatial_compression_ratio or patch_size * math.prod(s[1] for s in strides)
-        self.temporal_compression_ratio = temporal_compression_ratio or math.prod(s[0] for s in strides)
+        # The config states the ratios (older configs leave them null); they must be what the encoder does.
+        time_scale, space_scale = self.encoder.scale
+        for name, stated, actual in (
+            ("spatial_compression_ratio", spatial_compression_ratio, space_scale),
+            ("temporal_compression_ratio", temporal_compression_ratio, time_scale),
+        ):
+            if stated is not None and stated != actual:
+                raise ValueError(f"{name} is {stated} but the encoder's blocks compress by {actual}")
+        self.spatial_compression_ratio = spatial_compression_ratio or space_scale
+        self.temporal_compression_ratio = temporal_compression_ratio or time_scale
 
         self.use_slicing = False
         self.use_tiling = False
@@ -752,11 +727,15 @@ class AutoencoderKLLTX2Video(PretrainedModel):
         values = {name: getattr(self, name) if value is None else value for name, (value, _) in settings.items()}
         for name, (_, ratio) in settings.items():
             if not isinstance(values[name], int) or values[name] <= 0 or values[name] % ratio:
-                raise ValueError(f"{name} must be a positive multiple of the compression ratio {ratio}, got {values[name]!r}")
+                raise ValueError(
+                    f"{name} must be a positive multiple of the compression ratio {ratio}, got {values[name]!r}"
+                )
         for axis in ("height", "width", "num_frames"):
             size, stride = values[f"tile_sample_min_{axis}"], values[f"tile_sample_stride_{axis}"]
             if stride > size:
-                raise ValueError(f"tile_sample_stride_{axis} must not exceed tile_sample_min_{axis} ({size}), got {stride}")
+                raise ValueError(
+                    f"tile_sample_stride_{axis} must not exceed tile_sample_min_{axis} ({size}), got {stride}"
+                )
         for name, value in values.items():
             setattr(self, name, value)
         self.use_tiling = True
@@ -786,8 +765,9 @@ class AutoencoderKLLTX2Video(PretrainedModel):
             moments = torch.cat([self._encode(sample, causal) for sample in x.split(1)])
         else:
             moments = self._encode(x, causal)
-        channels = self.config.latent_channels
-        posterior = DiagonalGaussianDistribution(moments[:, :channels], moments[:, channels:].expand_as(moments[:, :channels]))
+        # (B, C+1, ...): C means, then one log-variance shared by all channels.
+        means, logvar = moments.split([self.config.latent_channels, 1], dim=1)
+        posterior = DiagonalGaussianDistribution(means, logvar.expand_as(means))
         return AutoencoderKLOutput(posterior) if return_dict else (posterior,)
 
     def _encode(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -806,8 +786,10 @@ class AutoencoderKLLTX2Video(PretrainedModel):
         ratio = self.spatial_compression_ratio
         tile = (self.tile_sample_min_height, self.tile_sample_min_width)
         stride = (self.tile_sample_stride_height, self.tile_sample_stride_width)
-        grid = [[self.encoder(x[..., rows, cols], causal) for rows, cols in row] for row in windows(height, width, tile, stride)]
-        out = x.new_empty(batch, self.config.latent_channels + 1, (frames - 1) // self.temporal_compression_ratio + 1, height // ratio, width // ratio)
+        grid = [[self.encoder(x[..., rows, cols], causal) for rows, cols in row] for row in windows(x, tile, stride)]
+        time_scale, space_scale = self.encoder.scale
+        shape = (batch, self.config.latent_channels + 1, (frames - 1) // time_scale + 1)
+        out = x.new_empty(*shape, height // space_scale, width // space_scale)
         overlap = ((tile[0] - stride[0]) // ratio, (tile[1] - stride[1]) // ratio)
         stitch(grid, overlap, (stride[0] // ratio, stride[1] // ratio), out)
         return out
@@ -837,12 +819,11 @@ class AutoencoderKLLTX2Video(PretrainedModel):
 
     def _decode(self, z: torch.Tensor, timestep: torch.Tensor | None, causal: bool) -> torch.Tensor:
         temporal = self.temporal_compression_ratio
-        if self.use_framewise_decoding and z.shape[2] > self.tile_sample_min_num_frames // temporal:
-            window, stride = self.tile_sample_min_num_frames // temporal, self.tile_sample_stride_num_frames // temporal
-            overlap = self.tile_sample_min_num_frames - self.tile_sample_stride_num_frames
-            frames = (z.shape[2] - 1) * temporal + 1
+        window, stride = self.tile_sample_min_num_frames, self.tile_sample_stride_num_frames
+        if self.use_framewise_decoding and z.shape[2] > window // temporal:
             run = functools.partial(self._decode_tiles, timestep=timestep, causal=causal)
-            return framewise(run, z, window, stride, self.tile_sample_stride_num_frames, overlap, frames)
+            frames = (z.shape[2] - 1) * self.decoder.scale[0] + 1
+            return framewise(run, z, window // temporal, stride // temporal, stride, window - stride, frames)
         return self._decode_tiles(z, timestep, causal)
 
     def _decode_tiles(self, z: torch.Tensor, timestep: torch.Tensor | None, causal: bool) -> torch.Tensor:
@@ -856,11 +837,12 @@ class AutoencoderKLLTX2Video(PretrainedModel):
         stride = (self.tile_sample_stride_height // ratio, self.tile_sample_stride_width // ratio)
         if height <= tile[0] and width <= tile[1]:
             tile = stride = (height, width)
-        grid = windows(height, width, tile, stride)
+        grid = windows(z, tile, stride)
         streams = [[Stream(causal, streamed=True) for _ in row] for row in grid]
         overlap = ((tile[0] - stride[0]) * ratio, (tile[1] - stride[1]) * ratio)
-        frames_out = (frames - 1) * self.temporal_compression_ratio + 1
-        video = z.new_empty(batch, self.config.out_channels, frames_out, height * ratio, width * ratio)
+        time_scale, space_scale = self.decoder.scale
+        shape = (batch, self.config.out_channels, (frames - 1) * time_scale + 1)
+        video = z.new_empty(*shape, height * space_scale, width * space_scale)
         chunk = max(1, self.tile_sample_min_num_frames // self.temporal_compression_ratio)
         done = 0
         for latents in streamed_passes(z, chunk, [stream for row in streams for stream in row]):
@@ -961,10 +943,9 @@ def _check_config(args: dict[str, Any]) -> None:
     for name, (value, count) in lengths.items():
         if len(value) != count:
             raise ValueError(f"{name} must have {count} entries (one per block of layers_per_block), got {len(value)}")
-    for name in ("down_block_types",):
-        for kind in args[name]:
-            if kind != "LTX2VideoDownBlock3D":
-                raise ValueError(f"{name} entries must be 'LTX2VideoDownBlock3D', got {kind!r}")
+    for kind in args["down_block_types"]:
+        if kind != "LTX2VideoDownBlock3D":
+            raise ValueError(f"down_block_types entries must be 'LTX2VideoDownBlock3D', got {kind!r}")
     for name in ("downsample_type", "upsample_type"):
         for kind in args[name]:
             if kind not in SCALING_STRIDES:
@@ -973,14 +954,22 @@ def _check_config(args: dict[str, Any]) -> None:
         if args[name] not in PADDING_MODES:
             raise ValueError(f"{name} must be one of {PADDING_MODES}, got {args[name]!r}")
     if args["patch_size_t"] != 1:
-        raise ValueError(f"patch_size_t must be 1 (the layers are sized for spatial patches only), got {args['patch_size_t']}")
+        raise ValueError(f"patch_size_t must be 1 (the layers are sized for spatial patches), got {args['patch_size_t']}")
     widths = list(args["decoder_block_out_channels"])[::-1]
-    factors = list(args["upsample_factor"])[::-1]
     width = widths[0]
-    for i, factor in enumerate(factors):
-        block_in, width = width // factor, widths[i] // factor
-        if args["timestep_conditioning"] and block_in != width:
+    for i, factor in enumerate(list(args["upsample_factor"])[::-1]):
+        block_in, block_out = width // factor, widths[i] // factor
+        # An up block changing width takes `block_in` channels into its first resnet; else its upsampler
+        # takes block_out * factor. Either way that must be what the block before it produces.
+        expected = block_in if block_in != block_out else block_out * factor
+        if expected != width:
+            raise ValueError(
+                f"decoder_block_out_channels {tuple(args['decoder_block_out_channels'])} with upsample_factor "
+                f"{tuple(args['upsample_factor'])}: up block {i} receives {width} channels but is built for {expected}"
+            )
+        if args["timestep_conditioning"] and block_in != block_out:
             raise ValueError(
                 "timestep_conditioning needs up blocks that keep their width (upsample_factor 2 throughout); "
-                f"up block {i} goes from {block_in} to {width} channels"
+                f"up block {i} goes from {block_in} to {block_out} channels"
             )
+        width = block_out
