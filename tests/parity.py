@@ -21,3 +21,13 @@ def perturb_(module: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torc
             noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float32)
             tensor.add_((noise * scale).to(tensor.dtype))
     return module
+
+
+def assert_same_layout(ours: torch.nn.Module, reference: torch.nn.Module) -> int:
+    """Same state-dict keys with the same shapes, and the same parameter count; returns that count."""
+    ours_shapes = {key: tuple(value.shape) for key, value in ours.state_dict().items()}
+    reference_shapes = {key: tuple(value.shape) for key, value in reference.state_dict().items()}
+    assert ours_shapes == reference_shapes
+    count = sum(parameter.numel() for parameter in ours.parameters())
+    assert count == sum(parameter.numel() for parameter in reference.parameters())
+    return count

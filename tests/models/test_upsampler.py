@@ -7,7 +7,7 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_latent_upsample import LTX2LatentUps
 
 from ltx2 import LTX2LatentUpsamplerModel
 from ltx2.models.upsampler import adain_filter_latent, tone_map_latents
-from parity import perturb_, relative_l2
+from parity import assert_same_layout, perturb_, relative_l2
 
 TINY = dict(in_channels=16, mid_channels=64, num_blocks_per_stage=2)
 CONFIGS = {
@@ -80,14 +80,8 @@ def test_full_size_layout_matches_reference():
     with torch.device("meta"):
         ours = LTX2LatentUpsamplerModel()
         reference = ReferenceUpsampler()
-    ours_state, reference_state = ours.state_dict(), reference.state_dict()
-    assert ours_state.keys() == reference_state.keys()
-    assert {key: tensor.shape for key, tensor in ours_state.items()} == {
-        key: tensor.shape for key, tensor in reference_state.items()
-    }
+    count = assert_same_layout(ours, reference)
     assert "upsampler.blur_down.kernel" in dict(ours.named_buffers())
-    count = ours.num_parameters()
-    assert count == sum(parameter.numel() for parameter in reference.parameters())
     assert round(count / 1e6, 1) == 497.9
     reference_config = {key: value for key, value in reference.config.items() if not key.startswith("_")}
     assert dict(ours.config) == reference_config
