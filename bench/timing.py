@@ -52,3 +52,11 @@ def compare(ours: Callable[[], object], reference: Callable[[], object], device:
         memory = f"  peak {peaks[name] / 2**30:.2f} GiB" if device == "cuda" else ""
         print(f"{name:>9}: median {medians[name]:.4f} s over {repeats}{memory}")
     print(f"ratio ours/reference: {medians['ours'] / medians['reference']:.3f}")
+
+
+def twin(ours_class: type, reference: torch.nn.Module, **config: object) -> torch.nn.Module:
+    """Our model with the same config, sharing the reference's weight tensors (no second copy in memory)."""
+    with torch.device("meta"):
+        ours = ours_class(**config)
+    ours.load_state_dict(reference.state_dict(), assign=True)
+    return ours.eval()

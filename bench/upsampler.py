@@ -16,7 +16,7 @@ import torch
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel as ReferenceUpsampler
 
 from ltx2 import LTX2LatentUpsamplerModel
-from timing import add_run_arguments, compare, run_dtype
+from timing import add_run_arguments, compare, run_dtype, twin
 
 SHAPES = {"small": (1, 128, 2, 4, 6), "medium": (1, 128, 3, 8, 12), "stage1": (1, 128, 16, 16, 24)}
 
@@ -26,10 +26,7 @@ def build(device: str, dtype: torch.dtype) -> tuple[torch.nn.Module, torch.nn.Mo
         reference = ReferenceUpsampler().eval()
     if dtype != torch.float32:
         reference.to(dtype)
-    with torch.device("meta"):
-        ours = LTX2LatentUpsamplerModel()
-    ours.load_state_dict(reference.state_dict(), assign=True)
-    return ours.eval(), reference
+    return twin(LTX2LatentUpsamplerModel, reference), reference
 
 
 def main() -> None:

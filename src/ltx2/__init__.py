@@ -1,7 +1,7 @@
 """ltx2: LTX-2 audio+video generation inference, in plain PyTorch."""
 
 from .export import encode_video
-from .loading import CheckpointError
+from .loading import CheckpointError, LoraLoaderMixin
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
 from .models.transformer import LTX2VideoTransformer3DModel
@@ -26,6 +26,7 @@ __all__ = [
     "LTX2PipelineOutput",
     "LTX2TextConnectors",
     "LTX2Vocoder",
+    "LoraLoaderMixin",
     "LTX2VideoTransformer3DModel",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
     "encode_video",
