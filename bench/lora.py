@@ -15,7 +15,8 @@ import time
 
 import torch
 from diffusers import LTX2Pipeline
-from transformer import SHAPES, build, timed
+from timing import timed
+from transformer import SHAPES, build
 
 from ltx2 import LoraLoaderMixin
 
