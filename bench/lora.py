@@ -80,12 +80,12 @@ def main() -> None:
             for name, pipeline in (("ours", ours), ("reference", reference)):
                 print(f"  {name} {'load_lora_weights' if mode == 'unfused' else 'fuse_lora'}: "
                       f"{once(lambda: setup[mode](pipeline)):.3f} s")  # fmt: skip
-        timed(ours.transformer, inputs, args.device)
-        timed(reference.transformer, inputs, args.device)
+        timed(lambda: ours.transformer(**inputs), args.device)
+        timed(lambda: reference.transformer(**inputs), args.device)
         results = {"ours": [], "reference": []}
         for _ in range(args.repeats):
             for name, pipeline in (("ours", ours), ("reference", reference)):
-                results[name].append(timed(pipeline.transformer, inputs, args.device)[0])
+                results[name].append(timed(lambda: pipeline.transformer(**inputs), args.device)[0])
         medians = {name: statistics.median(values) for name, values in results.items()}
         print(
             f"{mode:>8}: ours {medians['ours']:.4f} s  reference {medians['reference']:.4f} s  "
