@@ -2,6 +2,12 @@
 
 import torch
 
+# Pin the reference to LTX-2.0 semantics (its newer defaults are LTX-2.3's).
+LEGACY = dict(
+    stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0, audio_modality_scale=1.0,
+    audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None, use_cross_timestep=False,
+)
+
 
 def relative_l2(ours: torch.Tensor, reference: torch.Tensor) -> float:
     """||ours - reference|| / ||reference||, computed in float64."""

@@ -415,7 +415,7 @@ def test_folder_and_hub_sources(ours, reference, tmp_path, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     ours.load_lora_weights("Lightricks/LTX-2", weight_name="original.safetensors", adapter_name="hub", revision="r1")
-    assert calls == [("Lightricks/LTX-2", "original.safetensors", None, {"revision": "r1"})]
+    assert calls == [("Lightricks/LTX-2", "original.safetensors", None, {"local_files_only": False, "revision": "r1"})]
     outputs = []
     for name in ("default_0", "original", "hub"):
         ours.set_adapters(name)

@@ -18,13 +18,8 @@ from ltx2 import (
     LTX2Pipeline,
     LTX2PipelineOutput,
 )
-from parity import relative_l2
+from parity import LEGACY, relative_l2
 
-# Pin the reference to LTX-2.0 semantics (its newer defaults are LTX-2.3's).
-LEGACY = dict(
-    stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_stg_scale=0.0, audio_modality_scale=1.0,
-    audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None, use_cross_timestep=False,
-)
 CALL = dict(
     prompt="a robot dancing in the rain", negative_prompt="blurry low quality", height=32, width=32, num_frames=9,
     frame_rate=25.0, num_inference_steps=3, guidance_scale=4.0, max_sequence_length=16,

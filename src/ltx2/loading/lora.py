@@ -45,6 +45,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, TensorSource, _first
 from .hub import resolve_file
+from .key_map import LORA_PREFIX, connector_key, is_connector_key, transformer_key
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 METADATA_KEY = "lora_adapter_metadata"
@@ -60,25 +61,6 @@ _ROLES = (
     (".lora_up.weight", "up"),
     (".alpha", "alpha"),
 )
-# Original LTX-2 names of Linear-holding modules -> diffusers names: substring replacements, in this order.
-_TRANSFORMER_RENAMES = (
-    ("patchify_proj", "proj_in"),
-    ("av_ca_video_scale_shift_adaln_single", "av_cross_attn_video_scale_shift"),
-    ("av_ca_a2v_gate_adaln_single", "av_cross_attn_video_a2v_gate"),
-    ("av_ca_audio_scale_shift_adaln_single", "av_cross_attn_audio_scale_shift"),
-    ("av_ca_v2a_gate_adaln_single", "av_cross_attn_audio_v2a_gate"),
-)
-# The two main timestep embedders are renamed by prefix only, after the replacements above.
-_TRANSFORMER_PREFIXES = (("adaln_single.", "time_embed."), ("audio_adaln_single.", "audio_time_embed."))
-_CONNECTOR_ROOTS = ("text_embedding_projection.", "video_embeddings_connector.", "audio_embeddings_connector.")
-_CONNECTOR_RENAMES = (
-    ("text_embedding_projection.aggregate_embed", "text_proj_in"),
-    ("video_embeddings_connector", "video_connector"),
-    ("audio_embeddings_connector", "audio_connector"),
-    ("transformer_1d_blocks", "transformer_blocks"),
-)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Reading a LoRA: where its tensors come from, which module each key targets, at what scale.
 
@@ -141,12 +123,6 @@ def open_lora(
     return TensorSource([path], str(path))
 
 
-def _rename(name: str, renames: tuple[tuple[str, str], ...]) -> str:
-    for old, new in renames:
-        name = name.replace(old, new)
-    return name
-
-
 def locate(key: str) -> tuple[str, str, str] | None:
     """(component, module path in the diffusers layout, role) that a LoRA key targets, or None if it is no LoRA key.
 
@@ -158,16 +134,12 @@ def locate(key: str) -> tuple[str, str, str] | None:
             break
     else:
         return None
-    if module.startswith("diffusion_model."):
-        module = module.removeprefix("diffusion_model.")
-        if not module.startswith(_CONNECTOR_ROOTS):
-            module = _rename(module, _TRANSFORMER_RENAMES)
-            for old, new in _TRANSFORMER_PREFIXES:
-                if module.startswith(old):
-                    module = new + module.removeprefix(old)
-            return "transformer", module, role
-    if module.startswith(_CONNECTOR_ROOTS):
-        return "connectors", _rename(module, _CONNECTOR_RENAMES), role
+    if module.startswith(LORA_PREFIX):
+        module = module.removeprefix(LORA_PREFIX)
+        if not is_connector_key(module):
+            return "transformer", transformer_key(module), role
+    if is_connector_key(module):
+        return "connectors", connector_key(module), role
     component, _, path = module.partition(".")
     return (component, path, role) if component in COMPONENTS and path else None
 

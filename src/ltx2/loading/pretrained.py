@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 
 from .checkpoint import CheckpointError, fill_from, iter_meta_tensors, open_weights, save_weights, write_text_atomic
 from .config import Configurable, read_config
 from .hub import resolve_folder
+from .single_file import component_config, open_single_file
 
 
 class PretrainedModel(torch.nn.Module, Configurable):
     """A network loadable from (and savable to) a diffusers-layout folder: config.json plus safetensors."""
+
+    # Which part of Lightricks' original single-file checkpoints holds this network (see loading/key_map.py).
+    single_file_component: ClassVar[str]
 
     @property
     def dtype(self) -> torch.dtype:
@@ -40,14 +45,39 @@ class PretrainedModel(torch.nn.Module, Configurable):
         (float32 when None, as diffusers does). Keys and shapes must match exactly.
         """
         folder = resolve_folder(path_or_repo_id, subfolder)
-        config = read_config(folder / cls.config_name)
+        with open_weights(folder) as source:
+            return cls._build_and_fill(read_config(folder / cls.config_name), source, torch_dtype, device)
+
+    @classmethod
+    def from_single_file(
+        cls,
+        path_or_url: str | Path,
+        torch_dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        **download_options: Any,
+    ):
+        """Load from one of Lightricks' original checkpoints (`ltx-2-19b-dev.safetensors`, fp8 variants, ...).
+
+        `path_or_url` is a local file, `owner/repo/file.safetensors` or a Hub URL; the config comes from the
+        file's header and the keys through ltx2's key map. FP8 weights are upcast to `torch_dtype`.
+        """
+        with open_single_file(path_or_url, **download_options) as source:
+            return cls.from_single_file_source(source, torch_dtype, device)
+
+    @classmethod
+    def from_single_file_source(cls, source, torch_dtype: torch.dtype | None, device: torch.device | str | None):
+        """`from_single_file` on an already opened checkpoint (a pipeline reads all its networks from one)."""
+        config, mapped = component_config(source, cls.single_file_component)
+        return cls._build_and_fill(config, mapped, torch_dtype, device)
+
+    @classmethod
+    def _build_and_fill(cls, config: dict[str, Any], source, torch_dtype, device):
         with torch.device("meta"):
             model = cls.from_config(config)
-        with open_weights(folder) as source:
-            fill_from(model, source, torch_dtype or torch.float32, device)
+        fill_from(model, source, torch_dtype or torch.float32, device)
         leftover = list(iter_meta_tensors(model))
         if leftover:
-            raise CheckpointError(f"{folder}: tensors left without weights: {', '.join(leftover[:5])}")
+            raise CheckpointError(f"{source.description}: tensors left without weights: {', '.join(leftover[:5])}")
         return model.eval()
 
     def save_pretrained(self, save_directory: str | Path, max_shard_size: int | str = "5GB") -> None:

@@ -233,6 +233,8 @@ class Decoder(nn.Module):
 class AutoencoderKLLTX2Audio(PretrainedModel):
     """The LTX-2 audio VAE. Defaults are the 19B model's; `latents_mean`/`latents_std` normalize packed latents."""
 
+    single_file_component = "audio_vae"
+
     temporal_compression_ratio = LATENT_DOWNSAMPLE_FACTOR
     mel_compression_ratio = LATENT_DOWNSAMPLE_FACTOR
 

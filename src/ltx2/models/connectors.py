@@ -101,6 +101,8 @@ class ConnectorTransformer(nn.Module):
 class LTX2TextConnectors(PretrainedModel):
     """Text features for both streams from Gemma 3's hidden states. Defaults are the LTX-2 19B values."""
 
+    single_file_component = "connectors"
+
     neutral_config = {
         "video_gated_attn": False,
         "audio_gated_attn": False,

@@ -224,6 +224,8 @@ def position_fractions(coords: torch.Tensor, extents: tuple[float, ...]) -> torc
 class LTX2VideoTransformer3DModel(PretrainedModel):
     """The LTX-2 audio-video DiT. Defaults are the 19B model's configuration."""
 
+    single_file_component = "transformer"
+
     neutral_config = {
         "gated_attn": False,
         "cross_attn_mod": False,

@@ -101,6 +101,8 @@ class SubPixelUpsampler(nn.Sequential):
 class LTX2LatentUpsamplerModel(PretrainedModel):
     """Spatial (and optionally temporal) latent upsampler. Defaults are the LTX-2 spatial x2 model's."""
 
+    single_file_component = "latent_upsampler"
+
     def __init__(
         self,
         in_channels: int = 128,

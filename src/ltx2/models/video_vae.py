@@ -610,6 +610,8 @@ class AutoencoderKLLTX2Video(PretrainedModel):
     exact; `use_framewise_decoding` / `use_framewise_encoding` add the reference's blended temporal tiles.
     """
 
+    single_file_component = "vae"
+
     def __init__(
         self,
         in_channels: int = 3,

@@ -37,6 +37,8 @@ class ResBlock(nn.Module):
 class LTX2Vocoder(PretrainedModel):
     """Mel -> waveform. Defaults are the LTX-2 19B vocoder's; `config.output_sampling_rate` is 24 kHz."""
 
+    single_file_component = "vocoder"
+
     neutral_config = {"act_fn": "leaky_relu", "antialias": False, "antialias_ratio": 2, "antialias_kernel_size": 12}
 
     def __init__(

@@ -13,7 +13,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..loading.checkpoint import write_text_atomic
-from ..loading.hub import resolve_folder
+from ..loading.hub import _repo_id, download
+from ..loading.single_file import open_single_file
+from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
 from .offload import ModelOffload, SequentialOffload
 
 # Class names that diffusers and transformers write into model_index.json, and what loads each here.
@@ -29,9 +31,17 @@ _OURS = {
 }
 
 
+# Where single-file pipelines take what Lightricks' combined checkpoints do not hold.
+DEFAULT_REPO = "Lightricks/LTX-2"
+
+
+def _our_class(class_name: str) -> type:
+    return getattr(importlib.import_module(_OURS[class_name]), class_name)
+
+
 def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype | None) -> Any:
     if class_name in _OURS:
-        cls = getattr(importlib.import_module(_OURS[class_name]), class_name)
+        cls = _our_class(class_name)
         if class_name == "FlowMatchEulerDiscreteScheduler":
             return cls.from_pretrained(folder, subfolder=name)
         return cls.from_pretrained(folder, subfolder=name, torch_dtype=dtype)
@@ -44,6 +54,31 @@ def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype
 
         return load_text_encoder(folder / name, dtype)
     raise ValueError(f"{folder / 'model_index.json'}: component {name!r} has class {class_name!r}, unknown to ltx2")
+
+
+_SINGLE_FILE_CLASSES = {
+    "transformer": "LTX2VideoTransformer3DModel",
+    "connectors": "LTX2TextConnectors",
+    "vae": "AutoencoderKLLTX2Video",
+    "audio_vae": "AutoencoderKLLTX2Audio",
+    "vocoder": "LTX2Vocoder",
+}
+
+
+def _read_index(folder: Path) -> dict[str, Any]:
+    index_path = folder / "model_index.json"
+    try:
+        return json.loads(index_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{folder}: no model_index.json, so this is not a pipeline folder") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{index_path}: not valid JSON ({error})") from None
+
+
+def _class_in(folder: Path) -> str | None:
+    """The `_class_name` of a component folder that model_index.json does not list (e.g. latent_upsampler/)."""
+    config = folder / "config.json"
+    return json.loads(config.read_text(encoding="utf-8")).get("_class_name") if config.is_file() else None
 
 
 class Pipeline:
@@ -75,21 +110,63 @@ class Pipeline:
     ) -> Pipeline:
         """Load every component listed in model_index.json from its subfolder; `components` replace any of them.
 
-        Entries that are null (or absent) are left as None.
+        Entries that are null (or absent) are left as None, unless the folder has a subfolder of that name
+        with a config.json. From the Hub only model_index.json and the subfolders still needed are fetched.
         """
-        folder = resolve_folder(path_or_repo_id)
-        index_path = folder / "model_index.json"
-        try:
-            index = json.loads(index_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{folder}: no model_index.json, so this is not a pipeline folder") from None
+        folder = Path(path_or_repo_id)
+        if not folder.is_dir():
+            folder = cls._download(_repo_id(path_or_repo_id), set(components))
+        index = _read_index(folder)
         loaded = dict(components)
         for name in cls.component_names:
-            entry = index.get(name)
-            if name in loaded or not entry or entry[1] is None:
+            if name in loaded:
                 continue
-            loaded[name] = _load_component(folder, name, entry[1], torch_dtype)
+            entry = index.get(name) or [None, _class_in(folder / name)]
+            if entry[1] is not None:
+                loaded[name] = _load_component(folder, name, entry[1], torch_dtype)
         return cls(**loaded)
+
+    @classmethod
+    def _download(cls, repo_id: str, given: set[str]) -> Path:
+        index = _read_index(download(repo_id, ["model_index.json"]))
+        wanted = [name for name in cls.component_names if name not in given]
+        listed = [name for name in wanted if (index.get(name) or [None, None])[1] is not None]
+        return download(repo_id, ["model_index.json", *(f"{name}/*" for name in wanted)],
+                        required=["model_index.json", *(f"{name}/*" for name in listed)])
+
+    @classmethod
+    def from_single_file(
+        cls,
+        path_or_url: str | Path,
+        torch_dtype: torch.dtype | None = None,
+        text_encoder: Any = None,
+        tokenizer: Any = None,
+        **components: Any,
+    ) -> Pipeline:
+        """Load the networks from one of Lightricks' original combined checkpoints (`ltx-2-19b-dev.safetensors`,
+        `-distilled`, fp8 variants); `path_or_url` is a local file, `owner/repo/file.safetensors` or a Hub URL.
+
+        The file holds no text encoder or tokenizer: pass them, or they are loaded from Lightricks/LTX-2. The
+        scheduler is LTX-2's, with the distilled schedule when the file name says "distilled".
+        """
+        loaded = dict(components)
+        with open_single_file(path_or_url) as source:
+            for name in cls.component_names:
+                if name in _SINGLE_FILE_CLASSES and name not in loaded:
+                    network = _our_class(_SINGLE_FILE_CLASSES[name])
+                    loaded[name] = network.from_single_file_source(source, torch_dtype, None)
+            distilled = "distilled" in Path(source.description).name
+        if "scheduler" in cls.component_names and "scheduler" not in loaded:
+            config = LTX2_DISTILLED_SCHEDULER_CONFIG if distilled else LTX2_SCHEDULER_CONFIG
+            loaded["scheduler"] = FlowMatchEulerDiscreteScheduler(**config)
+        loaded.update(text_encoder=text_encoder, tokenizer=tokenizer)
+        text_parts = [name for name in ("text_encoder", "tokenizer") if name in cls.component_names]
+        missing = [name for name in text_parts if loaded[name] is None]
+        if missing:
+            skipped = {name: None for name in cls.component_names if name not in missing}
+            hub_parts = cls.from_pretrained(DEFAULT_REPO, torch_dtype, **skipped).components
+            loaded.update({name: hub_parts[name] for name in missing})
+        return cls(**{name: value for name, value in loaded.items() if name in cls.component_names})
 
     def save_pretrained(self, save_directory: str | Path) -> None:
         """Write model_index.json and each component in its subfolder (diffusers layout)."""

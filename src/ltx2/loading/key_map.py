@@ -1,0 +1,164 @@
+"""The one key map from Lightricks' original LTX-2 checkpoints to ltx2's (diffusers-layout) state dicts.
+
+An original single file (`ltx-2-19b-dev.safetensors`, `-distilled`, their fp8 variants) holds every
+network under a prefix; the spatial upsampler and the LoRAs are separate files:
+
+| original key                                          | component   | ltx2 key                                 |
+|-------------------------------------------------------|-------------|------------------------------------------|
+| `model.diffusion_model.<path>`                        | transformer | `<path>`, TRANSFORMER_RENAMES            |
+| `model.diffusion_model.{video,audio}_embeddings_connector.<path>` | connectors | `{video,audio}_connector.<path>` |
+| `[model.diffusion_model.]text_embedding_projection.aggregate_embed.*` | connectors | `text_proj_in.*`   |
+| `vae.<path>`                                          | vae         | blocks regrouped (below), statistics     |
+| `audio_vae.<path>`                                    | audio_vae   | `<path>`, statistics renamed             |
+| `vocoder.<path>`                                      | vocoder     | `<path>`, VOCODER_RENAMES                |
+| `<path>` (the upsampler's own file)                   | upsampler   | `<path>` unchanged                       |
+| `diffusion_model.<path>.lora_{A,B}.weight` (LoRA)     | transformer | `<path>` renamed as the transformer's    |
+
+In the original video VAE the encoder is a flat list `down_blocks.0..2n` alternating ResNet groups and
+downsamplers (ending in the mid block), and the decoder a flat list `up_blocks.0..2m` starting with the mid
+block and alternating upsamplers and ResNet groups; diffusers nests each sampler inside its block.
+Per-channel latent statistics become `latents_mean` / `latents_std`; the two unused statistics are dropped.
+FP8 checkpoints add `<weight>_scale` / `input_scale` siblings, which the loader consumes (see single_file.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+TRANSFORMER_PREFIX = "model.diffusion_model."
+LORA_PREFIX = "diffusion_model."
+CONNECTOR_ROOTS = ("video_embeddings_connector.", "audio_embeddings_connector.", "text_embedding_projection.")
+QUANTIZATION_SUFFIXES = ("weight_scale", "input_scale")
+
+# Substring replacements, in this order: the longer AdaLN names must go before any shorter one they contain.
+TRANSFORMER_RENAMES = (
+    ("patchify_proj", "proj_in"),
+    ("av_ca_video_scale_shift_adaln_single", "av_cross_attn_video_scale_shift"),
+    ("av_ca_a2v_gate_adaln_single", "av_cross_attn_video_a2v_gate"),
+    ("av_ca_audio_scale_shift_adaln_single", "av_cross_attn_audio_scale_shift"),
+    ("av_ca_v2a_gate_adaln_single", "av_cross_attn_audio_v2a_gate"),
+    ("scale_shift_table_a2v_ca_video", "video_a2v_cross_attn_scale_shift_table"),
+    ("scale_shift_table_a2v_ca_audio", "audio_a2v_cross_attn_scale_shift_table"),
+    ("q_norm", "norm_q"),
+    ("k_norm", "norm_k"),
+)
+# The two main timestep embedders are renamed by prefix only: their names are substrings of the ones above.
+TRANSFORMER_PREFIX_RENAMES = (("adaln_single.", "time_embed."), ("audio_adaln_single.", "audio_time_embed."))
+CONNECTOR_RENAMES = (
+    ("text_embedding_projection.aggregate_embed", "text_proj_in"),
+    ("video_embeddings_connector", "video_connector"),
+    ("audio_embeddings_connector", "audio_connector"),
+    ("transformer_1d_blocks", "transformer_blocks"),
+    ("q_norm", "norm_q"),
+    ("k_norm", "norm_k"),
+)
+VOCODER_RENAMES = (("ups.", "upsamplers."), ("resblocks.", "resnets."), ("conv_pre.", "conv_in."),
+                   ("conv_post.", "conv_out."))
+STATISTICS_RENAMES = (
+    ("per_channel_statistics.mean-of-means", "latents_mean"),
+    ("per_channel_statistics.std-of-means", "latents_std"),
+)
+DROPPED_STATISTICS = ("per_channel_statistics.channel", "per_channel_statistics.mean-of-stds")
+VIDEO_VAE_RENAMES = (
+    ("res_blocks.", "resnets."),
+    ("last_time_embedder.", "time_embedder."),
+    ("last_scale_shift_table", "scale_shift_table"),
+)
+_VAE_BLOCK = re.compile(r"^(encoder\.down_blocks|decoder\.up_blocks)\.(\d+)\.")
+
+
+def _replace_all(name: str, renames: tuple[tuple[str, str], ...]) -> str:
+    for old, new in renames:
+        name = name.replace(old, new)
+    return name
+
+
+def _replace_leading(name: str, renames: tuple[tuple[str, str], ...]) -> str:
+    for old, new in renames:
+        if name.startswith(old):
+            return new + name.removeprefix(old)
+    return name
+
+
+def is_connector_key(name: str) -> bool:
+    """Whether a key (with its `model.diffusion_model.` / `diffusion_model.` prefix removed) is a connector's."""
+    return name.startswith(CONNECTOR_ROOTS)
+
+
+def transformer_key(name: str) -> str:
+    """The ltx2 transformer key of an original DiT key (prefix already removed)."""
+    return _replace_leading(_replace_all(name, TRANSFORMER_RENAMES), TRANSFORMER_PREFIX_RENAMES)
+
+
+def connector_key(name: str) -> str:
+    """The ltx2 connectors key of an original connector or text-projection key (prefix already removed)."""
+    return _replace_all(name, CONNECTOR_RENAMES)
+
+
+def video_vae_key(name: str, num_down_blocks: int) -> str:
+    """The ltx2 video VAE key of an original `vae.` key (prefix removed), for a VAE with `num_down_blocks`."""
+    match = _VAE_BLOCK.match(name)
+    if match:
+        group, index = match.group(1), int(match.group(2))
+        rest = name[match.end():]
+        if group == "encoder.down_blocks":
+            stage, is_sampler = divmod(index, 2)
+            block = "encoder.mid_block" if index == 2 * num_down_blocks else f"encoder.down_blocks.{stage}"
+            name = f"{block}.downsamplers.0.{rest}" if is_sampler else f"{block}.{rest}"
+        elif index == 0:
+            name = f"decoder.mid_block.{rest}"
+        else:
+            stage, is_group = divmod(index - 1, 2)
+            block = f"decoder.up_blocks.{stage}"
+            name = f"{block}.{rest}" if is_group else f"{block}.upsamplers.0.{rest}"
+    return _replace_all(_replace_all(name, STATISTICS_RENAMES), VIDEO_VAE_RENAMES)
+
+
+def audio_vae_key(name: str) -> str:
+    """The ltx2 audio VAE key of an original `audio_vae.` key (prefix removed)."""
+    return _replace_all(name, STATISTICS_RENAMES)
+
+
+def vocoder_key(name: str) -> str:
+    """The ltx2 vocoder key of an original `vocoder.` key (prefix removed)."""
+    return _replace_leading(name, VOCODER_RENAMES)
+
+
+def is_dropped(key: str) -> bool:
+    """Keys of the original files that no ltx2 network holds: FP8 scales and unused VAE statistics."""
+    return key.rpartition(".")[2] in QUANTIZATION_SUFFIXES or any(part in key for part in DROPPED_STATISTICS)
+
+
+def _num_down_blocks(keys: list[str]) -> int:
+    """The video VAE's down blocks: its flat encoder list ends at index 2n with the mid block."""
+    indices = [int(match.group(1)) for key in keys if (match := re.match(r"^vae\.encoder\.down_blocks\.(\d+)\.", key))]
+    return max(indices, default=0) // 2
+
+
+def split_single_file(keys: list[str]) -> dict[str, dict[str, str]]:
+    """Group the keys of an original combined checkpoint by component: {component: {ltx2 key: original key}}.
+
+    Keys under no known prefix are returned under "unknown" with their own names, so that callers can
+    name them in an error.
+    """
+    components: dict[str, dict[str, str]] = {
+        name: {} for name in ("transformer", "connectors", "vae", "audio_vae", "vocoder", "unknown")
+    }
+    num_down_blocks = _num_down_blocks(keys)
+    for original in keys:
+        name = original.removeprefix(TRANSFORMER_PREFIX)
+        if is_dropped(original):
+            continue
+        if is_connector_key(name):
+            components["connectors"][connector_key(name)] = original
+        elif original.startswith(TRANSFORMER_PREFIX):
+            components["transformer"][transformer_key(name)] = original
+        elif original.startswith("vae."):
+            components["vae"][video_vae_key(name.removeprefix("vae."), num_down_blocks)] = original
+        elif original.startswith("audio_vae."):
+            components["audio_vae"][audio_vae_key(name.removeprefix("audio_vae."))] = original
+        elif original.startswith("vocoder."):
+            components["vocoder"][vocoder_key(name.removeprefix("vocoder."))] = original
+        else:
+            components["unknown"][original] = original
+    return components

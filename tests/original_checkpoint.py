@@ -1,0 +1,263 @@
+"""Synthetic checkpoints in Lightricks' original single-file layout, at tiny sizes, from reference models.
+
+The reference (diffusers 0.42.1) networks are built with random weights; their state dicts are renamed
+back to the original key names and written with a header config in the official vocabulary. Loading
+such a file through the reference's own conversion must give back the same networks, which is what the
+tests check against ltx2's key map.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
+from diffusers.loaders.single_file_utils import (
+    convert_ltx2_audio_vae_to_diffusers,
+    convert_ltx2_transformer_to_diffusers,
+    convert_ltx2_vae_to_diffusers,
+)
+from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+from parity import perturb_
+from safetensors.torch import save_file
+from tiny_pipeline import AUDIO_VAE, CONNECTORS, TRANSFORMER, UPSAMPLER, VOCODER
+
+# The real VAE's block structure (4 down, 3 up blocks, patch 4: x32 spatial, x8 temporal) at tiny widths;
+# the reference's single-file conversion only handles that structure.
+VIDEO_VAE = dict(
+    latent_channels=4, block_out_channels=(8, 16, 32, 64), decoder_block_out_channels=(8, 16, 32),
+    layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1), timestep_conditioning=False,
+    decoder_causal=False, spatial_compression_ratio=32, temporal_compression_ratio=8,
+)
+REFERENCE_CONFIGS = {
+    "transformer": TRANSFORMER,
+    "connectors": {**CONNECTORS, "rope_double_precision": True},
+    "vae": VIDEO_VAE,
+    "audio_vae": AUDIO_VAE,
+    "vocoder": VOCODER,
+}
+REFERENCE_CLASSES = {
+    "transformer": LTX2VideoTransformer3DModel,
+    "connectors": LTX2TextConnectors,
+    "vae": AutoencoderKLLTX2Video,
+    "audio_vae": AutoencoderKLLTX2Audio,
+    "vocoder": LTX2Vocoder,
+}
+
+HEADER_CONFIG = {
+    "transformer": {
+        "num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "out_channels": 4, "num_layers": 2,
+        "cross_attention_dim": 16, "caption_channels": 16, "audio_num_attention_heads": 2,
+        "audio_attention_head_dim": 4, "audio_in_channels": 4, "audio_out_channels": 4,
+        "audio_cross_attention_dim": 8, "positional_embedding_theta": 10000.0,
+        "positional_embedding_max_pos": [20, 2048, 2048], "audio_positional_embedding_max_pos": [20],
+        "timestep_scale_multiplier": 1000, "av_ca_timestep_scale_multiplier": 1000, "rope_type": "split",
+        "frequencies_precision": "float64", "norm_eps": 1e-6, "use_middle_indices_grid": True,
+        "activation_fn": "gelu-approximate", "qk_norm": "rms_norm", "standardization_norm": "rms_norm",
+        "connector_num_attention_heads": 2, "connector_attention_head_dim": 8, "connector_num_layers": 1,
+        "connector_positional_embedding_max_pos": [32],
+    },
+    "vae": {
+        "_class_name": "CausalVideoAutoencoder", "dims": 3, "in_channels": 3, "out_channels": 3,
+        "latent_channels": 4, "decoder_base_channels": 4, "patch_size": 4, "norm_layer": "pixel_norm",
+        "latent_log_var": "uniform", "causal_decoder": False, "timestep_conditioning": False,
+        "encoder_spatial_padding_mode": "zeros", "decoder_spatial_padding_mode": "reflect",
+        "encoder_blocks": [
+            ["res_x", {"num_layers": 1}], ["compress_space_res", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}], ["compress_time_res", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}], ["compress_all_res", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}], ["compress_all_res", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}],
+        ],
+        "decoder_blocks": [
+            ["res_x", {"num_layers": 1, "inject_noise": False}], ["compress_all", {"residual": True, "multiplier": 2}],
+            ["res_x", {"num_layers": 1, "inject_noise": False}], ["compress_all", {"residual": True, "multiplier": 2}],
+            ["res_x", {"num_layers": 1, "inject_noise": False}], ["compress_all", {"residual": True, "multiplier": 2}],
+            ["res_x", {"num_layers": 1, "inject_noise": False}],
+        ],
+    },
+    "audio_vae": {
+        "model": {"params": {"sampling_rate": 16000, "ddconfig": {
+            "ch": 4, "out_ch": 2, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "in_channels": 2,
+            "resolution": 32, "z_channels": 2, "double_z": True, "norm_type": "pixel", "causality_axis": "height",
+            "dropout": 0.0, "mid_block_add_attention": False, "mel_bins": 8,
+        }}},
+        "preprocessing": {"stft": {"hop_length": 160, "causal": True}, "mel": {"n_mel_channels": 8}},
+    },
+    "vocoder": {
+        "resblock": "1", "stereo": True, "upsample_initial_channel": 32, "upsample_rates": [2, 2],
+        "upsample_kernel_sizes": [4, 4], "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]],
+        "output_sampling_rate": 16000,
+    },
+}
+UPSAMPLER_HEADER = {
+    "in_channels": 4, "mid_channels": 32, "num_blocks_per_stage": 1, "dims": 3, "spatial_upsample": True,
+    "temporal_upsample": False, "spatial_scale": 2.0, "rational_resampler": True,
+}
+
+# diffusers layout -> original names, the inverse of the published renames (longest names first).
+_TRANSFORMER_TO_ORIGINAL = (
+    ("audio_proj_in", "audio_patchify_proj"),
+    ("proj_in", "patchify_proj"),
+    ("av_cross_attn_video_scale_shift", "av_ca_video_scale_shift_adaln_single"),
+    ("av_cross_attn_video_a2v_gate", "av_ca_a2v_gate_adaln_single"),
+    ("av_cross_attn_audio_scale_shift", "av_ca_audio_scale_shift_adaln_single"),
+    ("av_cross_attn_audio_v2a_gate", "av_ca_v2a_gate_adaln_single"),
+    ("video_a2v_cross_attn_scale_shift_table", "scale_shift_table_a2v_ca_video"),
+    ("audio_a2v_cross_attn_scale_shift_table", "scale_shift_table_a2v_ca_audio"),
+    ("norm_q", "q_norm"),
+    ("norm_k", "k_norm"),
+)
+_CONNECTORS_TO_ORIGINAL = (
+    ("video_connector", "video_embeddings_connector"),
+    ("audio_connector", "audio_embeddings_connector"),
+    ("transformer_blocks", "transformer_1d_blocks"),
+    ("norm_q", "q_norm"),
+    ("norm_k", "k_norm"),
+)
+# The reference's conversion script (scripts/convert_ltx2_to_diffusers.py, not shipped in the wheel) renames
+# connectors and vocoder with these tables; the wheel's single-file loader has no function for them.
+REFERENCE_CONNECTOR_RENAMES = {
+    "video_embeddings_connector": "video_connector", "audio_embeddings_connector": "audio_connector",
+    "transformer_1d_blocks": "transformer_blocks", "q_norm": "norm_q", "k_norm": "norm_k",
+    "text_embedding_projection.aggregate_embed": "text_proj_in",
+}
+REFERENCE_VOCODER_RENAMES = {
+    "ups": "upsamplers", "resblocks": "resnets", "conv_pre": "conv_in", "conv_post": "conv_out",
+}
+
+
+def _replace(name: str, pairs) -> str:
+    for old, new in pairs:
+        name = name.replace(old, new)
+    return name
+
+
+def _transformer_original(key: str) -> str:
+    for ours, theirs in (("audio_time_embed.", "audio_adaln_single."), ("time_embed.", "adaln_single.")):
+        if key.startswith(ours):
+            key = theirs + key.removeprefix(ours)
+            break
+    return "model.diffusion_model." + _replace(key, _TRANSFORMER_TO_ORIGINAL)
+
+
+def _video_vae_original(key: str) -> str:
+    rules = (
+        (r"^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.", lambda m: f"encoder.down_blocks.{2 * int(m[1]) + 1}."),
+        (r"^encoder\.down_blocks\.(\d+)\.", lambda m: f"encoder.down_blocks.{2 * int(m[1])}."),
+        (r"^encoder\.mid_block\.", lambda m: "encoder.down_blocks.8."),
+        (r"^decoder\.mid_block\.", lambda m: "decoder.up_blocks.0."),
+        (r"^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.", lambda m: f"decoder.up_blocks.{2 * int(m[1]) + 1}."),
+        (r"^decoder\.up_blocks\.(\d+)\.", lambda m: f"decoder.up_blocks.{2 * int(m[1]) + 2}."),
+    )
+    for pattern, replacement in rules:
+        key, count = re.subn(pattern, replacement, key)
+        if count:
+            break
+    key = key.replace("resnets.", "res_blocks.")
+    return "vae." + _statistics_original(key)
+
+
+def _statistics_original(key: str) -> str:
+    return {"latents_mean": "per_channel_statistics.mean-of-means",
+            "latents_std": "per_channel_statistics.std-of-means"}.get(key, key)
+
+
+def to_original(component: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A reference network's state dict under the original single-file key names."""
+    if component == "transformer":
+        return {_transformer_original(key): value for key, value in state.items()}
+    if component == "connectors":
+        return {
+            ("text_embedding_projection.aggregate_embed." + key.removeprefix("text_proj_in.")
+             if key.startswith("text_proj_in.") else "model.diffusion_model." + _replace(key, _CONNECTORS_TO_ORIGINAL)):
+            value for key, value in state.items()
+        }
+    if component == "vae":
+        original = {_video_vae_original(key): value for key, value in state.items()}
+        channels = state["latents_mean"].shape[0]
+        original["vae.per_channel_statistics.channel"] = torch.arange(channels, dtype=torch.float32)
+        original["vae.per_channel_statistics.mean-of-stds"] = torch.ones(channels)
+        return original
+    if component == "audio_vae":
+        return {"audio_vae." + _statistics_original(key): value for key, value in state.items()}
+    if component == "vocoder":
+        inverse = {new: old for old, new in REFERENCE_VOCODER_RENAMES.items()}
+        return {"vocoder." + ".".join([inverse.get(key.split(".")[0], key.split(".")[0]), *key.split(".")[1:]]): value
+                for key, value in state.items()}
+    raise ValueError(component)
+
+
+def make_reference(component: str, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = perturb_(REFERENCE_CLASSES[component](**REFERENCE_CONFIGS[component]).eval(), seed=seed, scale=0.05)
+    if component in ("vae", "audio_vae"):
+        model.latents_std.abs_().add_(0.5)
+    return model
+
+
+def make_upsampler_reference() -> LTX2LatentUpsamplerModel:
+    torch.manual_seed(7)
+    return perturb_(LTX2LatentUpsamplerModel(**UPSAMPLER).eval(), seed=7, scale=0.05)
+
+
+def write_single_file(path: Path, tensors: dict[str, torch.Tensor], config: dict, **metadata: str) -> Path:
+    save_file({key: value.contiguous() for key, value in tensors.items()}, str(path),
+              metadata={"config": json.dumps(config), **metadata})
+    return path
+
+
+def write_combined(path: Path, seed: int = 0) -> dict[str, torch.nn.Module]:
+    """An `ltx-2-19b-dev.safetensors` look-alike; returns the reference networks it was made from."""
+    references = {name: make_reference(name, seed + index) for index, name in enumerate(REFERENCE_CONFIGS)}
+    tensors: dict[str, torch.Tensor] = {}
+    for name, model in references.items():
+        tensors.update(to_original(name, model.state_dict()))
+    write_single_file(path, tensors, HEADER_CONFIG, model_version="2.0.0")
+    return references
+
+
+def quantize_fp8(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(fp8 file tensors, the float32 weights they stand for): block Linear weights in float8_e4m3fn, every
+    other one with a per-tensor `weight_scale` and an `input_scale`, the rest cast without a scale."""
+    stored, meaning = dict(tensors), dict(tensors)
+    quantized = [key for key, value in tensors.items()
+                 if key.startswith("model.diffusion_model.transformer_blocks.") and key.endswith(".weight")
+                 and value.dim() == 2 and "connector" not in key]
+    for index, key in enumerate(quantized):
+        weight = tensors[key]
+        if index % 2:
+            fp8 = weight.to(torch.float8_e4m3fn)
+            meaning[key] = fp8.to(torch.float32)
+        else:
+            scale = weight.abs().amax() / 448.0
+            fp8 = (weight / scale).to(torch.float8_e4m3fn)
+            stored[key.removesuffix("weight") + "weight_scale"] = scale.reshape(())
+            stored[key.removesuffix("weight") + "input_scale"] = torch.ones(())
+            meaning[key] = fp8.to(torch.float32) * scale
+        stored[key] = fp8
+    return stored, meaning
+
+
+def reference_from_original(component: str, tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The reference network loaded strictly from original-layout tensors through the reference's conversion."""
+    prefixes = {"transformer": "model.diffusion_model.", "vae": "vae.", "audio_vae": "audio_vae."}
+    if component == "connectors":
+        state = {}
+        for key, value in tensors.items():
+            name = key.removeprefix("model.diffusion_model.")
+            if name.startswith(("video_embeddings_connector", "audio_embeddings_connector", "text_embedding")):
+                state[_replace(name, REFERENCE_CONNECTOR_RENAMES.items())] = value
+    elif component == "vocoder":
+        state = {_replace(key.removeprefix("vocoder."), REFERENCE_VOCODER_RENAMES.items()): value
+                 for key, value in tensors.items() if key.startswith("vocoder.")}
+    else:
+        state = {key: value for key, value in tensors.items() if key.startswith(prefixes[component])}
+        convert = {"transformer": convert_ltx2_transformer_to_diffusers, "vae": convert_ltx2_vae_to_diffusers,
+                   "audio_vae": convert_ltx2_audio_vae_to_diffusers}[component]
+        state = convert(state)
+    model = REFERENCE_CLASSES[component](**REFERENCE_CONFIGS[component])
+    model.load_state_dict(state, strict=True)
+    return model.eval()
