@@ -34,7 +34,7 @@ def hub_offline() -> bool:
     return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def _offline_error(repo_id: str, missing: list[str]) -> FileNotFoundError:
+def offline_error(repo_id: str, missing: list[str]) -> FileNotFoundError:
     return FileNotFoundError(
         f"{repo_id}: HF_HUB_OFFLINE is set and the local Hugging Face cache lacks {', '.join(missing)}; "
         "download them once with the network on, or pass a local folder"
@@ -56,12 +56,12 @@ def download(repo_id: str, patterns: list[str], required: list[str] | None = Non
                                       local_files_only=offline, **options))
     except Exception as error:
         if offline:
-            raise _offline_error(repo_id, required) from None
+            raise offline_error(repo_id, required) from None
         raise OSError(f"{repo_id}: download of {', '.join(patterns)} failed ({error})") from error
     missing = [pattern for pattern in required if not any(root.glob(pattern))]
     if missing:
         if offline:
-            raise _offline_error(repo_id, missing)
+            raise offline_error(repo_id, missing)
         raise FileNotFoundError(f"{repo_id}: the repo has no {', '.join(missing)}")
     return root
 
@@ -105,5 +105,5 @@ def resolve_file(
     except Exception as error:
         name = f"{subfolder}/{filename}" if subfolder else filename
         if offline:
-            raise _offline_error(repo_id, [name]) from None
+            raise offline_error(repo_id, [name]) from None
         raise OSError(f"{repo_id}: download of {name} failed ({error})") from error

@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..loading.checkpoint import write_text_atomic
-from ..loading.hub import _repo_id, download
+from ..loading.hub import _repo_id, download, hub_offline, offline_error
 from ..loading.single_file import open_single_file
 from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
 from .offload import ModelOffload, SequentialOffload
@@ -128,8 +128,13 @@ class Pipeline:
 
     @classmethod
     def _download(cls, repo_id: str, given: set[str]) -> Path:
-        index = _read_index(download(repo_id, ["model_index.json"]))
         wanted = [name for name in cls.component_names if name not in given]
+        try:
+            index = _read_index(download(repo_id, ["model_index.json"]))
+        except FileNotFoundError:
+            if hub_offline():
+                raise offline_error(repo_id, ["model_index.json", *(f"{name}/*" for name in wanted)]) from None
+            raise
         listed = [name for name in wanted if (index.get(name) or [None, None])[1] is not None]
         return download(repo_id, ["model_index.json", *(f"{name}/*" for name in wanted)],
                         required=["model_index.json", *(f"{name}/*" for name in listed)])
