@@ -6,9 +6,9 @@ import huggingface_hub
 import pytest
 import torch
 from huggingface_hub import constants
+from original_checkpoint import write_combined
 
 from ltx2 import LTX2LatentUpsamplePipeline, LTX2Pipeline, LTX2VideoTransformer3DModel, LTX2Vocoder
-from original_checkpoint import write_combined
 
 PIPELINE_PATTERNS = ["model_index.json", "scheduler/*", "vae/*", "audio_vae/*", "text_encoder/*", "tokenizer/*",
                      "connectors/*", "transformer/*", "vocoder/*"]
@@ -103,7 +103,8 @@ def test_offline_cache_hit_loads_without_network(tmp_path, monkeypatch, pipeline
 def test_offline_and_partly_cached_names_the_missing_files(tmp_path, monkeypatch, pipeline_folder, offline):
     cache = cache_with(tmp_path, pipeline_folder[0], ["scheduler", "vae", "audio_vae", "tokenizer", "vocoder"])
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    with pytest.raises(FileNotFoundError, match=r"HF_HUB_OFFLINE.*lacks text_encoder/\*, connectors/\*, transformer/\*;"):
+    missing = r"HF_HUB_OFFLINE.*lacks text_encoder/\*, connectors/\*, transformer/\*;"
+    with pytest.raises(FileNotFoundError, match=missing):
         LTX2Pipeline.from_pretrained("Lightricks/LTX-2")
 
 
