@@ -21,15 +21,19 @@ _LANGUAGE_MODEL_KEYS = {r"^model\.language_model\.": "", r"^language_model\.mode
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """Loading only the language model leaves the vision weights unused; that is expected, so no report."""
+    """Loading only the language model leaves the vision weights unused; that is expected, so no report, and
+    a few megabytes of Gemma need no progress bar of their own between ltx2's stages."""
     from transformers.utils import logging
 
-    level = logging.get_verbosity()
+    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
     try:
         yield
     finally:
         logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def load_text_encoder(folder: str | Path, dtype: torch.dtype | None = None) -> nn.Module:

@@ -19,6 +19,7 @@ from .loading.checkpoint import write_text_atomic
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
 from .models.transformer import LTX2VideoTransformer3DModel
+from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
 from .models.vocoder import LTX2Vocoder
 from .pipelines import LTX2Pipeline
@@ -117,6 +118,8 @@ TRANSFORMER = {
     "audio_num_attention_heads": 2, "audio_attention_head_dim": 8, "audio_cross_attention_dim": 16,
     "num_layers": 2, "caption_channels": TEXT_HIDDEN, "rope_type": "split",
 }
+# LTX-2's spatial x2 upsampler (rational resampler) on the tiny video latents.
+UPSAMPLER = {"in_channels": VIDEO_LATENT_CHANNELS, "mid_channels": 32, "num_blocks_per_stage": 1}
 BIAS_STD = 0.02  # small random biases: non-trivial, without shifting activations far from zero
 
 
@@ -128,6 +131,7 @@ def make_tiny_pipeline(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     _check_target(folder)
     _build_pipeline(seed).save_pretrained(folder)
+    _build_upsampler(seed).save_pretrained(folder / "latent_upsampler")
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text(encoding="utf-8"))
     write_text_atomic(index_path, json.dumps({**index, MARKER: True}, indent=2) + "\n")
@@ -190,6 +194,13 @@ def _randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
             continue
         tensor.copy_(torch.randn(tensor.shape, generator=generator) * std)
     return module
+
+
+def _build_upsampler(seed: int) -> LTX2LatentUpsamplerModel:
+    """A tiny x2 spatial latent upsampler, so that the two-stage flow runs on the tiny pipeline too."""
+    with torch.random.fork_rng(devices=[]):
+        module = LTX2LatentUpsamplerModel(**UPSAMPLER)
+    return _randomize_(module.eval(), torch.Generator().manual_seed(seed + 1))
 
 
 def _text_encoder() -> nn.Module:

@@ -65,6 +65,10 @@ class TensorSource:
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._handles[self._owner[key]].get_slice(key).get_shape())
 
+    def dtype(self, key: str) -> str:
+        """The stored dtype as safetensors names it ("BF16", "F8_E4M3", ...), without reading the tensor."""
+        return self._handles[self._owner[key]].get_slice(key).get_dtype()
+
     def metadata(self) -> dict[str, str]:
         merged: dict[str, str] = {}
         for handle in self._handles.values():

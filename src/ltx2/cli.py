@@ -1,0 +1,381 @@
+"""The `ltx2` command: generate a video with sound, describe a checkpoint, write a tiny smoke-test pipeline.
+
+Exit codes: 0 success, 1 a failure (its cause on one line), 2 bad arguments (the reason on one line),
+130 interrupted. The output file appears only once complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+DEFAULT_REPO = "Lightricks/LTX-2"
+DISTILLED_FILE = "ltx-2-19b-distilled.safetensors"
+UPSAMPLER_FILE = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
+DISTILLED_LORA_FILE = "ltx-2-19b-distilled-lora-384.safetensors"
+PRESETS = ("two-stage", "distilled", "one-stage")
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+# (width, height) of the output, and stage-1 steps and guidance, when not given.
+PRESET_DEFAULTS = {
+    "two-stage": ((1536, 1024), 40, 4.0),
+    "distilled": ((1536, 1024), 8, 1.0),
+    "one-stage": ((768, 512), 40, 4.0),
+}
+
+
+class UsageError(Exception):
+    """A bad command-line argument: reported on one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+@dataclass
+class Lora:
+    path: str
+    scale: float
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage, in the order stages first ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    synchronize: Callable[[], None] = lambda: None
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        print(f"ltx2: {name}...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.synchronize()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def wrap(self, target: Any, method: str, name: str) -> None:
+        """Time every call of `target.method` (a pipeline stage) as `name`."""
+        original = getattr(target, method)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self.stage(name):
+                return original(*args, **kwargs)
+
+        setattr(target, method, timed)
+
+
+def _lora(text: str) -> Lora:
+    path, _, scale = text.rpartition(":")
+    if path and not Path(text).exists():
+        try:
+            return Lora(path, float(scale))
+        except ValueError:
+            pass
+    return Lora(text, 1.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ltx2", description="LTX-2 video and audio generation.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    generate = commands.add_parser("generate", help="generate an MP4 with picture and sound")
+    generate.add_argument("--prompt", required=True)
+    generate.add_argument("--negative-prompt", default=None)
+    generate.add_argument("--image", default=None, help="first frame (image-to-video)")
+    generate.add_argument("--model", default=None,
+                          help=f"pipeline folder, Hub repo, or single .safetensors file (default {DEFAULT_REPO})")
+    generate.add_argument("--preset", choices=PRESETS, default="two-stage")
+    generate.add_argument("--width", type=int, default=None,
+                          help="output width (the two-stage presets run stage 1 at half size)")
+    generate.add_argument("--height", type=int, default=None, help="output height")
+    generate.add_argument("--num-frames", type=int, default=121)
+    generate.add_argument("--fps", type=float, default=24.0)
+    generate.add_argument("--steps", type=int, default=None, help="stage-1 steps (distilled: 8, fixed)")
+    generate.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--lora", type=_lora, action="append", default=[], metavar="PATH[:SCALE]")
+    generate.add_argument("--offload", choices=("none", "model", "sequential"), default="none")
+    generate.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
+    generate.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    generate.add_argument("--output", default="ltx2-output.mp4")
+
+    info = commands.add_parser("info", help="describe a checkpoint: format, components, dtypes, parameters")
+    info.add_argument("path")
+
+    tiny = commands.add_parser("make-tiny", help="write a tiny random-weight pipeline for a smoke run")
+    tiny.add_argument("folder")
+    return parser
+
+
+def check_generate_arguments(args: argparse.Namespace) -> None:
+    """Reject bad arguments before anything is loaded."""
+    import torch
+
+    (width, height), steps, guidance = PRESET_DEFAULTS[args.preset]
+    args.width, args.height = args.width or width, args.height or height
+    args.steps = steps if args.steps is None else args.steps
+    args.guidance = guidance if args.guidance is None else args.guidance
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
+    multiple = 64 if args.preset != "one-stage" else 32
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value <= 0 or value % multiple:
+            raise UsageError(f"--{name} {value}: must be a positive multiple of {multiple} for --preset {args.preset}")
+    if args.num_frames < 1 or (args.num_frames - 1) % 8:
+        raise UsageError(f"--num-frames {args.num_frames}: must be 8k+1 (1, 9, 17, ..., 121)")
+    if args.fps <= 0:
+        raise UsageError(f"--fps {args.fps}: must be positive")
+    if args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: must be at least 1")
+    if args.preset == "distilled" and args.steps != 8:
+        raise UsageError(f"--steps {args.steps}: the distilled preset runs its fixed 8-step schedule")
+    if args.guidance < 1:
+        raise UsageError(f"--guidance {args.guidance}: must be at least 1 (1 turns guidance off)")
+    if not args.prompt.strip():
+        raise UsageError("--prompt: must not be empty")
+    if args.image is not None:
+        _check_image(args.image)
+    if args.model and not Path(args.model).exists() and (Path(args.model).is_absolute() or args.model.startswith(".")):
+        raise UsageError(f"--model {args.model}: no such file or folder")
+    for lora in args.lora:
+        if not Path(lora.path).is_file() and lora.path.count("/") < 2:
+            raise UsageError(f"--lora {lora.path}: no such file (nor 'owner/repo/file.safetensors')")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise UsageError(f"--device {args.device}: not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
+    if args.offload != "none" and device.type == "cpu":
+        raise UsageError(f"--offload {args.offload}: offloading moves weights to an accelerator; --device is cpu")
+    output = Path(args.output)
+    if output.suffix.lower() != ".mp4":
+        raise UsageError(f"--output {args.output}: must end in .mp4")
+    if not output.parent.is_dir():
+        raise UsageError(f"--output {args.output}: folder {output.parent} does not exist")
+    if output.is_dir():
+        raise UsageError(f"--output {args.output}: is a folder")
+
+
+def _check_image(path: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    if not Path(path).is_file():
+        raise UsageError(f"--image {path}: no such file")
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError) as error:
+        raise UsageError(f"--image {path}: not a readable image ({error})") from None
+
+
+@dataclass
+class Model:
+    """Where the pipeline and the two-stage extras come from."""
+
+    pipeline: Any
+    upsampler: Callable[[], Any]
+    distilled_lora: str | None
+
+
+def _repo_and_file(model: str) -> tuple[str, str | None]:
+    parts = model.split("/")
+    return "/".join(parts[:2]), "/".join(parts[2:]) or None
+
+
+def load_model(args: argparse.Namespace, dtype: Any) -> Model:
+    """The pipeline for --model, with the latent upsampler and distilled LoRA found beside it."""
+    from . import LTX2LatentUpsamplerModel, LTX2Pipeline
+    from .loading.hub import resolve_file
+
+    model = args.model or (f"{DEFAULT_REPO}/{DISTILLED_FILE}" if args.preset == "distilled" else DEFAULT_REPO)
+    path = Path(model)
+    if path.is_dir():
+        upsampler_folder, lora = path / "latent_upsampler", path / DISTILLED_LORA_FILE
+        _require_upsampler(args, upsampler_folder.is_dir())
+        return Model(LTX2Pipeline.from_pretrained(path, torch_dtype=dtype),
+                     lambda: LTX2LatentUpsamplerModel.from_pretrained(upsampler_folder, torch_dtype=dtype),
+                     str(lora) if lora.is_file() else None)
+    if path.is_file():
+        upsampler_file, lora = path.parent / UPSAMPLER_FILE, path.parent / DISTILLED_LORA_FILE
+        _require_upsampler(args, upsampler_file.is_file())
+        return Model(LTX2Pipeline.from_single_file(path, torch_dtype=dtype),
+                     lambda: LTX2LatentUpsamplerModel.from_single_file(upsampler_file, torch_dtype=dtype),
+                     str(lora) if lora.is_file() else None)
+    if model.endswith(".safetensors"):
+        pipeline = LTX2Pipeline.from_single_file(model, torch_dtype=dtype)
+        repo, _ = _repo_and_file(model)
+        return Model(pipeline, lambda: LTX2LatentUpsamplerModel.from_single_file(f"{repo}/{UPSAMPLER_FILE}",
+                                                                                 torch_dtype=dtype),
+                     str(resolve_file(repo, DISTILLED_LORA_FILE)))
+    pipeline = LTX2Pipeline.from_pretrained(model, torch_dtype=dtype)
+    lora = str(resolve_file(model, DISTILLED_LORA_FILE)) if model == DEFAULT_REPO else None
+    return Model(pipeline, lambda: LTX2LatentUpsamplerModel.from_pretrained(
+        model, subfolder="latent_upsampler", torch_dtype=dtype), lora)
+
+
+def _require_upsampler(args: argparse.Namespace, present: bool) -> None:
+    if args.preset != "one-stage" and not present:
+        raise UsageError(f"--preset {args.preset}: no latent upsampler beside --model {args.model} "
+                         f"(a latent_upsampler/ subfolder or {UPSAMPLER_FILE}); use --preset one-stage")
+
+
+def _place(pipeline: Any, args: argparse.Namespace) -> None:
+    if args.offload == "model":
+        pipeline.enable_model_cpu_offload(device=args.device)
+    elif args.offload == "sequential":
+        pipeline.enable_sequential_cpu_offload(device=args.device)
+    else:
+        pipeline.to(args.device)
+
+
+def generate(args: argparse.Namespace) -> dict[str, float]:
+    """Run the chosen preset and write args.output; returns seconds per stage."""
+    import torch
+
+    from . import (
+        DISTILLED_SIGMA_VALUES,
+        STAGE_2_DISTILLED_SIGMA_VALUES,
+        FlowMatchEulerDiscreteScheduler,
+        LTX2ImageToVideoPipeline,
+        LTX2LatentUpsamplePipeline,
+        encode_video,
+    )
+
+    timings = Timings()
+    if args.device.startswith("cuda"):
+        timings.synchronize = torch.cuda.synchronize
+    dtype = getattr(torch, DTYPES[args.dtype])
+    with timings.stage("loading"):
+        model = load_model(args, dtype)
+        pipe = model.pipeline
+        if args.image is not None:
+            pipe = LTX2ImageToVideoPipeline(**pipe.components)
+        for index, lora in enumerate(args.lora):
+            pipe.load_lora_weights(lora.path, adapter_name=f"user_{index}")
+        _place(pipe, args)
+    for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
+        timings.wrap(pipe, method, name)
+    user_adapters = [f"user_{index}" for index in range(len(args.lora))]
+    user_weights = [lora.scale for lora in args.lora]
+    if user_adapters:
+        pipe.set_adapters(user_adapters, user_weights)
+    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    common: dict[str, Any] = dict(prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
+                                  frame_rate=args.fps, generator=generator, return_dict=False)
+    if args.image is not None:
+        common["image"] = args.image
+    if args.preset == "one-stage":
+        video, audio = pipe(width=args.width, height=args.height, num_inference_steps=args.steps,
+                            guidance_scale=args.guidance, output_type="np", **common)
+    else:
+        stage_one = dict(sigmas=DISTILLED_SIGMA_VALUES) if args.preset == "distilled" else {}
+        if args.preset == "distilled":
+            pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+                pipe.scheduler.config, use_dynamic_shifting=False, shift_terminal=None)
+        video_latents, audio_latents = pipe(width=args.width // 2, height=args.height // 2,
+                                            num_inference_steps=args.steps, guidance_scale=args.guidance,
+                                            output_type="latent", **stage_one, **common)
+        with timings.stage("upsampling"):
+            upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.upsampler())
+            _place(upsample, args)
+            upsampled = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
+        if args.preset == "two-stage" and model.distilled_lora is not None:
+            with timings.stage("loading"):
+                pipe.load_lora_weights(model.distilled_lora, adapter_name="stage_2_distilled")
+                pipe.set_adapters([*user_adapters, "stage_2_distilled"], [*user_weights, 1.0])
+        elif args.preset == "two-stage":
+            print("ltx2: no distilled LoRA beside --model; stage 2 runs without it", file=sys.stderr)
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+            pipe.scheduler.config, use_dynamic_shifting=False, shift_terminal=None)
+        video, audio = pipe(latents=upsampled, audio_latents=audio_latents, num_inference_steps=3,
+                                 noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
+                                 guidance_scale=1.0, output_type="np", **common)
+    with timings.stage("writing"):
+        encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
+                     audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
+    return timings.seconds
+
+
+def _peak_memory(device: str) -> str:
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    text = f"{rss:.2f} GiB RAM"
+    if device.startswith("cuda"):
+        text = f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB GPU, " + text
+    return text
+
+
+def run_generate(args: argparse.Namespace) -> None:
+    check_generate_arguments(args)
+    from .tiny import is_tiny_pipeline
+
+    if args.model and is_tiny_pipeline(args.model):
+        print("ltx2: --model is a tiny random-weight pipeline (ltx2 make-tiny): the output is noise", file=sys.stderr)
+    start = time.perf_counter()
+    seconds = generate(args)
+    print(f"ltx2: wrote {args.output} ({args.width}x{args.height}, {args.num_frames} frames at {args.fps:g} fps, "
+          f"{args.num_frames / args.fps:.2f} s)")
+    for name, value in seconds.items():
+        print(f"  {name:<14} {value:8.2f} s")
+    print(f"  {'total':<14} {time.perf_counter() - start:8.2f} s")
+    print(f"  peak memory    {_peak_memory(args.device)}")
+
+
+def run_info(args: argparse.Namespace) -> None:
+    from .loading.describe import describe
+
+    if not Path(args.path).exists():
+        raise UsageError(f"{args.path}: no such file or folder")
+    print("\n".join(describe(args.path)))
+
+
+def run_make_tiny(args: argparse.Namespace) -> None:
+    from .tiny import make_tiny_pipeline
+
+    folder = make_tiny_pipeline(args.folder)
+    print(f"ltx2: wrote a tiny random-weight pipeline to {folder} (for a smoke run; its output is noise)")
+    print(f"  try: ltx2 generate --model {folder} --prompt \"a robot dancing in the rain\" --width 512 --height 384 "
+          "--num-frames 25 --steps 4 --output smoke.mp4")
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        args = build_parser().parse_args(argv)
+        {"generate": run_generate, "info": run_info, "make-tiny": run_make_tiny}[args.command](args)
+    except UsageError as error:
+        print(f"ltx2: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ltx2: interrupted; no output written", file=sys.stderr)
+        return 130
+    except Exception as error:
+        from .loading.checkpoint import CheckpointError
+
+        if isinstance(error, ValueError) and not isinstance(error, CheckpointError):
+            print(f"ltx2: error: {error}", file=sys.stderr)
+            return 2
+        print(f"ltx2: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

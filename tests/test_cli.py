@@ -1,0 +1,208 @@
+"""The `ltx2` command, run as a user runs it: in a subprocess, on a tiny pipeline and synthetic checkpoints."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import av
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from original_checkpoint import HEADER_CONFIG, UPSAMPLER_HEADER, make_upsampler_reference, quantize_fp8, write_combined
+from original_checkpoint import write_single_file
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+SMALL = ["--width", "128", "--height", "128", "--num-frames", "17", "--steps", "2"]
+
+
+def ltx2(*arguments, cwd=None, timeout=240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ltx2.cli", *map(str, arguments)], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli") / "tiny"
+    result = ltx2("make-tiny", folder)
+    assert result.returncode == 0, result.stderr
+    assert "random-weight" in result.stdout
+    return folder
+
+
+def streams(path):
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        return video.width, video.height, frames, float(video.duration * video.time_base), audio, audio.channels
+
+
+@pytest.mark.parametrize("preset, width, height", [("one-stage", 160, 96), ("two-stage", 128, 192)])
+def test_generate_writes_video_and_audio(tiny, tmp_path, preset, width, height):
+    output = tmp_path / "out.mp4"
+    result = ltx2("generate", "--model", tiny, "--prompt", "a robot dancing in the rain", "--preset", preset,
+                  "--width", width, "--height", height, "--num-frames", 17, "--fps", 12, "--steps", 2,
+                  "--seed", 3, "--output", output)
+    assert result.returncode == 0, result.stderr
+    video_width, video_height, frames, duration, audio, channels = streams(output)
+    assert (video_width, video_height, frames) == (width, height, 17)
+    assert duration == pytest.approx(17 / 12, abs=1e-3)
+    assert audio.sample_rate == 24000 and channels == 2
+    with av.open(str(output)) as container:
+        audio_seconds = float(container.streams.audio[0].duration * container.streams.audio[0].time_base)
+    assert audio_seconds == pytest.approx(17 / 12, abs=0.1)
+    # The summary: seconds per stage, peak memory, the output path; a bar for each denoising loop.
+    for stage in ("loading", "text encoding", "denoising", "decoding", "writing", "total", "peak memory"):
+        assert stage in result.stdout
+    assert str(output) in result.stdout
+    assert result.stderr.count("it/s]") >= (2 if preset == "two-stage" else 1)
+    assert "output is noise" in result.stderr
+    assert [path.name for path in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_image_to_video_and_lora(tiny, tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "first.png"
+    Image.new("RGB", (128, 128), (200, 30, 30)).save(image)
+    transformer = load_file(str(tiny / "transformer" / "diffusion_pytorch_model.safetensors"))
+    lora = {}
+    for key, value in transformer.items():
+        if key.endswith("attn1.to_q.weight"):
+            module = "diffusion_model." + key.removesuffix(".weight")
+            lora[f"{module}.lora_A.weight"] = torch.randn(2, value.shape[1])
+            lora[f"{module}.lora_B.weight"] = torch.randn(value.shape[0], 2)
+    save_file(lora, str(tmp_path / "style.safetensors"))
+    output = tmp_path / "i2v.mp4"
+    result = ltx2("generate", "--model", tiny, "--prompt", "a cat", "--image", image, "--preset", "one-stage",
+                  "--lora", f"{tmp_path / 'style.safetensors'}:0.5", *SMALL, "--output", output)
+    assert result.returncode == 0, result.stderr
+    assert streams(output)[:3] == (128, 128, 17)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--width", "100"], "--width 100: must be a positive multiple of 32"),
+    (["--preset", "two-stage", "--width", "96"], "--width 96: must be a positive multiple of 64"),
+    (["--num-frames", "10"], "--num-frames 10: must be 8k+1"),
+    (["--fps", "0"], "--fps 0.0: must be positive"),
+    (["--steps", "0"], "--steps 0: must be at least 1"),
+    (["--guidance", "0.5"], "--guidance 0.5: must be at least 1"),
+    (["--prompt", "  "], "--prompt: must not be empty"),
+    (["--image", "missing.png"], "--image missing.png: no such file"),
+    (["--image", __file__], "not a readable image"),
+    (["--output", "out.avi"], "--output out.avi: must end in .mp4"),
+    (["--output", "no/such/folder/out.mp4"], "folder no/such/folder does not exist"),
+    (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "nonsense"], "--device"),
+    (["--offload", "model", "--device", "cpu"], "--offload model: offloading moves weights to an accelerator"),
+    (["--preset", "fast"], "argument --preset: invalid choice: 'fast'"),
+    (["--steps", "many"], "argument --steps: invalid int value: 'many'"),
+    (["--lora", "none.safetensors"], "--lora none.safetensors: no such file"),
+])
+def test_bad_arguments_exit_2_with_one_line(tiny, tmp_path, arguments, message):
+    base = ["generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", "--width", "128",
+            "--height", "128", "--num-frames", "9", "--output", "out.mp4"]
+    result = ltx2(*base, *arguments, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ltx2: error: ") and message in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_subcommand_and_prompt_exit_2(tmp_path):
+    assert ltx2().returncode == 2
+    result = ltx2("generate", "--model", tmp_path)
+    assert result.returncode == 2 and "the following arguments are required: --prompt" in result.stderr
+
+
+def test_two_stage_without_upsampler_exits_2(tmp_path, tiny):
+    result = ltx2("generate", "--model", tmp_path / "missing-model.safetensors", "--prompt", "a cat")
+    assert result.returncode == 2 and "missing-model.safetensors: no such file or folder" in result.stderr
+    folder = tmp_path / "no-upsampler"
+    folder.mkdir()
+    (folder / "model_index.json").write_text((tiny / "model_index.json").read_text())
+    result = ltx2("generate", "--model", folder, "--prompt", "a cat", "--width", "128", "--height", "128",
+                  "--num-frames", "9")
+    assert result.returncode == 2 and "no latent upsampler beside --model" in result.stderr
+
+
+def test_failing_run_exits_1_and_leaves_no_output(tiny, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for item in tiny.iterdir():
+        target = broken / item.name
+        target.symlink_to(item, target_is_directory=item.is_dir())
+    (broken / "transformer").unlink()
+    (broken / "transformer").mkdir()
+    (broken / "transformer" / "config.json").write_text((tiny / "transformer" / "config.json").read_text())
+    (broken / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"not a safetensors file")
+    output = tmp_path / "out.mp4"
+    result = ltx2("generate", "--model", broken, "--prompt", "a cat", "--preset", "one-stage", *SMALL,
+                  "--output", output)
+    assert result.returncode == 1
+    assert "ltx2: failed: CheckpointError:" in result.stderr and "diffusion_pytorch_model.safetensors" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+def test_interrupted_run_exits_130_and_leaves_no_output(tiny, tmp_path):
+    output = tmp_path / "out.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ltx2.cli", "generate", "--model", str(tiny), "--prompt", "a cat", "--preset",
+         "one-stage", "--width", "256", "--height", "256", "--num-frames", "49", "--steps", "100000",
+         "--output", str(output)],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "denoising" not in seen and time.monotonic() < deadline:
+        seen += process.stderr.readline()
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=60)
+    assert process.returncode == 130, seen + rest
+    assert "interrupted; no output written" in rest
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def synthetic_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("files")
+    dev = folder / "ltx-2-19b-dev.safetensors"
+    write_combined(dev)
+    stored, _ = quantize_fp8(load_file(str(dev)))
+    fp8 = write_single_file(folder / "ltx-2-19b-dev-fp8.safetensors", stored, HEADER_CONFIG, model_version="2.0.0")
+    upsampler = write_single_file(folder / "ltx-2-spatial-upscaler-x2-1.0.safetensors",
+                                  make_upsampler_reference().state_dict(), UPSAMPLER_HEADER)
+    lora = folder / "ltx-2-19b-distilled-lora-384.safetensors"
+    save_file({"diffusion_model.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 16),
+               "diffusion_model.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(16, 4),
+               "diffusion_model.patchify_proj.lora_A.weight": torch.zeros(4, 4),
+               "diffusion_model.patchify_proj.lora_B.weight": torch.zeros(16, 4)}, str(lora))
+    return {"dev": dev, "fp8": fp8, "upsampler": upsampler, "lora": lora}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("dev", ["LTX-2 single-file checkpoint (original layout), LTX version 2.0.0", "transformer", "connectors",
+             "vae", "audio_vae", "vocoder", "float32"]),
+    ("fp8", ["LTX version 2.0.0", "float8_e4m3fn", "FP8 with"]),
+    ("upsampler", ["LTX-2 latent upsampler", "float32", '"mid_channels": 32']),
+    ("lora", ["LoRA, original (diffusion_model.*) key names, rank 4", "transformer  2 adapted layers"]),
+])
+def test_info_describes_each_file(synthetic_files, name, expected):
+    result = ltx2("info", synthetic_files[name])
+    assert result.returncode == 0, result.stderr
+    for text in expected:
+        assert text in result.stdout, result.stdout
+
+
+def test_info_on_folders_and_bad_paths(tiny, tmp_path):
+    result = ltx2("info", tiny)
+    assert result.returncode == 0
+    assert "diffusers pipeline folder (LTX2Pipeline)" in result.stdout and "not a model" in result.stdout
+    assert "LTX2VideoTransformer3DModel" in result.stdout and "latent_upsampler" in result.stdout
+    assert ltx2("info", tmp_path / "nothing").returncode == 2
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    result = ltx2("info", tmp_path / "junk.safetensors")
+    assert result.returncode == 1 and "junk.safetensors: not a readable safetensors file" in result.stderr
