@@ -9,10 +9,15 @@ import time
 import av
 import pytest
 import torch
+from original_checkpoint import (
+    HEADER_CONFIG,
+    UPSAMPLER_HEADER,
+    make_upsampler_reference,
+    quantize_fp8,
+    write_combined,
+    write_single_file,
+)
 from safetensors.torch import load_file, save_file
-
-from original_checkpoint import HEADER_CONFIG, UPSAMPLER_HEADER, make_upsampler_reference, quantize_fp8, write_combined
-from original_checkpoint import write_single_file
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 SMALL = ["--width", "128", "--height", "128", "--num-frames", "17", "--steps", "2"]

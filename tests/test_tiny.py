@@ -31,7 +31,8 @@ def test_generates_video_and_audio(tiny_folder):
 
     vocoder = pipe.vocoder.config
     hop = pipe.vocoder.upsample_factor  # output samples per mel frame
-    assert hop * pipe.audio_vae.config.sample_rate == pipe.audio_vae.config.mel_hop_length * vocoder.output_sampling_rate
+    audio_vae = pipe.audio_vae.config
+    assert hop * audio_vae.sample_rate == audio_vae.mel_hop_length * vocoder.output_sampling_rate
     assert audio.shape[:2] == (1, vocoder.out_channels)
     # Audio latent frames are the clip's duration rounded to whole latents (half a latent off at most), and the
     # causal audio VAE decodes k latents to 4k - 3 mel frames: 3 more mel frames short.

@@ -173,7 +173,8 @@ def _build_pipeline(seed: int) -> LTX2Pipeline:
         with torch.random.fork_rng(devices=[]):
             module = build()
         components[name] = _randomize_(module.to(torch.float32).eval(), generator)
-    return LTX2Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(**LTX2_SCHEDULER_CONFIG), tokenizer=_tokenizer(), **components)
+    scheduler = FlowMatchEulerDiscreteScheduler(**LTX2_SCHEDULER_CONFIG)
+    return LTX2Pipeline(scheduler=scheduler, tokenizer=_tokenizer(), **components)
 
 
 @torch.no_grad()
