@@ -182,16 +182,11 @@ def _check_image(path: str) -> None:
 
 @dataclass
 class Model:
-    """Where the pipeline and the two-stage extras come from."""
+    """The pipeline, and how to get the two-stage extras found beside it (fetched only when used)."""
 
     pipeline: Any
     upsampler: Callable[[], Any]
-    distilled_lora: str | None
-
-
-def _repo_and_file(model: str) -> tuple[str, str | None]:
-    parts = model.split("/")
-    return "/".join(parts[:2]), "/".join(parts[2:]) or None
+    distilled_lora: Callable[[], str | None]
 
 
 def load_model(args: argparse.Namespace, dtype: Any) -> Model:
@@ -206,23 +201,22 @@ def load_model(args: argparse.Namespace, dtype: Any) -> Model:
         _require_upsampler(args, upsampler_folder.is_dir())
         return Model(LTX2Pipeline.from_pretrained(path, torch_dtype=dtype),
                      lambda: LTX2LatentUpsamplerModel.from_pretrained(upsampler_folder, torch_dtype=dtype),
-                     str(lora) if lora.is_file() else None)
+                     lambda: str(lora) if lora.is_file() else None)
     if path.is_file():
         upsampler_file, lora = path.parent / UPSAMPLER_FILE, path.parent / DISTILLED_LORA_FILE
         _require_upsampler(args, upsampler_file.is_file())
         return Model(LTX2Pipeline.from_single_file(path, torch_dtype=dtype),
                      lambda: LTX2LatentUpsamplerModel.from_single_file(upsampler_file, torch_dtype=dtype),
-                     str(lora) if lora.is_file() else None)
+                     lambda: str(lora) if lora.is_file() else None)
+    repo = "/".join(model.split("/")[:2])
     if model.endswith(".safetensors"):
-        pipeline = LTX2Pipeline.from_single_file(model, torch_dtype=dtype)
-        repo, _ = _repo_and_file(model)
-        return Model(pipeline, lambda: LTX2LatentUpsamplerModel.from_single_file(f"{repo}/{UPSAMPLER_FILE}",
-                                                                                 torch_dtype=dtype),
-                     str(resolve_file(repo, DISTILLED_LORA_FILE)))
-    pipeline = LTX2Pipeline.from_pretrained(model, torch_dtype=dtype)
-    lora = str(resolve_file(model, DISTILLED_LORA_FILE)) if model == DEFAULT_REPO else None
-    return Model(pipeline, lambda: LTX2LatentUpsamplerModel.from_pretrained(
-        model, subfolder="latent_upsampler", torch_dtype=dtype), lora)
+        return Model(LTX2Pipeline.from_single_file(model, torch_dtype=dtype),
+                     lambda: LTX2LatentUpsamplerModel.from_single_file(f"{repo}/{UPSAMPLER_FILE}", torch_dtype=dtype),
+                     lambda: str(resolve_file(repo, DISTILLED_LORA_FILE)))
+    return Model(LTX2Pipeline.from_pretrained(model, torch_dtype=dtype),
+                 lambda: LTX2LatentUpsamplerModel.from_pretrained(model, subfolder="latent_upsampler",
+                                                                  torch_dtype=dtype),
+                 lambda: str(resolve_file(model, DISTILLED_LORA_FILE)) if model == DEFAULT_REPO else None)
 
 
 def _require_upsampler(args: argparse.Namespace, present: bool) -> None:
@@ -240,72 +234,77 @@ def _place(pipeline: Any, args: argparse.Namespace) -> None:
         pipeline.to(args.device)
 
 
+def _without_shifting(scheduler: Any) -> Any:
+    """The distilled schedules are used as given: no resolution-dependent shift, no terminal stretch."""
+    from . import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, use_dynamic_shifting=False,
+                                                       shift_terminal=None)
+
+
 def generate(args: argparse.Namespace) -> dict[str, float]:
     """Run the chosen preset and write args.output; returns seconds per stage."""
     import torch
 
-    from . import (
-        DISTILLED_SIGMA_VALUES,
-        STAGE_2_DISTILLED_SIGMA_VALUES,
-        FlowMatchEulerDiscreteScheduler,
-        LTX2ImageToVideoPipeline,
-        LTX2LatentUpsamplePipeline,
-        encode_video,
-    )
+    from . import LTX2ImageToVideoPipeline, encode_video
 
     timings = Timings()
     if args.device.startswith("cuda"):
         timings.synchronize = torch.cuda.synchronize
-    dtype = getattr(torch, DTYPES[args.dtype])
     with timings.stage("loading"):
-        model = load_model(args, dtype)
-        pipe = model.pipeline
-        if args.image is not None:
-            pipe = LTX2ImageToVideoPipeline(**pipe.components)
+        model = load_model(args, getattr(torch, DTYPES[args.dtype]))
+        pipe = model.pipeline if args.image is None else LTX2ImageToVideoPipeline(**model.pipeline.components)
         for index, lora in enumerate(args.lora):
             pipe.load_lora_weights(lora.path, adapter_name=f"user_{index}")
+        if args.lora:
+            pipe.set_adapters([f"user_{index}" for index in range(len(args.lora))], [lora.scale for lora in args.lora])
         _place(pipe, args)
     for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
         timings.wrap(pipe, method, name)
-    user_adapters = [f"user_{index}" for index in range(len(args.lora))]
-    user_weights = [lora.scale for lora in args.lora]
-    if user_adapters:
-        pipe.set_adapters(user_adapters, user_weights)
-    generator = torch.Generator(device="cpu").manual_seed(args.seed)
     common: dict[str, Any] = dict(prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
-                                  frame_rate=args.fps, generator=generator, return_dict=False)
+                                  frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
+                                  return_dict=False)
     if args.image is not None:
         common["image"] = args.image
     if args.preset == "one-stage":
         video, audio = pipe(width=args.width, height=args.height, num_inference_steps=args.steps,
                             guidance_scale=args.guidance, output_type="np", **common)
     else:
-        stage_one = dict(sigmas=DISTILLED_SIGMA_VALUES) if args.preset == "distilled" else {}
-        if args.preset == "distilled":
-            pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
-                pipe.scheduler.config, use_dynamic_shifting=False, shift_terminal=None)
-        video_latents, audio_latents = pipe(width=args.width // 2, height=args.height // 2,
-                                            num_inference_steps=args.steps, guidance_scale=args.guidance,
-                                            output_type="latent", **stage_one, **common)
-        with timings.stage("upsampling"):
-            upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.upsampler())
-            _place(upsample, args)
-            upsampled = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
-        if args.preset == "two-stage" and model.distilled_lora is not None:
-            with timings.stage("loading"):
-                pipe.load_lora_weights(model.distilled_lora, adapter_name="stage_2_distilled")
-                pipe.set_adapters([*user_adapters, "stage_2_distilled"], [*user_weights, 1.0])
-        elif args.preset == "two-stage":
-            print("ltx2: no distilled LoRA beside --model; stage 2 runs without it", file=sys.stderr)
-        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
-            pipe.scheduler.config, use_dynamic_shifting=False, shift_terminal=None)
-        video, audio = pipe(latents=upsampled, audio_latents=audio_latents, num_inference_steps=3,
-                                 noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
-                                 guidance_scale=1.0, output_type="np", **common)
+        video, audio = two_stages(pipe, model, args, common, timings)
     with timings.stage("writing"):
         encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
                      audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
     return timings.seconds
+
+
+def two_stages(pipe: Any, model: Model, args: argparse.Namespace, common: dict[str, Any], timings: Timings) -> Any:
+    """Stage 1 at half size, x2 latent upsampling, stage 2 on the distilled schedule (with the distilled LoRA
+    after a dev stage 1), as in LTX-2's documented two-stage flow."""
+    from . import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, LTX2LatentUpsamplePipeline
+
+    stage_one: dict[str, Any] = {}
+    if args.preset == "distilled":
+        pipe.scheduler = _without_shifting(pipe.scheduler)
+        stage_one["sigmas"] = DISTILLED_SIGMA_VALUES
+    video_latents, audio_latents = pipe(width=args.width // 2, height=args.height // 2, num_inference_steps=args.steps,
+                                        guidance_scale=args.guidance, output_type="latent", **stage_one, **common)
+    with timings.stage("upsampling"):
+        upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.upsampler())
+        _place(upsample, args)
+        upsampled = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
+    if args.preset == "two-stage":
+        with timings.stage("loading"):
+            distilled = model.distilled_lora()
+            if distilled is None:
+                print("ltx2: no distilled LoRA beside --model; stage 2 runs without it", file=sys.stderr)
+            else:
+                pipe.load_lora_weights(distilled, adapter_name="stage_2_distilled")
+                users = [f"user_{index}" for index in range(len(args.lora))]
+                pipe.set_adapters([*users, "stage_2_distilled"], [*(user.scale for user in args.lora), 1.0])
+    pipe.scheduler = _without_shifting(pipe.scheduler)
+    return pipe(latents=upsampled, audio_latents=audio_latents, num_inference_steps=len(STAGE_2_DISTILLED_SIGMA_VALUES),
+                noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
+                guidance_scale=1.0, output_type="np", **common)
 
 
 def _peak_memory(device: str) -> str:
