@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-DEFAULT_REPO = "Lightricks/LTX-2"
+from .pipelines.base import DEFAULT_REPO
+
 DISTILLED_FILE = "ltx-2-19b-distilled.safetensors"
 UPSAMPLER_FILE = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 DISTILLED_LORA_FILE = "ltx-2-19b-distilled-lora-384.safetensors"
@@ -354,13 +355,17 @@ def _terminate(signum: int, frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
         {"generate": run_generate, "info": run_info, "make-tiny": run_make_tiny}[args.command](args)
     except UsageError as error:
-        print(f"ltx2: error: {error}", file=sys.stderr)
+        print(f"ltx2: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ltx2: interrupted; no output written", file=sys.stderr)
@@ -369,9 +374,9 @@ def main(argv: list[str] | None = None) -> int:
         from .loading.checkpoint import CheckpointError
 
         if isinstance(error, ValueError) and not isinstance(error, CheckpointError):
-            print(f"ltx2: error: {error}", file=sys.stderr)
+            print(f"ltx2: error: {_one_line(error)}", file=sys.stderr)
             return 2
-        print(f"ltx2: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"ltx2: failed: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
         return 1
     return 0
 
