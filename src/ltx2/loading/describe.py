@@ -110,7 +110,8 @@ def _describe_file(path: Path, source: TensorSource) -> list[str]:
     lines = [f"{path}: LTX-2 single-file checkpoint (original layout), LTX version {version}{support}"]
     for name, names in found.items():
         originals = list(names.values())
-        scales = [key for key in keys if key.endswith(".weight_scale") and key.removesuffix("_scale") in originals]
+        weights = set(originals)
+        scales = [key for key in keys if key.endswith(".weight_scale") and key.removesuffix("_scale") in weights]
         fp8 = f", FP8 with {len(scales)} weight scales" if scales else ""
         lines.append(f"  {name:<12} {_summary(source, originals)}{fp8}")
     if groups["unknown"]:
