@@ -1,5 +1,6 @@
 """The `ltx2` command, run as a user runs it: in a subprocess, on a tiny pipeline and synthetic checkpoints."""
 
+import json
 import os
 import signal
 import subprocess
@@ -225,8 +226,18 @@ def test_info_describes_each_file(synthetic_files, name, expected):
 def test_info_on_folders_and_bad_paths(tiny, tmp_path):
     result = ltx2("info", tiny)
     assert result.returncode == 0
-    assert "diffusers pipeline folder (LTX2Pipeline)" in result.stdout and "not a model" in result.stdout
+    assert "diffusers pipeline folder (LTX2Pipeline), LTX version 2.0" in result.stdout
+    assert "not a model" in result.stdout
     assert "LTX2VideoTransformer3DModel" in result.stdout and "latent_upsampler" in result.stdout
+    later = linked_copy(tiny, tmp_path / "later")
+    (later / "transformer").unlink()
+    (later / "transformer").mkdir()
+    weights = "diffusion_pytorch_model.safetensors"
+    (later / "transformer" / weights).symlink_to(tiny / "transformer" / weights)
+    config = json.loads((tiny / "transformer" / "config.json").read_text())
+    (later / "transformer" / "config.json").write_text(json.dumps({**config, "gated_attn": True}))
+    result = ltx2("info", later)
+    assert result.returncode == 0 and "a later LTX version than 2.0 (gated_attn=True" in result.stdout
     assert ltx2("info", tmp_path / "nothing").returncode == 2
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     result = ltx2("info", tmp_path / "junk.safetensors")

@@ -61,7 +61,8 @@ def describe(path: str | Path) -> list[str]:
 
 def _describe_pipeline(folder: Path) -> list[str]:
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    lines = [f"{folder}: diffusers pipeline folder ({index.get('_class_name', 'unknown class')})"]
+    lines = [f"{folder}: diffusers pipeline folder ({index.get('_class_name', 'unknown class')}), "
+             f"{_folder_version(folder)}"]
     if index.get("_ltx2_tiny_random"):
         lines.append("  random weights written by `ltx2 make-tiny`: a smoke-test pipeline, not a model")
     names = [name for name in index if not name.startswith("_")]
@@ -72,6 +73,22 @@ def _describe_pipeline(folder: Path) -> list[str]:
         detail = _describe_component(folder / name, "")[0] if _safetensors_files(folder / name) else ""
         lines.append(f"  {name:<16} {class_name or '-':<32} {detail}".rstrip())
     return lines
+
+
+def _folder_version(folder: Path) -> str:
+    """The LTX version a diffusers folder's configs imply: later versions switch on what 2.0 leaves neutral."""
+    from ..models.connectors import LTX2TextConnectors
+    from ..models.transformer import LTX2VideoTransformer3DModel
+
+    later = []
+    for name, cls in (("transformer", LTX2VideoTransformer3DModel), ("connectors", LTX2TextConnectors)):
+        config_path = folder / name / "config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+        later += [f"{key}={config[key]!r}" for key, neutral in cls.neutral_config.items()
+                  if key in config and config[key] != neutral]
+    if later:
+        return f"a later LTX version than 2.0 ({', '.join(later)}; ltx2 implements LTX-2.0)"
+    return "LTX version 2.0"
 
 
 def _folder_class(folder: Path) -> str | None:
