@@ -23,6 +23,7 @@ from tiny_pipeline import make_text_encoder, make_tokenizer
 from ltx2 import (
     AutoencoderKLLTX2Audio,
     AutoencoderKLLTX2Video,
+    LTX2LatentUpsamplePipeline,
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
     LTX2TextConnectors,
@@ -184,6 +185,16 @@ def test_original_lora_file_on_a_single_file_pipeline(dev_file, tmp_path, text_e
     expected = outputs("transformer", reference.transformer)
     assert relative_l2(expected, before) > 0.05
     assert relative_l2(outputs("transformer", ours.transformer), expected) <= 1e-5
+
+
+def test_upsample_pipeline_from_the_combined_file_and_the_upsampler_file(dev_file, tmp_path):
+    with pytest.raises(ValueError, match="latent_upsampler=None: the combined checkpoint holds no upsampler"):
+        LTX2LatentUpsamplePipeline.from_single_file(dev_file)
+    path = write_single_file(tmp_path / "up.safetensors", make_upsampler_reference().state_dict(), UPSAMPLER_HEADER)
+    pipe = LTX2LatentUpsamplePipeline.from_single_file(
+        dev_file, latent_upsampler=LTX2LatentUpsamplerModel.from_single_file(path))
+    latents = torch.randn(1, 4, 2, 2, 2, generator=torch.Generator().manual_seed(2))
+    assert pipe(latents=latents, output_type="latent", return_dict=False)[0].shape == (1, 4, 2, 4, 4)
 
 
 def test_checkpoint_errors_name_the_file_and_keys(dev_file, tmp_path):

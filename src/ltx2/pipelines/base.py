@@ -155,6 +155,9 @@ class Pipeline:
         scheduler is LTX-2's, with the distilled schedule when the file name says "distilled".
         """
         loaded = dict(components)
+        if "latent_upsampler" in cls.component_names and loaded.get("latent_upsampler") is None:
+            raise ValueError("latent_upsampler=None: the combined checkpoint holds no upsampler; pass "
+                             "latent_upsampler=LTX2LatentUpsamplerModel.from_single_file(<upscaler file>)")
         with open_single_file(path_or_url) as source:
             for name in cls.component_names:
                 if name in _SINGLE_FILE_CLASSES and name not in loaded:
