@@ -140,7 +140,7 @@ def transformer_config(config: dict[str, Any], source: MappedSource) -> dict[str
     result["rope_double_precision"] = section.get("frequencies_precision") == "float64"
     result["cross_attn_timestep_scale_multiplier"] = section.get("av_ca_timestep_scale_multiplier", 1)
     result["vae_scale_factors"] = video_scale_factors(config.get("vae", {}))
-    audio = audio_vae_config(config, None)
+    audio = _audio_sampling(config)
     result.update(_copy(audio, {"sample_rate": "audio_sampling_rate", "mel_hop_length": "audio_hop_length"}))
     return result
 
@@ -230,24 +230,27 @@ def _decoder_layout(blocks: list[tuple[str, dict[str, Any]]], width: int) -> dic
             "decoder_spatio_temporal_scaling": [True] * len(widths)}
 
 
-def audio_vae_config(config: dict[str, Any], source: MappedSource | None) -> dict[str, Any]:
+def _audio_sampling(config: dict[str, Any]) -> dict[str, Any]:
+    """Sample rate, hop and causality of the mel front end (the transformer's audio RoPE uses them too)."""
     section = config.get("audio_vae", {})
-    params = section.get("model", {}).get("params", {})
-    ddconfig = params.get("ddconfig", {})
-    preprocessing = section.get("preprocessing", {})
-    stft = preprocessing.get("stft", {})
-    result = _copy(ddconfig, _AUDIO_DDCONFIG_NAMES)
-    result.update(_copy(params, {"sampling_rate": "sample_rate"}))
-    result.update(_copy(stft, {"hop_length": "mel_hop_length", "causal": "is_causal"}))
-    mel_bins = (ddconfig.get("mel_bins") or preprocessing.get("mel", {}).get("n_mel_channels")
+    result = _copy(section.get("model", {}).get("params", {}), {"sampling_rate": "sample_rate"})
+    result.update(_copy(section.get("preprocessing", {}).get("stft", {}),
+                        {"hop_length": "mel_hop_length", "causal": "is_causal"}))
+    return result
+
+
+def audio_vae_config(config: dict[str, Any], source: MappedSource) -> dict[str, Any]:
+    section = config.get("audio_vae", {})
+    ddconfig = section.get("model", {}).get("params", {}).get("ddconfig", {})
+    result = {**_copy(ddconfig, _AUDIO_DDCONFIG_NAMES), **_audio_sampling(config)}
+    mel_bins = (ddconfig.get("mel_bins") or section.get("preprocessing", {}).get("mel", {}).get("n_mel_channels")
                 or section.get("variables", {}).get("mel_bins"))
     if mel_bins:
         result["mel_bins"] = mel_bins
-    if source is not None:
-        keys = source.keys()
-        result.setdefault("mid_block_add_attention", any(".mid.attn_1." in key for key in keys))
-        if not any(".attn." in key for key in keys):
-            result["attn_resolutions"] = None
+    keys = source.keys()
+    result.setdefault("mid_block_add_attention", any(".mid.attn_1." in key for key in keys))
+    if not any(".attn." in key for key in keys):
+        result["attn_resolutions"] = None
     return result
 
 

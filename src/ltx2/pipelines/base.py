@@ -56,13 +56,10 @@ def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype
     raise ValueError(f"{folder / 'model_index.json'}: component {name!r} has class {class_name!r}, unknown to ltx2")
 
 
-_SINGLE_FILE_CLASSES = {
-    "transformer": "LTX2VideoTransformer3DModel",
-    "connectors": "LTX2TextConnectors",
-    "vae": "AutoencoderKLLTX2Video",
-    "audio_vae": "AutoencoderKLLTX2Audio",
-    "vocoder": "LTX2Vocoder",
-}
+def _single_file_networks() -> dict[str, type]:
+    """Component name -> our network class, for every network a single-file checkpoint can hold."""
+    classes = [_our_class(name) for name in _OURS]
+    return {cls.single_file_component: cls for cls in classes if hasattr(cls, "single_file_component")}
 
 
 def _read_index(folder: Path) -> dict[str, Any]:
@@ -158,11 +155,11 @@ class Pipeline:
         if "latent_upsampler" in cls.component_names and loaded.get("latent_upsampler") is None:
             raise ValueError("latent_upsampler=None: the combined checkpoint holds no upsampler; pass "
                              "latent_upsampler=LTX2LatentUpsamplerModel.from_single_file(<upscaler file>)")
+        networks = _single_file_networks()
         with open_single_file(path_or_url) as source:
             for name in cls.component_names:
-                if name in _SINGLE_FILE_CLASSES and name not in loaded:
-                    network = _our_class(_SINGLE_FILE_CLASSES[name])
-                    loaded[name] = network.from_single_file_source(source, torch_dtype, None)
+                if name in networks and name not in loaded:
+                    loaded[name] = networks[name].from_single_file_source(source, torch_dtype, None)
             distilled = "distilled" in Path(source.description).name
         if "scheduler" in cls.component_names and "scheduler" not in loaded:
             config = LTX2_DISTILLED_SCHEDULER_CONFIG if distilled else LTX2_SCHEDULER_CONFIG
