@@ -27,8 +27,8 @@ def image() -> torch.Tensor:
 
 
 def run(pipe, seed: int, reference: bool, **kwargs):
-    options = {**CALL, **kwargs}
-    extra = dict(**LEGACY, audio_guidance_scale=options["guidance_scale"], image_crf=0) if reference else {}
+    options = {**CALL, "image_crf": 0, **kwargs}
+    extra = dict(**LEGACY, audio_guidance_scale=options["guidance_scale"]) if reference else {}
     return pipe(**options, **extra, generator=torch.Generator().manual_seed(seed), return_dict=False)
 
 

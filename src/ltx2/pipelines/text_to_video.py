@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +13,18 @@ import torch
 
 from ..loading.lora import LoraLoaderMixin
 from ..models.audio_vae import audio_latent_frames
+from ..models.transformer import video_positions
 from ..scheduler import calculate_shift
 from ..text import PromptEncoder
 from .base import Pipeline
+from .conditioning import (
+    ConditioningInputs,
+    ConditioningItem,
+    ConditioningStages,
+    LatentConditioning,
+    condition_latents,
+    noised,
+)
 from .latents import (
     denormalize_audio_latents,
     denormalize_video_latents,
@@ -55,7 +65,7 @@ class TextContext:
     mask: torch.Tensor
 
 
-class LTX2Pipeline(LoraLoaderMixin, Pipeline):
+class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
     """Text to video+audio with LTX-2. Components and call arguments follow diffusers' LTX2Pipeline."""
 
     component_names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder")
@@ -102,12 +112,17 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],  # noqa: B006 (the reference's signature)
         max_sequence_length: int = 1024,
+        *,
+        _conditioning: ConditioningInputs | None = None,
     ) -> LTX2PipelineOutput | tuple[Any, torch.Tensor]:
         """Generate video and audio. Defaults are LTX-2.0's: 40 steps, plain CFG 4.0 on both streams.
 
         Pass `output_type="latent"` to get (video latents (B, 128, F, H, W), audio latents (B, 8, T, 16)),
         both denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
+        `_conditioning` is how the conditioned pipelines (image to video, conditions, references) pass their
+        inputs in; it is not one of diffusers' arguments.
         """
+        conditioning = _conditioning or ConditioningInputs()
         video_guidance = GuidanceScales(guidance_scale, stg_scale, modality_scale, guidance_rescale)
         audio_guidance = GuidanceScales(
             audio_guidance_scale or guidance_scale, audio_stg_scale or stg_scale,
@@ -119,6 +134,7 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
             negative_prompt_attention_mask, callback_on_step_end_tensor_inputs, max_sequence_length,
             video_guidance, audio_guidance, spatio_temporal_guidance_blocks,
         )
+        self.check_conditioning(conditioning, height, width, num_frames, latents)
         cfg = video_guidance.cfg > 1 or audio_guidance.cfg > 1
         device = self.device
         embeds = self.encode_prompt(
@@ -128,16 +144,26 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         context = self.text_context(*embeds, cfg=cfg)
         geometry = self.geometry(height, width, num_frames, frame_rate, latents, audio_latents)
         batch = embeds[0].shape[0]
-        video, conditioning_mask = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device)
+        items = self.condition_items(conditioning, geometry, batch, latents, device)
+        video, token_conditioning = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device, items)
         audio = self.prepare_audio_latents(batch, geometry, noise_scale, generator, audio_latents, device)
-        schedulers = self.set_timesteps(num_inference_steps, sigmas, timesteps, geometry, device)
+        schedulers = self.set_timesteps(num_inference_steps, sigmas, timesteps, video.shape[1], device)
         video, audio = self.denoise(
             video, audio, context, geometry, schedulers, video_guidance, audio_guidance,
-            spatio_temporal_guidance_blocks, callback_on_step_end, callback_on_step_end_tensor_inputs, conditioning_mask,
+            spatio_temporal_guidance_blocks, callback_on_step_end, callback_on_step_end_tensor_inputs,
+            token_conditioning,
         )
         frames, waveform = self.decode(video, audio, geometry, output_type, decode_timestep, decode_noise_scale, generator)
         self._release()
         return LTX2PipelineOutput(frames=frames, audio=waveform) if return_dict else (frames, waveform)
+
+    @classmethod
+    def call_arguments(cls, **given: Any) -> dict[str, Any]:
+        """LTX2Pipeline's call arguments: those given, the others at their defaults (pipelines that add inputs
+        pass the rest through with this)."""
+        bound = inspect.signature(LTX2Pipeline.__call__).bind(None, **given)
+        bound.apply_defaults()
+        return {name: value for name, value in bound.arguments.items() if name not in ("self", "_conditioning")}
 
     # Stages, in the order __call__ runs them.
 
@@ -329,17 +355,40 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         generator: torch.Generator | list[torch.Generator] | None,
         latents: torch.Tensor | None,
         device: torch.device,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Packed (B, F*H*W, C) float32 video latents: fresh noise, or given latents normalized and re-noised.
+        items: list[ConditioningItem] = (),
+    ) -> tuple[torch.Tensor, LatentConditioning | None]:
+        """Packed (B, S, C) float32 video latents, fresh noise or the given latents re-noised by noise_scale,
+        with the conditioning items put in; and their per-token conditioning (None without items).
 
-        Also returns the conditioning mask (B, F*H*W) of tokens that are given rather than generated: none here.
+        Fresh noise is drawn over the (B, C, F, H, W) grid, re-noising noise in token layout, as the reference.
         """
-        if latents is not None:
-            normalized = normalize_video_latents(latents, self.vae.latents_mean, self.vae.latents_std,
+        clean, conditioning = self.conditioned_latents(batch, geometry, latents, device, items)
+        if latents is None:
+            grid_noise = randn(self.grid_shape(batch, geometry), generator, device, torch.float32)
+            noise, noise_scale = pack_video_latents(grid_noise), 1.0
+        else:
+            noise = randn(tuple(clean.shape), generator, device, torch.float32)
+        return noised(clean, conditioning, noise, noise_scale), conditioning
+
+    def grid_shape(self, batch: int, geometry: Geometry) -> tuple[int, int, int, int, int]:
+        """(B, C, F, H, W) of the generated video latents."""
+        return batch, self.transformer.config.in_channels, geometry.frames, geometry.height, geometry.width
+
+    def conditioned_latents(
+        self, batch: int, geometry: Geometry, latents: torch.Tensor | None, device: torch.device,
+        items: list[ConditioningItem],
+    ) -> tuple[torch.Tensor, LatentConditioning | None]:
+        """The given latents normalized (or zeros) and packed, with the items put in; not yet noised."""
+        if latents is None:
+            base = torch.zeros(batch, geometry.video_tokens, self.transformer.config.in_channels, device=device)
+        else:
+            normalized = normalize_video_latents(latents.to(device), self.vae.latents_mean, self.vae.latents_std,
                                                  self.vae.config.scaling_factor)
-            return renoise(pack_video_latents(normalized), noise_scale, generator).to(device, torch.float32), None
-        shape = (batch, self.transformer.config.in_channels, geometry.frames, geometry.height, geometry.width)
-        return pack_video_latents(randn(shape, generator, device, torch.float32)), None
+            base = pack_video_latents(normalized).float()
+        config = self.transformer.config
+        positions = video_positions(base.shape[0], geometry.frames, geometry.height, geometry.width,
+                                    tuple(config.vae_scale_factors), config.causal_offset, geometry.fps, device)
+        return condition_latents(base, list(items), positions)
 
     def prepare_audio_latents(
         self,
@@ -363,14 +412,15 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         num_inference_steps: int,
         sigmas: list[float] | None,
         timesteps: list[float] | None,
-        geometry: Geometry,
+        video_tokens: int,
         device: torch.device,
     ) -> tuple[Any, Any]:
-        """Configure the scheduler, and a copy of it that steps the audio stream."""
+        """Configure the scheduler (shifted for `video_tokens`, appended tokens included), and a copy of it that
+        steps the audio stream."""
         if sigmas is None and timesteps is None:
             sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
         config = self.scheduler.config
-        mu = calculate_shift(geometry.video_tokens, config.base_image_seq_len, config.max_image_seq_len,
+        mu = calculate_shift(video_tokens, config.base_image_seq_len, config.max_image_seq_len,
                              config.base_shift, config.max_shift)
         audio_scheduler = copy.deepcopy(self.scheduler)
         for scheduler in (self.scheduler, audio_scheduler):
@@ -391,25 +441,27 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         stg_blocks: list[int] | None,
         callback: Callable[..., dict[str, Any]] | None,
         callback_tensor_inputs: list[str],
-        conditioning_mask: torch.Tensor | None = None,
+        conditioning: LatentConditioning | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sampling loop. Guidance is combined in x0 space; `conditioning_mask` (B, S) marks video tokens
-        that are given (image-to-video): they see timestep 0 and are never stepped."""
+        """The sampling loop. Guidance is combined in x0 space. With `conditioning`, each video token sees the
+        timestep t (1 - m) and its guided x0 is pulled to the clean value by its strength m."""
         video_scheduler, audio_scheduler = schedulers
         transformer = self._activate("transformer")
         cfg = context.video.shape[0] != video.shape[0]
         positive = slice(video.shape[0], None) if cfg else slice(None)
-        batch_mask = None
-        if conditioning_mask is not None:
-            batch_mask = torch.cat([conditioning_mask, conditioning_mask]) if cfg else conditioning_mask
+        rows_conditioning = conditioning.rows(cfg) if conditioning is not None else None
 
         def predict(video_in: torch.Tensor, audio_in: torch.Tensor, t: torch.Tensor, rows: slice, **options: Any):
             """Velocities for the batch rows `rows` of the text context, as float32."""
             batch = video_in.shape[0]
             timestep = t.expand(batch)
             video_timestep = timestep
-            if batch_mask is not None:
-                video_timestep = timestep[:, None] * (1 - batch_mask[rows])
+            if rows_conditioning is not None:
+                video_timestep = timestep[:, None] * (1 - rows_conditioning.mask[rows])
+                if rows_conditioning.positions is not None:
+                    options["video_coords"] = rows_conditioning.positions[rows]
+                if rows_conditioning.attention_mask is not None:
+                    options["video_self_attention_mask"] = rows_conditioning.attention_mask.expand(batch, -1, -1)
             velocity, audio_velocity = transformer(
                 hidden_states=video_in.to(context.video.dtype), audio_hidden_states=audio_in.to(context.video.dtype),
                 encoder_hidden_states=context.video[rows], audio_encoder_hidden_states=context.audio[rows],
@@ -442,10 +494,9 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
                     isolated, audio_isolated = video - sigma * v, audio - audio_sigma * av
                 guided = video_guidance.combine(cond, uncond, perturbed, isolated)
                 audio_guided = audio_guidance.combine(audio_cond, audio_uncond, audio_perturbed, audio_isolated)
-                stepped = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
-                if conditioning_mask is not None:
-                    stepped = torch.where(conditioning_mask[:, :, None].bool(), video, stepped)
-                video = stepped
+                if conditioning is not None:
+                    guided = conditioning.pull_to_clean(guided)
+                video = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
                 audio = audio_scheduler.step((audio - audio_guided) / audio_sigma, t, audio, return_dict=False)[0]
                 if callback is not None:
                     outputs = callback(self, i, t, {"latents": video} if callback_tensor_inputs else {})
@@ -463,8 +514,8 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         decode_noise_scale: float | list[float] | None,
         generator: torch.Generator | list[torch.Generator] | None,
     ) -> tuple[Any, torch.Tensor]:
-        """Unpack, denormalize, and decode to frames and a waveform (or return the raw latents)."""
-        video = unpack_video_latents(video, geometry.frames, geometry.height, geometry.width)
+        """Drop appended tokens, unpack, denormalize, and decode to frames and a waveform (or return the latents)."""
+        video = unpack_video_latents(video[:, : geometry.video_tokens], geometry.frames, geometry.height, geometry.width)
         audio = unpack_audio_latents(
             denormalize_audio_latents(audio, self.audio_vae.latents_mean, self.audio_vae.latents_std),
             self.audio_latent_mel_bins,
