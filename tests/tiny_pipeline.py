@@ -68,7 +68,8 @@ def make_tokenizer() -> PreTrainedTokenizerFast:
     tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        model_max_length=MAX_SEQUENCE_LENGTH,
+        # Left padding as Gemma's tokenizer: diffusers' condition pipelines read it once, when they are built.
+        model_max_length=MAX_SEQUENCE_LENGTH, padding_side="left",
     )
 
 

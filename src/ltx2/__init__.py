@@ -8,7 +8,16 @@ from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
 from .models.vocoder import LTX2Vocoder
-from .pipelines import LTX2ImageToVideoPipeline, LTX2LatentUpsamplePipeline, LTX2Pipeline, LTX2PipelineOutput
+from .pipelines import (
+    LTX2ConditionPipeline,
+    LTX2ImageToVideoPipeline,
+    LTX2InContextPipeline,
+    LTX2LatentUpsamplePipeline,
+    LTX2Pipeline,
+    LTX2PipelineOutput,
+    LTX2ReferenceCondition,
+    LTX2VideoCondition,
+)
 from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
 __version__ = "0.1.0"
@@ -19,14 +28,18 @@ __all__ = [
     "CheckpointError",
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
+    "LTX2ConditionPipeline",
     "LTX2ImageToVideoPipeline",
+    "LTX2InContextPipeline",
     "LTX2LatentUpsamplePipeline",
     "LTX2LatentUpsamplerModel",
     "LTX2Pipeline",
     "LTX2PipelineOutput",
+    "LTX2ReferenceCondition",
     "LTX2TextConnectors",
     "LTX2Vocoder",
     "LoraLoaderMixin",
+    "LTX2VideoCondition",
     "LTX2VideoTransformer3DModel",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
     "encode_video",

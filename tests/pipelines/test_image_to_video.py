@@ -5,11 +5,11 @@ import PIL.Image
 import pytest
 import torch
 from diffusers.pipelines.ltx2 import LTX2ImageToVideoPipeline as ReferenceImageToVideo
+from parity import relative_l2
+from test_text_to_video import CALL, LEGACY
 
 from ltx2 import LTX2ImageToVideoPipeline
 from ltx2.pipelines.image_to_video import load_image
-from parity import relative_l2
-from test_text_to_video import CALL, LEGACY
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,23 @@ def test_image_inputs_agree(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="could not be read"):
         load_image(tmp_path / "junk.png", 32, 48)
+
+
+@torch.no_grad()
+def test_pil_image_recompressed_at_the_default_crf_matches_reference(pipes):
+    """A PIL image of another size: H.264 re-compression at the model's CRF (33), then a bilinear resize."""
+    ours, reference = pipes
+    pixels = (np.random.default_rng(1).random((40, 56, 3)) * 255).astype(np.uint8)
+    picture = PIL.Image.fromarray(pixels)
+    options = dict(image=picture, image_crf=None, output_type="latent")
+    video, audio = run(ours, 3, False, **options)
+    expected_video, expected_audio = run(reference, 3, True, **options)
+    assert relative_l2(video, expected_video) <= 1e-4 and relative_l2(audio, expected_audio) <= 1e-4
+    uncompressed, _ = run(ours, 3, False, **{**options, "image_crf": 0})
+    assert relative_l2(uncompressed, video) > 1e-3  # the re-compression took part
+
+
+def test_recompressing_a_tensor_image_is_refused(pipes):
+    ours, _ = pipes
+    with pytest.raises(ValueError, match="image_crf"):
+        run(ours, 0, False, image=image(), image_crf=None)

@@ -253,7 +253,7 @@ def cover_and_crop(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
     source_height, source_width = frames.shape[1:3]
     scale = max(height / source_height, width / source_width)
     size = (math.ceil(source_height * scale), math.ceil(source_width * scale))
-    pixels = torch.from_numpy(np.ascontiguousarray(frames)).float().permute(0, 3, 1, 2)
+    pixels = torch.from_numpy(np.array(frames, dtype=np.float32)).permute(0, 3, 1, 2)
     pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
     top, left = (size[0] - height) // 2, (size[1] - width) // 2
     pixels = pixels[:, :, top : top + height, left : left + width]

@@ -20,7 +20,7 @@ from .conditioning import (
     recompress,
 )
 from .latents import normalize_video_latents, pack_video_latents
-from .sampling import randn
+from .sampling import Generator, randn
 from .text_to_video import Geometry, LTX2Pipeline
 
 ImageInput = str | Path | PIL.Image.Image | np.ndarray | torch.Tensor | list
@@ -113,25 +113,19 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
         return condition.frames[:, :, None]
 
     def condition_items(
-        self, conditioning: ConditioningInputs, geometry: Geometry, batch: int, latents: torch.Tensor | None,
+        self, inputs: ConditioningInputs, geometry: Geometry, batch: int, latents: torch.Tensor | None,
         device: torch.device,
     ) -> list[ConditioningItem]:
         """The encoded image at frame 0; at stage 2 the given latents' first frame, kept as it is."""
         if latents is None:
-            return super().condition_items(conditioning, geometry, batch, latents, device)
+            return super().condition_items(inputs, geometry, batch, latents, device)
         first = normalize_video_latents(latents[:, :, :1].to(device), self.vae.latents_mean, self.vae.latents_std,
                                         self.vae.config.scaling_factor)
         return [ConditioningItem(pack_video_latents(first).float(), 1.0)]
 
     def prepare_latents(
-        self,
-        batch: int,
-        geometry: Geometry,
-        noise_scale: float,
-        generator: torch.Generator | list[torch.Generator] | None,
-        latents: torch.Tensor | None,
-        device: torch.device,
-        items: list[ConditioningItem] = (),
+        self, batch: int, geometry: Geometry, noise_scale: float, generator: Generator, latents: torch.Tensor | None,
+        device: torch.device, items: list[ConditioningItem] = (),
     ) -> tuple[torch.Tensor, LatentConditioning | None]:
         """As LTX2Pipeline's, but the reference draws its noise over the (B, C, F, H, W) grid at stage 2 too."""
         clean, conditioning = self.conditioned_latents(batch, geometry, latents, device, items)

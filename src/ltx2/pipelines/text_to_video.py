@@ -122,7 +122,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         `_conditioning` is how the conditioned pipelines (image to video, conditions, references) pass their
         inputs in; it is not one of diffusers' arguments.
         """
-        conditioning = _conditioning or ConditioningInputs()
+        inputs = _conditioning or ConditioningInputs()
         video_guidance = GuidanceScales(guidance_scale, stg_scale, modality_scale, guidance_rescale)
         audio_guidance = GuidanceScales(
             audio_guidance_scale or guidance_scale, audio_stg_scale or stg_scale,
@@ -134,7 +134,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             negative_prompt_attention_mask, callback_on_step_end_tensor_inputs, max_sequence_length,
             video_guidance, audio_guidance, spatio_temporal_guidance_blocks,
         )
-        self.check_conditioning(conditioning, height, width, num_frames, latents)
+        self.check_conditioning(inputs, height, width, num_frames, latents)
         cfg = video_guidance.cfg > 1 or audio_guidance.cfg > 1
         device = self.device
         embeds = self.encode_prompt(
@@ -144,14 +144,14 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         context = self.text_context(*embeds, cfg=cfg)
         geometry = self.geometry(height, width, num_frames, frame_rate, latents, audio_latents)
         batch = embeds[0].shape[0]
-        items = self.condition_items(conditioning, geometry, batch, latents, device)
-        video, token_conditioning = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device, items)
+        items = self.condition_items(inputs, geometry, batch, latents, device)
+        video, conditioning = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device, items)
         audio = self.prepare_audio_latents(batch, geometry, noise_scale, generator, audio_latents, device)
         schedulers = self.set_timesteps(num_inference_steps, sigmas, timesteps, video.shape[1], device)
         video, audio = self.denoise(
             video, audio, context, geometry, schedulers, video_guidance, audio_guidance,
             spatio_temporal_guidance_blocks, callback_on_step_end, callback_on_step_end_tensor_inputs,
-            token_conditioning,
+            conditioning,
         )
         frames, waveform = self.decode(video, audio, geometry, output_type, decode_timestep, decode_noise_scale, generator)
         self._release()
@@ -515,7 +515,8 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         generator: torch.Generator | list[torch.Generator] | None,
     ) -> tuple[Any, torch.Tensor]:
         """Drop appended tokens, unpack, denormalize, and decode to frames and a waveform (or return the latents)."""
-        video = unpack_video_latents(video[:, : geometry.video_tokens], geometry.frames, geometry.height, geometry.width)
+        video = video[:, : geometry.video_tokens]
+        video = unpack_video_latents(video, geometry.frames, geometry.height, geometry.width)
         audio = unpack_audio_latents(
             denormalize_audio_latents(audio, self.audio_vae.latents_mean, self.audio_vae.latents_std),
             self.audio_latent_mel_bins,
