@@ -11,9 +11,7 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition 
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2InContextPipeline as ReferenceInContext
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition as ReferenceReference
 from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf
-from parity import LEGACY, relative_l2
 from safetensors.torch import save_file
-from test_text_to_video import CALL
 
 from ltx2 import (
     LTX2ConditionPipeline,
@@ -23,6 +21,8 @@ from ltx2 import (
     LTX2VideoTransformer3DModel,
 )
 from ltx2.pipelines.conditioning import latent_attention_strengths, recompress, reference_attention_mask
+from parity import LEGACY, relative_l2
+from test_text_to_video import CALL
 
 TRANSFORMER_MASKS = "video_self_attention_mask" in inspect.signature(LTX2VideoTransformer3DModel.forward).parameters
 

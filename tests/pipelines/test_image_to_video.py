@@ -5,11 +5,11 @@ import PIL.Image
 import pytest
 import torch
 from diffusers.pipelines.ltx2 import LTX2ImageToVideoPipeline as ReferenceImageToVideo
-from parity import relative_l2
-from test_text_to_video import CALL, LEGACY
 
 from ltx2 import LTX2ImageToVideoPipeline
 from ltx2.pipelines.image_to_video import load_image
+from parity import relative_l2
+from test_text_to_video import CALL, LEGACY
 
 
 @pytest.fixture(scope="module")
