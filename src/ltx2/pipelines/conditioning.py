@@ -58,6 +58,7 @@ class LTX2ReferenceCondition:
     """A reference (control) video for an IC-LoRA: PIL frames, or an array / tensor of frames in [0, 1].
 
     Its tokens are appended to the sequence at its own positions; `strength` 1 keeps them clean throughout.
+    At most the video's number of frames are used, cut down to 8k+1.
     """
 
     frames: FrameInput
@@ -369,9 +370,12 @@ class ConditioningStages:
         """One appended item per reference video, at the reference's own grid positions with height and width
         scaled up by the downscale factor; with attention strengths when they are below 1 or masked."""
         factor, config = inputs.reference_downscale_factor, self.transformer.config
+        temporal = self.vae_temporal_compression_ratio
         items = []
         for reference in inputs.references:
-            pixels = reference_pixels(reference.frames, height // factor, width // factor)[:, :, :num_frames]
+            pixels = reference_pixels(reference.frames, height // factor, width // factor)
+            # At most the video's frames, cut to the VAE's 8k+1 grid (diffusers fails on other counts).
+            pixels = pixels[:, :, : (min(pixels.shape[2], num_frames) - 1) // temporal * temporal + 1]
             encoded = self.encode_pixels(pixels, device)
             frames, latent_height, latent_width = encoded.shape[2:]
             positions = video_positions(1, frames, latent_height, latent_width, tuple(config.vae_scale_factors),
