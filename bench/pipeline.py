@@ -2,6 +2,8 @@
 
     python bench/pipeline.py --size tiny     # the tests' tiny pipeline (milliseconds per component)
     python bench/pipeline.py --size medium   # wider components, 128x192 pixels, 25 frames, 10 steps
+    python bench/pipeline.py --flow condition  # LTX2ConditionPipeline with two keyframes (first and last
+                                               # frame), then LTX2InContextPipeline with a reference video
 
 Reports the median seconds of the whole call and of each component (summed over its calls) for both, and
 the ratios. Peak memory is reported on CUDA only.
@@ -21,10 +23,22 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
 import tiny_pipeline  # noqa: E402
 from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline  # noqa: E402
+from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline as ReferenceCondition  # noqa: E402
+from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition as ReferenceVideoCondition  # noqa: E402
+from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2InContextPipeline as ReferenceInContext  # noqa: E402
+from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition as ReferenceReference  # noqa: E402
 
-from ltx2 import LTX2Pipeline  # noqa: E402
+from ltx2 import (  # noqa: E402
+    LTX2ConditionPipeline,
+    LTX2InContextPipeline,
+    LTX2Pipeline,
+    LTX2ReferenceCondition,
+    LTX2VideoCondition,
+)
 
 COMPONENTS = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
 SIZES = {
@@ -49,8 +63,9 @@ class ComponentTimer:
         self.handles = []
         for name in COMPONENTS:
             module = getattr(pipe, name)
-            # VAEs are driven through encode/decode, so time their decoder/encoder submodules.
+            # VAEs are driven through encode/decode, so time their encoder and decoder submodules.
             targets = [module.decoder] if name in ("vae", "audio_vae") else [module]
+            targets += [module.encoder] if name == "vae" else []
             for target in targets:
                 self.handles.append(target.register_forward_pre_hook(self._start(name)))
                 self.handles.append(target.register_forward_hook(self._stop(name)))
@@ -67,9 +82,32 @@ class ComponentTimer:
         return hook
 
 
+def flows(folder: Path, flow: str, call: dict) -> list[tuple[str, dict, dict]]:
+    """(name, {implementation: pipeline}, {implementation: extra call arguments}) for each case of the flow."""
+    if flow == "text":
+        pipes = {"ours": LTX2Pipeline.from_pretrained(folder), "reference": ReferencePipeline.from_pretrained(folder)}
+        return [("text to video", pipes, {"ours": {}, "reference": {}})]
+    rng = np.random.default_rng(0)
+    height, width, frames = call["height"], call["width"], call["num_frames"]
+    first, last = (PIL.Image.fromarray((rng.random((height + 16, width + 24, 3)) * 255).astype(np.uint8))
+                   for _ in range(2))
+    video = [PIL.Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8)) for _ in range(frames)]
+    keyframes = {"ours": dict(conditions=[LTX2VideoCondition(first, 0), LTX2VideoCondition(last, -1)]),
+                 "reference": dict(conditions=[ReferenceVideoCondition(first, 0), ReferenceVideoCondition(last, -1)])}
+    references = {"ours": dict(reference_conditions=[LTX2ReferenceCondition(video)]),
+                  "reference": dict(reference_conditions=[ReferenceReference(video)])}
+    return [
+        ("two keyframes", {"ours": LTX2ConditionPipeline.from_pretrained(folder),
+                           "reference": ReferenceCondition.from_pretrained(folder)}, keyframes),
+        ("reference video", {"ours": LTX2InContextPipeline.from_pretrained(folder),
+                             "reference": ReferenceInContext.from_pretrained(folder)}, references),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=list(SIZES), default="tiny")
+    parser.add_argument("--flow", choices=["text", "condition"], default="text")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     size = SIZES[args.size]
@@ -77,37 +115,41 @@ def main() -> None:
         setattr(tiny_pipeline, constant, {**getattr(tiny_pipeline, constant), **values})
     folder = Path(tempfile.mkdtemp(prefix="ltx2-bench-"))
     tiny_pipeline.write_pipeline_folder(folder)
-    pipes = {"ours": LTX2Pipeline.from_pretrained(folder), "reference": ReferencePipeline.from_pretrained(folder)}
     legacy = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_guidance_scale=4.0, audio_stg_scale=0.0,
                   audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None,
                   use_cross_timestep=False)
     call = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", guidance_scale=4.0, frame_rate=25.0,
                 max_sequence_length=16, output_type="pt", **size["call"])
-    totals: dict[str, list[float]] = defaultdict(list)
-    parts: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in pipes}
-    for repeat in range(args.repeats + 1):
-        for name, pipe in pipes.items():
-            pipe.set_progress_bar_config(disable=True)
-            if name == "ours":
-                pipe.prompt_encoder.clear()  # time a cold prompt; a repeated prompt skips Gemma entirely
-            timer = ComponentTimer(pipe)
-            start = time.perf_counter()
-            with torch.inference_mode():
-                pipe(**call, **(legacy if name == "reference" else {}), generator=torch.Generator().manual_seed(0))
-            elapsed = time.perf_counter() - start
-            for handle in timer.handles:
-                handle.remove()
-            if repeat == 0:
-                continue  # warm-up
-            totals[name].append(elapsed)
-            for component in COMPONENTS:
-                parts[name][component].append(timer.seconds[component])
     print(f"size={args.size} {size['call']} threads={torch.get_num_threads()} repeats={args.repeats}")
-    print(f"{'':>14} {'ours':>10} {'reference':>10} {'ratio':>7}")
-    for component in (*COMPONENTS, "whole call"):
-        ours = statistics.median(totals["ours"] if component == "whole call" else parts["ours"][component])
-        reference = statistics.median(totals["reference"] if component == "whole call" else parts["reference"][component])
-        print(f"{component:>14} {ours:>9.4f}s {reference:>9.4f}s {ours / reference:>7.3f}")
+    for case, pipes, inputs in flows(folder, args.flow, call):
+        totals: dict[str, list[float]] = defaultdict(list)
+        parts: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in pipes}
+        for repeat in range(args.repeats + 1):
+            for name, pipe in pipes.items():
+                pipe.set_progress_bar_config(disable=True)
+                if name == "ours":
+                    pipe.prompt_encoder.clear()  # time a cold prompt; a repeated prompt skips Gemma entirely
+                timer = ComponentTimer(pipe)
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    pipe(**call, **inputs[name], **(legacy if name == "reference" else {}),
+                         generator=torch.Generator().manual_seed(0))
+                elapsed = time.perf_counter() - start
+                for handle in timer.handles:
+                    handle.remove()
+                if repeat == 0:
+                    continue  # warm-up
+                totals[name].append(elapsed)
+                for component in COMPONENTS:
+                    parts[name][component].append(timer.seconds[component])
+        print(f"{case}:")
+        print(f"{'':>14} {'ours':>10} {'reference':>10} {'ratio':>7}")
+        for component in (*COMPONENTS, "whole call"):
+            ours = statistics.median(totals["ours"] if component == "whole call" else parts["ours"][component])
+            reference = statistics.median(
+                totals["reference"] if component == "whole call" else parts["reference"][component]
+            )
+            print(f"{component:>14} {ours:>9.4f}s {reference:>9.4f}s {ours / reference:>7.3f}")
 
 
 if __name__ == "__main__":
