@@ -48,7 +48,8 @@ SIZES = {
             TRANSFORMER=dict(num_attention_heads=8, attention_head_dim=32, cross_attention_dim=256,
                              audio_num_attention_heads=8, audio_attention_head_dim=16, audio_cross_attention_dim=128,
                              num_layers=4),
-            VIDEO_VAE=dict(block_out_channels=(64, 128), decoder_block_out_channels=(64, 128)),
+            # An encoder that can encode at this latent width (the condition flow encodes; (64, 128) cannot).
+            VIDEO_VAE=dict(block_out_channels=(16, 64), decoder_block_out_channels=(64, 128)),
         ),
         call=dict(height=128, width=192, num_frames=25, num_inference_steps=10),
     ),
