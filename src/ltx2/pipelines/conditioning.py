@@ -81,13 +81,12 @@ class ConditioningInputs:
 
 @dataclass
 class ConditioningItem:
-    """Encoded tokens (1 or B, N, C) with a strength: they replace the grid's tokens from `start`, or, when
+    """Encoded tokens (1 or B, N, C) with a strength: they replace the grid's first N tokens, or, when
     `positions` (1, 3, N, 2) are given, are appended. `attention` (1, N) marks a reference group and holds how
     strongly each of its tokens and the generated tokens attend to each other."""
 
     tokens: torch.Tensor
     strength: float
-    start: int = 0
     positions: torch.Tensor | None = None
     attention: torch.Tensor | None = None
 
@@ -97,25 +96,18 @@ class LatentConditioning:
     """The per-token conditioning of the video sequence during sampling.
 
     mask (B, S): conditioning strength per token; clean (B, S, C): the clean values; positions (B, 3, S, 2) when
-    tokens were appended (else None: the grid's own); attention_mask (1, S, S) multiplicative, or None;
-    generated: how many leading tokens are the generated grid.
+    tokens were appended (else None: the grid's own); attention_mask (1, S, S) multiplicative, or None.
     """
 
     mask: torch.Tensor
     clean: torch.Tensor
     positions: torch.Tensor | None
     attention_mask: torch.Tensor | None
-    generated: int
 
-    def rows(self, cfg: bool) -> LatentConditioning:
-        """The same, repeated along the batch for a [negative; positive] guidance batch."""
-        if not cfg:
-            return self
-        positions = self.positions
-        return LatentConditioning(
-            torch.cat([self.mask, self.mask]), torch.cat([self.clean, self.clean]),
-            None if positions is None else torch.cat([positions, positions]), self.attention_mask, self.generated,
-        )
+    def repeated(self, times: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The mask and positions repeated `times` along the batch (2 for a [negative; positive] batch)."""
+        positions = None if self.positions is None else self.positions.repeat(times, 1, 1, 1)
+        return self.mask.repeat(times, 1), positions
 
     def pull_to_clean(self, x0: torch.Tensor) -> torch.Tensor:
         """x0 (1 - m) + clean m per token."""
@@ -135,10 +127,8 @@ def condition_latents(
     appended = [item for item in items if item.positions is not None]
     for item in items:
         if item.positions is None:
-            end = item.start + item.tokens.shape[1]
-            latents[:, item.start : end] = item.tokens
-            clean[:, item.start : end] = item.tokens
-            mask[:, item.start : end] = item.strength
+            count = item.tokens.shape[1]
+            latents[:, :count], clean[:, :count], mask[:, :count] = item.tokens, item.tokens, item.strength
     positions = None
     if appended:
         tokens = torch.cat([item.tokens.expand(batch, -1, -1) for item in appended], dim=1)
@@ -149,7 +139,7 @@ def condition_latents(
         positions = torch.cat([grid_positions, extra.to(grid_positions)], dim=2)
     groups = [item.attention for item in appended if item.attention is not None]
     attention = reference_attention_mask(latents.shape[1], generated, groups) if groups else None
-    return latents, LatentConditioning(mask, clean, positions, attention, generated)
+    return latents, LatentConditioning(mask, clean, positions, attention)
 
 
 def noised(

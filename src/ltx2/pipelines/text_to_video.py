@@ -449,19 +449,20 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         transformer = self._activate("transformer")
         cfg = context.video.shape[0] != video.shape[0]
         positive = slice(video.shape[0], None) if cfg else slice(None)
-        rows_conditioning = conditioning.rows(cfg) if conditioning is not None else None
+        if conditioning is not None:
+            token_mask, positions = conditioning.repeated(2 if cfg else 1)
 
         def predict(video_in: torch.Tensor, audio_in: torch.Tensor, t: torch.Tensor, rows: slice, **options: Any):
             """Velocities for the batch rows `rows` of the text context, as float32."""
             batch = video_in.shape[0]
             timestep = t.expand(batch)
             video_timestep = timestep
-            if rows_conditioning is not None:
-                video_timestep = timestep[:, None] * (1 - rows_conditioning.mask[rows])
-                if rows_conditioning.positions is not None:
-                    options["video_coords"] = rows_conditioning.positions[rows]
-                if rows_conditioning.attention_mask is not None:
-                    options["video_self_attention_mask"] = rows_conditioning.attention_mask.expand(batch, -1, -1)
+            if conditioning is not None:
+                video_timestep = timestep[:, None] * (1 - token_mask[rows])
+                if positions is not None:
+                    options["video_coords"] = positions[rows]
+                if conditioning.attention_mask is not None:
+                    options["video_self_attention_mask"] = conditioning.attention_mask.expand(batch, -1, -1)
             velocity, audio_velocity = transformer(
                 hidden_states=video_in.to(context.video.dtype), audio_hidden_states=audio_in.to(context.video.dtype),
                 encoder_hidden_states=context.video[rows], audio_encoder_hidden_states=context.audio[rows],
