@@ -117,11 +117,9 @@ class LatentConditioning:
 
 def condition_latents(
     base: torch.Tensor, items: list[ConditioningItem], grid_positions: torch.Tensor
-) -> tuple[torch.Tensor, LatentConditioning | None]:
+) -> tuple[torch.Tensor, LatentConditioning]:
     """Put the items into `base` (B, S, C) packed latents: the conditioned (not yet noised) sequence and its
-    conditioning, or None when there are no items. `grid_positions` (B, 3, S, 2) are the grid's positions."""
-    if not items:
-        return base, None
+    per-token conditioning. `grid_positions` (B, 3, S, 2) are the grid's positions."""
     batch, generated = base.shape[:2]
     latents, mask, clean = base.clone(), base.new_zeros(base.shape[:2]), torch.zeros_like(base)
     appended = [item for item in items if item.positions is not None]

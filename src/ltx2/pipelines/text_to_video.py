@@ -360,7 +360,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         """Packed (B, S, C) float32 video latents, fresh noise or the given latents re-noised by noise_scale,
         with the conditioning items put in; and their per-token conditioning (None without items).
 
-        Fresh noise is drawn over the (B, C, F, H, W) grid, re-noising noise in token layout, as the reference.
+        As the reference draws them: fresh noise over the (B, C, F, H, W) grid, re-noising noise as tokens.
         """
         clean, conditioning = self.conditioned_latents(batch, geometry, latents, device, items)
         if latents is None:
@@ -385,6 +385,8 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             normalized = normalize_video_latents(latents.to(device), self.vae.latents_mean, self.vae.latents_std,
                                                  self.vae.config.scaling_factor)
             base = pack_video_latents(normalized).float()
+        if not items:
+            return base, None
         config = self.transformer.config
         positions = video_positions(base.shape[0], geometry.frames, geometry.height, geometry.width,
                                     tuple(config.vae_scale_factors), config.causal_offset, geometry.fps, device)
