@@ -26,6 +26,7 @@ class LTX2ConditionPipeline(LTX2Pipeline):
         conditions: LTX2VideoCondition | list[LTX2VideoCondition] | None = None,
         prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
+        *,
         noise_scale: float | None = None,
         **kwargs: Any,
     ):

@@ -77,6 +77,7 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
         image: ImageInput | None = None,
         prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
+        *,
         image_crf: int | None = None,
         **kwargs: Any,
     ):

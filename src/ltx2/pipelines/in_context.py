@@ -33,6 +33,7 @@ class LTX2InContextPipeline(LTX2ConditionPipeline):
         reference_downscale_factor: int = 1,
         conditioning_attention_strength: float = 1.0,
         conditioning_attention_mask: torch.Tensor | None = None,
+        *,
         noise_scale: float | None = None,
         **kwargs: Any,
     ):
