@@ -78,9 +78,9 @@ class SincUpsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, L) -> (B, C, ratio * L)"""
         channels = x.shape[1]
-        x = F.pad(x, (self.pad, self.pad), mode="replicate")
-        weight = self.filter.to(x.device, x.dtype).expand(channels, -1, -1)
-        out = F.conv_transpose1d(x, weight, stride=self.ratio, groups=channels) * self.ratio
+        # Zero-stuffing keeps 1 sample in `ratio`: the filter's gain makes up for it.
+        weight = (self.filter.to(x.device, x.dtype) * self.ratio).expand(channels, -1, -1)
+        out = F.conv_transpose1d(replicate_pad(x, self.pad, self.pad), weight, stride=self.ratio, groups=channels)
         return out[..., self.crop[0] : out.shape[-1] - self.crop[1]]
 
 
@@ -96,8 +96,13 @@ class SincDownsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, L) -> (B, C, L / ratio)"""
         channels = x.shape[1]
-        weight = self.filter.to(x.dtype).expand(channels, -1, -1)
-        return F.conv1d(F.pad(x, self.pad, mode="replicate"), weight, stride=self.ratio, groups=channels)
+        weight = self.filter.to(x.device, x.dtype).expand(channels, -1, -1)
+        return F.conv1d(replicate_pad(x, *self.pad), weight, stride=self.ratio, groups=channels)
+
+
+def replicate_pad(x: torch.Tensor, before: int, after: int) -> torch.Tensor:
+    """Extend (B, C, L) by copies of its first and last samples (faster on CPU than F.pad's "replicate")."""
+    return torch.cat([x[..., :1].expand(-1, -1, before), x, x[..., -1:].expand(-1, -1, after)], dim=-1)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -116,7 +121,7 @@ class SnakeBeta(nn.Module):
         """(B, C, L) -> (B, C, L)"""
         frequency = self.alpha.exp()[:, None]
         amplitude = frequency if self.beta is None else self.beta.exp()[:, None]
-        return x + torch.sin(x * frequency).square() / (amplitude + 1e-9)
+        return torch.addcmul(x, torch.sin(x * frequency).square(), 1 / (amplitude + 1e-9))
 
 
 class AntiAliased(nn.Module):
@@ -249,8 +254,11 @@ class LTX2Vocoder(PretrainedModel):
                 # Snake activations live inside the residual stacks; leaky ReLU also precedes each upsampler.
                 x = F.leaky_relu(x, config.leaky_relu_negative_slope)
             x = upsampler(x)
-            stacks = self.resnets[stage * per_stage : (stage + 1) * per_stage]
-            x = torch.stack([stack(x) for stack in stacks]).mean(dim=0)
+            first, *others = self.resnets[stage * per_stage : (stage + 1) * per_stage]
+            total = first(x)  # the mean of the parallel stacks, without stacking their outputs
+            for stack in others:
+                total = total + stack(x)
+            x = total / per_stage
         x = self.conv_out(self.act_out(x))
         if config.final_act_fn == "tanh":
             return torch.tanh(x)
