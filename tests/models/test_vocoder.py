@@ -9,7 +9,7 @@ import torch
 from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder as ReferenceVocoder
 from diffusers.pipelines.ltx2.vocoder import LTX2VocoderWithBWE as ReferenceVocoderWithBWE
 
-from ltx2 import LTX2Vocoder, LTX2VocoderWithBWE
+from ltx2 import LTX2Pipeline, LTX2Vocoder, LTX2VocoderWithBWE
 from ltx2.configs import LTX_2_3_VOCODER
 from parity import assert_same_layout, perturb_, relative_l2
 
@@ -95,6 +95,25 @@ def test_bandwidth_extension_matches_reference(name, tmp_path):
     assert actual.shape == expected.shape == (2, 2, 7 * ours.upsample_factor) == (2, 2, 7 * 10 * 3)
     assert relative_l2(actual, expected) <= 1e-5
     assert (actual.abs() < 1).float().mean() > 0.5  # the clamp to [-1, 1] leaves most samples alone
+
+
+@torch.no_grad()
+def test_pipeline_folder_with_the_bwe_vocoder_loads_it(pipeline_folder, tmp_path):
+    """A diffusers LTX-2.3 folder names LTX2VocoderWithBWE in model_index.json (library "ltx2")."""
+    folder, _ = pipeline_folder
+    for item in folder.iterdir():
+        if item.name not in ("vocoder", "model_index.json"):
+            (tmp_path / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    torch.manual_seed(0)
+    reference = perturb_(ReferenceVocoderWithBWE(**BWE).eval(), scale=0.02)
+    set_real_bases_(reference)
+    reference.save_pretrained(tmp_path / "vocoder")
+    index = json.loads((folder / "model_index.json").read_text())
+    (tmp_path / "model_index.json").write_text(json.dumps({**index, "vocoder": ["ltx2", "LTX2VocoderWithBWE"]}))
+    vocoder = LTX2Pipeline.from_pretrained(tmp_path).vocoder
+    assert isinstance(vocoder, LTX2VocoderWithBWE)
+    mel = random_mel(1, 5, 8)
+    assert relative_l2(vocoder(mel), reference(mel)) <= 1e-5
 
 
 def test_built_filters_are_the_reference_filters():
