@@ -76,10 +76,15 @@ def _describe_pipeline(folder: Path) -> list[str]:
 
 
 def _folder_version(folder: Path) -> str:
-    """The LTX version a diffusers folder's configs imply: later versions switch on what 2.0 leaves neutral."""
+    """The LTX version a diffusers folder's configs imply: LTX-2.3's connectors project per modality, and
+    later versions switch on what 2.0 leaves neutral."""
     from ..models.connectors import LTX2TextConnectors
     from ..models.transformer import LTX2VideoTransformer3DModel
 
+    connectors_path = folder / "connectors" / "config.json"
+    connectors = json.loads(connectors_path.read_text(encoding="utf-8")) if connectors_path.is_file() else {}
+    if connectors.get("per_modality_projections"):
+        return "LTX version 2.3 (per-modality connector projections)"
     later = []
     for name, cls in (("transformer", LTX2VideoTransformer3DModel), ("connectors", LTX2TextConnectors)):
         config_path = folder / name / "config.json"
