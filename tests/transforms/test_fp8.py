@@ -19,8 +19,9 @@ from original_checkpoint import (
 )
 from parity import relative_l2
 from safetensors.torch import load_file
+from tiny_pipeline import make_text_encoder, make_tokenizer
 
-from ltx2 import LTX2LatentUpsamplerModel, LTX2VideoTransformer3DModel
+from ltx2 import LTX2LatentUpsamplerModel, LTX2Pipeline, LTX2VideoTransformer3DModel
 from ltx2.transforms.fp8 import CastLayer
 
 NETWORKS = [*OURS, "latent_upsampler"]
@@ -119,6 +120,26 @@ def test_fp8_single_file_kept_in_fp8_equals_the_upcast_load(fp8_file, tmp_path):
     kept.save_pretrained(tmp_path)
     assert torch.equal(run_bf16(LTX2VideoTransformer3DModel.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)),
                        run_bf16(upcast))
+
+
+def test_pipeline_from_an_fp8_file_kept_in_fp8_generates_as_the_upcast_one(fp8_file, recwarn):
+    text_encoder = make_text_encoder().to(torch.bfloat16)
+
+    def load(**options):
+        return LTX2Pipeline.from_single_file(fp8_file, torch_dtype=torch.bfloat16, text_encoder=text_encoder,
+                                             tokenizer=make_tokenizer(), **options)
+
+    kept, upcast = load(keep_fp8=True), load()
+    assert not [warning for warning in recwarn if "keep_fp8" in str(warning.message)]
+    assert stored_in(kept.transformer, torch.float8_e4m3fn)
+    assert not stored_in(kept.vae, torch.float8_e4m3fn)  # the file's other networks are bf16
+    arguments = dict(prompt="a robot", width=64, height=64, num_frames=9, num_inference_steps=2,
+                     max_sequence_length=16, output_type="latent", return_dict=False)
+    for pipeline in (kept, upcast):
+        pipeline.set_progress_bar_config(disable=True)
+    video, audio = kept(generator=torch.Generator().manual_seed(0), **arguments)
+    expected_video, expected_audio = upcast(generator=torch.Generator().manual_seed(0), **arguments)
+    assert torch.equal(video, expected_video) and torch.equal(audio, expected_audio)
 
 
 def test_keep_fp8_on_a_file_without_fp8_warns(tmp_path):

@@ -56,7 +56,10 @@ class PretrainedModel(torch.nn.Module, Configurable):
         """
         folder = resolve_folder(path_or_repo_id, subfolder)
         with open_weights(folder) as source:
-            return cls._build_and_fill(read_config(folder / cls.config_name), source, torch_dtype, device, keep_fp8)
+            model = cls._build_and_fill(read_config(folder / cls.config_name), source, torch_dtype, device, keep_fp8)
+            if keep_fp8:
+                warn_without_fp8([model], source.description)
+        return model
 
     @classmethod
     def from_single_file(
@@ -75,7 +78,10 @@ class PretrainedModel(torch.nn.Module, Configurable):
         compute in `torch_dtype` (see ltx2.transforms.fp8).
         """
         with open_single_file(path_or_url, **download_options) as source:
-            return cls.from_single_file_source(source, torch_dtype, device, keep_fp8)
+            model = cls.from_single_file_source(source, torch_dtype, device, keep_fp8)
+            if keep_fp8:
+                warn_without_fp8([model], source.description)
+        return model
 
     @classmethod
     def from_single_file_source(
@@ -93,10 +99,6 @@ class PretrainedModel(torch.nn.Module, Configurable):
         with torch.device("meta"):
             model = cls.from_config(config)
         kept = fp8.stored_float8_weights(model, source) if keep_fp8 else []
-        if keep_fp8 and not kept:
-            warnings.warn(
-                f"keep_fp8=True: {source.description} holds no FP8 weights; loaded in {compute_dtype}", stacklevel=3
-            )
         fill_from(model, source, compute_dtype, device, skip=set(kept))
         for key in kept:
             fp8.keep_stored_weight(model, key, source, compute_dtype, device)
@@ -168,3 +170,9 @@ class PretrainedModel(torch.nn.Module, Configurable):
     def compile_repeated_blocks(self, **torch_compile_kwargs: Any) -> None:
         """torch.compile each repeated block (`_repeated_blocks`), once for all blocks and token counts."""
         regional_compile.compile_repeated_blocks(self, **torch_compile_kwargs)
+
+
+def warn_without_fp8(models: list[torch.nn.Module], description: str) -> None:
+    """keep_fp8=True on a checkpoint whose networks hold no FP8 weights loads them as usual; say so."""
+    if not any(fp8.compute_dtype(model) for model in models):
+        warnings.warn(f"keep_fp8=True: {description} holds no FP8 weights; loaded in torch_dtype", stacklevel=3)
