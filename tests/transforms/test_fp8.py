@@ -73,9 +73,10 @@ def test_custom_patterns_and_classes_skip_as_reference(tmp_path):
     assert relative_l2(run_network("transformer", ours), run_network("transformer", reference)) <= 1e-5
 
 
-def test_full_size_parameter_bytes_in_fp8():
+@pytest.mark.parametrize("network", [*OURS.values(), LTX2LatentUpsamplerModel], ids=lambda cls: cls.__name__)
+def test_full_size_parameter_bytes_in_fp8(network):
     with torch.device("meta"):
-        model = LTX2VideoTransformer3DModel()
+        model = network()
     float32_bytes = 4 * model.num_parameters()
     model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
     stored = sum(p.numel() * p.element_size() for p in model.parameters())

@@ -12,6 +12,10 @@ layer's dtype and device); the rank-384 distilled LoRA needs no second copy of t
 `unfuse_lora` restores them bit for bit. That copy is the price of fusing: as much CPU memory as the
 fused layers' weights (for a LoRA on every Linear of the 19B transformer, about the transformer's size).
 
+On layers that store FP8 weights (ltx2.transforms.fp8) the factors are kept in the layer's compute dtype, so
+unfused adapters lose nothing; fusing dequantizes the weight, adds the deltas in float32 and re-quantizes
+with the layer's scale, and warns that the fused weights carry FP8 rounding.
+
 Key formats (each key ends in `.lora_A.weight` / `.lora_B.weight`, or `.lora_down.weight` / `.lora_up.weight`,
 with an optional `.alpha` per module):
 - diffusers / peft: `transformer.<diffusers module path>` and `connectors.<...>`;

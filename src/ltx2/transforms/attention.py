@@ -4,13 +4,13 @@ A model's choice lives in its `AttentionSettings` and is in force while that mod
 forward hooks makes it the active settings), so the transformer can run cuDNN attention while the Gemma text
 encoder or a second transformer runs another. Names are diffusers' (`set_attention_backend`):
 
-| name                | kernel                                                                           |
-|---------------------|----------------------------------------------------------------------------------|
-| None (the default)  | on CUDA the first of cuDNN, flash, memory-efficient, math that serves the call;    |
-|                     | elsewhere torch's choice                                                          |
-| "native"            | `F.scaled_dot_product_attention` with torch's own choice                          |
-| "_native_cudnn", "_native_flash", "_native_efficient", "_native_math" | that SDPA kernel first     |
-| "flash"             | the flash-attn package's `flash_attn_func` (CUDA, fp16/bf16, no mask)              |
+| name                 | kernel                                                                            |
+|----------------------|-----------------------------------------------------------------------------------|
+| None (the default)   | on CUDA the first of cuDNN, flash, memory-efficient, math that serves the call;   |
+|                      | elsewhere torch's own choice                                                      |
+| "native"             | `F.scaled_dot_product_attention` with torch's own choice                          |
+| "_native_cudnn", "_native_flash", "_native_efficient", "_native_math" | that SDPA kernel first           |
+| "flash"              | the flash-attn package's `flash_attn_func` (CUDA, fp16/bf16, no mask)             |
 
 Naming a backend that this machine cannot run (flash-attn not installed, no CUDA device) is a ValueError at
 once. A call that the named backend cannot serve (flash with the text mask, for instance) runs on the default
@@ -36,8 +36,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 Wrapper = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, Kernel], torch.Tensor]
 
-# cuDNN attention is the fastest SDPA kernel on Hopper and later; torch's own order (flash, efficient, math,
-# cuDNN) never reaches it. GPUs it does not support fail its checks and go on to flash.
+# PyTorch measured cuDNN attention ahead of flash on H100 (bench/gpu.py's attention rows check it on the GPU at
+# hand); torch's own order (flash, efficient, math, cuDNN) never reaches it. GPUs it does not support fail its
+# checks and go on to flash.
 _CUDA_ORDER = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 _SDPA_KERNELS = {
     "_native_cudnn": SDPBackend.CUDNN_ATTENTION,
