@@ -1,12 +1,12 @@
 """Attention kernels behind ltx2's one `attention()` (models/layers.py), and how a model picks one.
 
 A model's choice lives in its `AttentionSettings` and is in force while that model's forward runs (a pair of
-forward hooks makes it the active settings), so the transformer can run cuDNN attention while the Gemma text
-encoder or a second transformer runs another. Names are diffusers' (`set_attention_backend`):
+forward hooks makes it the active settings), so the transformer can run one kernel while the Gemma text encoder
+or a second transformer runs another. Names are diffusers' (`set_attention_backend`):
 
 | name                 | kernel                                                                            |
 |----------------------|-----------------------------------------------------------------------------------|
-| None (the default)   | on CUDA the first of cuDNN, flash, memory-efficient, math that serves the call;   |
+| None (the default)   | on CUDA the first of flash, memory-efficient, cuDNN, math that serves the call;   |
 |                      | elsewhere torch's own choice                                                      |
 | "native"             | `F.scaled_dot_product_attention` with torch's own choice                          |
 | "_native_cudnn", "_native_flash", "_native_efficient", "_native_math" | that SDPA kernel first           |
@@ -36,10 +36,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 Wrapper = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, Kernel], torch.Tensor]
 
-# PyTorch measured cuDNN attention ahead of flash on H100 (bench/gpu.py's attention rows check it on the GPU at
-# hand); torch's own order (flash, efficient, math, cuDNN) never reaches it. GPUs it does not support fail its
-# checks and go on to flash.
-_CUDA_ORDER = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+# Flash for unmasked calls, memory-efficient for masked ones, cuDNN before the math fallback (torch's own order
+# puts math before cuDNN). torch 2.13 itself ranks cuDNN last, so it is not first here until bench/gpu.py's
+# attention rows show it faster (and its outputs equal) on the GPU at hand.
+_CUDA_ORDER = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
 _SDPA_KERNELS = {
     "_native_cudnn": SDPBackend.CUDNN_ATTENTION,
     "_native_flash": SDPBackend.FLASH_ATTENTION,
