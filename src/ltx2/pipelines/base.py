@@ -165,7 +165,8 @@ class Pipeline:
                     loaded[name] = networks[name].from_single_file_source(source, torch_dtype, None, keep_fp8)
             distilled = "distilled" in Path(source.description).name
             if keep_fp8:
-                warn_without_fp8([value for value in loaded.values() if isinstance(value, nn.Module)], source.description)
+                networks_loaded = [value for value in loaded.values() if isinstance(value, nn.Module)]
+                warn_without_fp8(networks_loaded, source.description)
         if "scheduler" in cls.component_names and "scheduler" not in loaded:
             config = LTX2_DISTILLED_SCHEDULER_CONFIG if distilled else LTX2_SCHEDULER_CONFIG
             loaded["scheduler"] = FlowMatchEulerDiscreteScheduler(**config)
