@@ -10,15 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..transforms.attention import attend
+
 
 def attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Scaled dot-product attention over (B, H, S, D) tensors; `mask` is additive, broadcast to (B, H, Sq, Sk).
 
-    Every attention of every ltx2 network goes through here, so faster backends plug in at this one place.
+    Every attention of every ltx2 network goes through here: the calling model's attention settings pick the
+    kernel (see ltx2.transforms.attention and `set_attention_backend`).
     """
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    return attend(query, key, value, mask)
 
 
 class RMSNorm(nn.Module):

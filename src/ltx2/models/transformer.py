@@ -225,6 +225,8 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
     """The LTX-2 audio-video DiT. Defaults are the 19B model's configuration."""
 
     single_file_component = "transformer"
+    _repeated_blocks = ("LTX2VideoTransformerBlock",)
+    _skip_layerwise_casting_patterns = ("norm",)
 
     neutral_config = {
         "gated_attn": False,

@@ -200,7 +200,9 @@ class CausalConv3d(nn.Module):
         if sum(part.shape[2] for part in parts) < kernel:
             return x.new_empty(x.shape[0], self.conv.out_channels, 0, *x.shape[3:])
         padded = _pad(parts, self.conv.kernel_size[1] // 2, self.spatial_padding_mode)
-        if padded.device.type == "cpu" and padded.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        # (Weights stored in another dtype, as layerwise casting keeps them, take the conv's own forward.)
+        float32 = padded.dtype == self.conv.weight.dtype == torch.float32
+        if padded.device.type == "cpu" and float32 and torch.backends.mkldnn.is_available():
             # PyTorch sends float32 3D convs of one sample with few channels x frames x rows to an im2col
             # kernel that is up to 10x slower than oneDNN, which it uses for larger ones; ask for oneDNN.
             weight, bias = self.conv.weight, self.conv.bias
