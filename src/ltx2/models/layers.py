@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -113,6 +114,8 @@ class Attention(nn.Module):
         inner_dim = heads * dim_head
         kv_dim = kv_dim or query_dim
         self.heads = heads
+        # Set by a parallelism transform (ltx2.parallel) to attend across ranks; None attends here.
+        self.parallel: Callable[..., torch.Tensor] | None = None
         self.to_q = nn.Linear(query_dim, inner_dim, bias=bias)
         self.to_k = nn.Linear(kv_dim, inner_dim, bias=bias)
         self.to_v = nn.Linear(kv_dim, inner_dim, bias=bias)
@@ -137,7 +140,7 @@ class Attention(nn.Module):
         if query_rope is not None:
             query = apply_rope(query, query_rope)
             key = apply_rope(key, key_rope if key_rope is not None else query_rope)
-        out = attention(query, key, value, mask)
+        out = (attention if self.parallel is None else self.parallel)(query, key, value, mask)
         # (B, H, S, D) -> (B, S, H * D)
         return self.to_out[0](out.transpose(1, 2).flatten(2))
 
