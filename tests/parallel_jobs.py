@@ -15,7 +15,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import ltx2.parallel as parallel
 from ltx2 import (
     STAGE_2_DISTILLED_SIGMA_VALUES,
     AutoencoderKLLTX2Video,
@@ -25,6 +24,7 @@ from ltx2 import (
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
     LTX2VideoTransformer3DModel,
+    parallel,
 )
 
 # 24x40 pixels, 5 frames: 3 x 3 x 5 = 45 video tokens, which neither 2 nor 4 ranks divide (padded).
@@ -159,9 +159,9 @@ def probe_transformer(folder: Path) -> dict[str, Any]:
 
 
 def refusals(two_head_folder: Path) -> list[str]:
-    """On 4 ranks: the errors for 2 heads over 4 ranks, and for a Ulysses degree of 2 without a mesh."""
+    """The errors for 2 heads over 4 ranks (on 4 ranks), and for a Ulysses degree that is not the world size."""
     messages = []
-    for degree in (4, 2):
+    for degree in (4, 2) if dist.get_world_size() == 4 else (4,):
         model = LTX2VideoTransformer3DModel.from_pretrained(two_head_folder, subfolder="transformer")
         try:
             model.enable_parallelism(config=ContextParallelConfig(ulysses_degree=degree))
@@ -201,7 +201,7 @@ def decode_tiles(folder: Path, shared: bool) -> dict[str, torch.Tensor]:
 def rank_job(folder: Path, two_head_folder: Path, flows: list[tuple[str, tuple[int, int]]]) -> dict[str, Any]:
     return {
         "transformer": probe_transformer(folder),
-        "refusals": refusals(two_head_folder) if dist.get_world_size() == 4 else [],
+        "refusals": refusals(two_head_folder),
         "tiles": decode_tiles(folder, shared=True),
         "flows": {(flow, split): generate(folder, flow, split) for flow, split in flows},
     }

@@ -76,7 +76,8 @@ class Launch:
         """Print how the run ended, unless another rank already has: one line for the whole job."""
         if self.world > 1 and not self._first_to_report():
             return
-        print(line, file=sys.stderr, flush=True)
+        # Rank 0's progress bar may be half drawn on the shared terminal: start a line of our own.
+        print(f"\n{line}" if self.rank else line, file=sys.stderr, flush=True)
 
     def _first_to_report(self) -> bool:
         """Count reports in torchrun's key-value store (the one its ranks meet at); the first one prints."""

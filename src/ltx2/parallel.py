@@ -346,7 +346,8 @@ def share_tiles(vae: Any, group: dist.ProcessGroup | None = None) -> None:
     Tiles are blended exactly as one process blends them, so the decoded video is the same. Decoders that
     inject noise draw it per tile from the global generator, which ranks cannot share: they are refused.
     """
-    if any(vae.config.decoder_inject_noise):
+    inject_noise = vae.config.decoder_inject_noise
+    if inject_noise if isinstance(inject_noise, bool) else any(inject_noise):
         raise ValueError("decoder_inject_noise: a decoder that injects noise draws it per tile in tile order; a "
                          "distributed decode cannot reproduce that")
     vae.map_tiles = SharedTiles(dist.group.WORLD if group is None else group)
