@@ -1,6 +1,7 @@
 """`ltx2 generate` under torchrun on CPU (gloo): the shared run writes what one process writes, and a rank that
 fails or dies ends the whole job with exit 1, one error line and no output."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,5 +79,5 @@ def test_a_killed_rank_ends_the_job(tiny, tmp_path):  # noqa: F811
     assert result.returncode == 1
     # The survivor may report the lost peer before torchrun stops it, or be stopped first: at most one line.
     assert len(ltx2_lines(result.stderr)) <= 1
-    assert "exitcode  : -9" in result.stderr
+    assert re.search(r"exitcode\s*:\s*-9", result.stderr)  # torchrun's report names the killed rank
     assert list(tmp_path.iterdir()) == []

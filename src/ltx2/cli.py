@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             run_generate(args, launch)
-        else:
+        elif launch.rank == 0:  # under torchrun only generate is shared; the others run once
             {"info": run_info, "make-tiny": run_make_tiny}[args.command](args)
     except UsageError as error:
         launch.report(f"ltx2: error: {_one_line(error)}")

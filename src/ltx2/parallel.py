@@ -130,6 +130,8 @@ class TokenShards:
         return mask
 
     def before_forward(self, model: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        """Forward pre-hook: validate and place the whole inputs, then hand the forward this rank's shards (the
+        positions as coordinates, so that RoPE tables are built for these tokens only)."""
         bound = inspect.signature(model.forward).bind(*args, **kwargs)
         bound.apply_defaults()
         inputs = bound.arguments
@@ -153,6 +155,7 @@ class TokenShards:
         return (), {**inputs, **sharded}
 
     def after_forward(self, model: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
+        """Forward hook: every rank returns the whole output."""
         video, audio = (output.sample, output.audio_sample) if isinstance(output, AudioVisualModelOutput) else output
         video, audio = self.gather(video, 1, self.lengths["video"]), self.gather(audio, 1, self.lengths["audio"])
         return AudioVisualModelOutput(video, audio) if isinstance(output, AudioVisualModelOutput) else (video, audio)
