@@ -1,6 +1,7 @@
 """The work of the parallel tests, run on gloo ranks that `on_ranks` starts and, for comparison, in one process.
 
-Spawned ranks import this module (not the test module), so it imports only torch and ltx2 and starts fast.
+Spawned ranks import this module (not the test module), so it imports only torch and ltx2 and starts fast; the
+pipelines get the prompt as embeddings, computed once, so that no rank loads Gemma (nothing about it is shared).
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from ltx2 import (
     parallel,
 )
 
+PROMPT, NEGATIVE_PROMPT = "a robot dancing in the rain", "blurry low quality"
 # 24x40 pixels, 5 frames: 3 x 3 x 5 = 45 video tokens, which neither 2 nor 4 ranks divide (padded).
-CALL = dict(
-    prompt="a robot dancing in the rain", negative_prompt="blurry low quality", height=24, width=40, num_frames=5,
-    frame_rate=25.0, num_inference_steps=2, guidance_scale=4.0, max_sequence_length=16,
-)
+CALL = dict(height=24, width=40, num_frames=5, frame_rate=25.0, num_inference_steps=2, guidance_scale=4.0)
 FOUR_PASSES = dict(stg_scale=1.0, spatio_temporal_guidance_blocks=[0], modality_scale=2.0)
 # 32-pixel tiles 24 pixels apart: the 3 x 5 latents of CALL decode as two overlapping tiles.
 SMALL_TILES = dict(tile_sample_min_height=32, tile_sample_min_width=32, tile_sample_stride_height=24,
@@ -58,34 +57,44 @@ def _rank(rank: int, world: int, folder: str, function: Callable[..., Any], args
 # Pipelines
 
 
-def generate(folder: Path, flow: str, split: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+def prompt_embeddings(folder: Path) -> dict[str, torch.Tensor]:
+    """The pipeline's own encoding of PROMPT and NEGATIVE_PROMPT, as the four *_embeds / *_mask arguments."""
+    with torch.no_grad():
+        embeds = LTX2Pipeline.from_pretrained(folder).encode_prompt(PROMPT, NEGATIVE_PROMPT, max_sequence_length=16)
+    names = ("prompt_embeds", "prompt_attention_mask", "negative_prompt_embeds", "negative_prompt_attention_mask")
+    return dict(zip(names, embeds))
+
+
+def generate(
+    folder: Path, flow: str, prompt: dict[str, torch.Tensor], split: tuple[int, int] | None = None
+) -> dict[str, torch.Tensor]:
     """One pipeline flow on the tiny pipeline in `folder`: here, or shared as (ulysses, guidance) degrees."""
     pipe_class = LTX2ImageToVideoPipeline if flow == "image-to-video" else LTX2Pipeline
-    pipe = pipe_class.from_pretrained(folder)
+    pipe = pipe_class.from_pretrained(folder, text_encoder=None, tokenizer=None)
     pipe.set_progress_bar_config(disable=True)
     pipe.vae.enable_tiling(**SMALL_TILES)
     if split is not None:
         pipe.enable_parallelism(*split)
     seed = torch.Generator().manual_seed
+    call = {**CALL, **prompt, "return_dict": False}
     with torch.no_grad():
         if flow == "text-to-video":
             steps: list[torch.Tensor] = []
-            video, audio = pipe(**CALL, **FOUR_PASSES, output_type="pt", generator=seed(0), return_dict=False,
+            video, audio = pipe(**call, **FOUR_PASSES, output_type="pt", generator=seed(0),
                                 callback_on_step_end=lambda pipe, i, t, tensors: steps.append(tensors["latents"]) or {})
             return {"latents": steps[-1], "video": video, "audio": audio}
         if flow == "image-to-video":
             image = torch.rand(1, 3, 24, 40, generator=seed(5))
-            video, audio = pipe(image=image, **CALL, output_type="latent", generator=seed(1), return_dict=False)
+            video, audio = pipe(image=image, **call, output_type="latent", generator=seed(1))
             return {"latents": video, "audio_latents": audio}
-        video, audio = pipe(**CALL, output_type="latent", generator=seed(2), return_dict=False)
+        video, audio = pipe(**call, output_type="latent", generator=seed(2))
         upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder, subfolder="latent_upsampler")
         upsampled = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=upsampler)(
             latents=video, output_type="latent", return_dict=False
         )[0]
-        stage_two = {**CALL, "height": 48, "width": 80, "num_inference_steps": 3, "guidance_scale": 1.0}
+        stage_two = {**call, "height": 48, "width": 80, "num_inference_steps": 3, "guidance_scale": 1.0}
         video, audio = pipe(**stage_two, latents=upsampled, audio_latents=audio, sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
-                            noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], output_type="latent", generator=seed(3),
-                            return_dict=False)
+                            noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], output_type="latent", generator=seed(3))
         return {"latents": video, "audio_latents": audio}
 
 
@@ -198,10 +207,12 @@ def decode_tiles(folder: Path, shared: bool) -> dict[str, torch.Tensor]:
 # One job per world size: everything a spawned group of ranks checks
 
 
-def rank_job(folder: Path, two_head_folder: Path, flows: list[tuple[str, tuple[int, int]]]) -> dict[str, Any]:
+def rank_job(
+    folder: Path, two_head_folder: Path, prompt: dict[str, torch.Tensor], flows: list[tuple[str, tuple[int, int]]]
+) -> dict[str, Any]:
     return {
         "transformer": probe_transformer(folder),
         "refusals": refusals(two_head_folder),
         "tiles": decode_tiles(folder, shared=True),
-        "flows": {(flow, split): generate(folder, flow, split) for flow, split in flows},
+        "flows": {(flow, split): generate(folder, flow, prompt, split) for flow, split in flows},
     }

@@ -15,6 +15,7 @@ from parallel_jobs import (
     decode_tiles,
     generate,
     on_ranks,
+    prompt_embeddings,
     rank_job,
     transformer_outputs,
 )
@@ -48,18 +49,23 @@ def four_heads(pipeline_folder, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def one_process(four_heads):
+def prompt(four_heads):
+    return prompt_embeddings(four_heads)
+
+
+@pytest.fixture(scope="module")
+def one_process(four_heads, prompt):
     """Everything the ranks do, done here."""
-    flows = {flow: generate(four_heads, flow) for flow in ("text-to-video", "image-to-video", "two-stage")}
+    flows = {flow: generate(four_heads, flow, prompt) for flow in ("text-to-video", "image-to-video", "two-stage")}
     transformer = LTX2VideoTransformer3DModel.from_pretrained(four_heads, subfolder="transformer")
     return {"flows": flows, "transformer": transformer_outputs(transformer), "tiles": decode_tiles(four_heads, False)}
 
 
 @pytest.fixture(scope="module", params=[2, 4], ids=["2-ranks", "4-ranks"])
-def ranks(request, four_heads, pipeline_folder):
+def ranks(request, four_heads, pipeline_folder, prompt):
     """(world size, what each rank returned)."""
     world = request.param
-    return world, on_ranks(world, rank_job, four_heads, pipeline_folder[0], FLOWS[world])
+    return world, on_ranks(world, rank_job, four_heads, pipeline_folder[0], prompt, FLOWS[world])
 
 
 def tensors(value, path=()):
