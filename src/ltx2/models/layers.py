@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -120,6 +121,8 @@ class Attention(nn.Module):
         inner_dim = heads * dim_head
         kv_dim = kv_dim or query_dim
         self.heads = heads
+        # Set by a parallelism transform (ltx2.parallel) to attend across ranks; None attends here.
+        self.parallel: Callable[..., torch.Tensor] | None = None
         self.to_q = nn.Linear(query_dim, inner_dim, bias=bias)
         self.to_k = nn.Linear(kv_dim, inner_dim, bias=bias)
         self.to_v = nn.Linear(kv_dim, inner_dim, bias=bias)
@@ -145,7 +148,7 @@ class Attention(nn.Module):
         if query_rope is not None:
             query = apply_rope(query, query_rope)
             key = apply_rope(key, key_rope if key_rope is not None else query_rope)
-        out = attention(query, key, value, mask)
+        out = (attention if self.parallel is None else self.parallel)(query, key, value, mask)
         if self.to_gate_logits is not None:
             # A zero logit gives a gate of 1. (B, S, H) -> (B, H, S, 1)
             out = out * (2 * torch.sigmoid(self.to_gate_logits(x))).transpose(1, 2)[..., None]
