@@ -7,8 +7,17 @@ from typing import Any, ClassVar
 
 import torch
 
-from .checkpoint import CheckpointError, fill_from, iter_meta_tensors, open_weights, save_weights, write_text_atomic
-from .config import Configurable, read_config
+from .checkpoint import (
+    CheckpointError,
+    Layout,
+    check_layout,
+    fill_from,
+    iter_meta_tensors,
+    open_weights,
+    save_weights,
+    write_text_atomic,
+)
+from .config import Configurable, naming_config_errors, read_config
 from .hub import resolve_folder
 from .single_file import component_config, open_single_file
 
@@ -31,6 +40,12 @@ class PretrainedModel(torch.nn.Module, Configurable):
         return sum(parameter.numel() for parameter in self.parameters())
 
     @classmethod
+    def config_layout(cls, config: dict[str, Any]) -> Layout:
+        """The repeated-block counts and a few shapes that `config` (all constructor arguments) implies, checked
+        against a checkpoint's header before the model is built. Networks with repeated blocks declare theirs."""
+        return Layout(blocks={}, shapes={})
+
+    @classmethod
     def from_pretrained(
         cls,
         path_or_repo_id: str | Path,
@@ -45,8 +60,9 @@ class PretrainedModel(torch.nn.Module, Configurable):
         (float32 when None, as diffusers does). Keys and shapes must match exactly.
         """
         folder = resolve_folder(path_or_repo_id, subfolder)
+        config_path = folder / cls.config_name
         with open_weights(folder) as source:
-            return cls._build_and_fill(read_config(folder / cls.config_name), source, torch_dtype, device)
+            return cls._build_and_fill(read_config(config_path), str(config_path), source, torch_dtype, device)
 
     @classmethod
     def from_single_file(
@@ -68,12 +84,16 @@ class PretrainedModel(torch.nn.Module, Configurable):
     def from_single_file_source(cls, source, torch_dtype: torch.dtype | None, device: torch.device | str | None):
         """`from_single_file` on an already opened checkpoint (a pipeline reads all its networks from one)."""
         config, mapped = component_config(source, cls.single_file_component)
-        return cls._build_and_fill(config, mapped, torch_dtype, device)
+        return cls._build_and_fill(config, f"{source.description} (header config)", mapped, torch_dtype, device)
 
     @classmethod
-    def _build_and_fill(cls, config: dict[str, Any], source, torch_dtype, device):
-        with torch.device("meta"):
-            model = cls.from_config(config)
+    def _build_and_fill(cls, config: dict[str, Any], origin: str, source, torch_dtype, device):
+        """Check the config (keys, types, then against the weights' header), build on meta, fill, check."""
+        with naming_config_errors(origin):
+            arguments = cls.resolve_config(config)
+        check_layout(cls.config_layout(arguments), source, origin)
+        with torch.device("meta"), naming_config_errors(origin):
+            model = cls(**arguments)
         fill_from(model, source, torch_dtype or torch.float32, device)
         leftover = list(iter_meta_tensors(model))
         if leftover:

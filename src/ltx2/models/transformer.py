@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..loading import PretrainedModel
+from ..loading.checkpoint import Layout
 from .layers import (
     AdaLNSingle,
     Attention,
@@ -466,6 +467,24 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         self.proj_out = nn.Linear(dim, out_channels or in_channels)
         self.audio_norm_out = nn.LayerNorm(audio_dim, eps=1e-6, elementwise_affine=False)
         self.audio_proj_out = nn.Linear(audio_dim, audio_out_channels or audio_in_channels)
+
+    @classmethod
+    def config_layout(cls, config: dict[str, Any]) -> Layout:
+        """The block count and the main widths: a checkpoint's header must agree before the model is built."""
+        dim = config["num_attention_heads"] * config["attention_head_dim"]
+        audio_dim = config["audio_num_attention_heads"] * config["audio_attention_head_dim"]
+        rows, audio_rows = (9 if config[flag] else 6 for flag in ("cross_attn_mod", "audio_cross_attn_mod"))
+        return Layout(
+            blocks={"transformer_blocks": ("num_layers", config["num_layers"])},
+            shapes={
+                "proj_in.weight": (dim, config["in_channels"]),
+                "audio_proj_in.weight": (audio_dim, config["audio_in_channels"]),
+                "time_embed.linear.weight": (rows * dim, dim),
+                "audio_time_embed.linear.weight": (audio_rows * audio_dim, audio_dim),
+                "transformer_blocks.0.attn2.to_k.weight": (dim, config["cross_attention_dim"]),
+                "transformer_blocks.0.audio_attn2.to_k.weight": (audio_dim, config["audio_cross_attention_dim"]),
+            },
+        )
 
     def forward(
         self,
