@@ -536,10 +536,11 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
             (LTX-2.3) instead of from each stream's own timestep (LTX-2.0).
         attention_kwargs: None, {} or {"scale": 1.0}; ltx2 has no attention processors, and a LoRA's strength
             is set with the pipeline's set_adapters(names, adapter_weights), so anything else raises.
-        video_self_attention_mask (B, S, S): multiplicative in [0, 1] on the video self-attention in every block
-            (row = query token, column = key token), applied as the additive bias (1 - mask) * -10000 in the
-            input's dtype (so 0 masks, 1 attends, and fractions cut the attention weight by exp(-10000 * (1 - m)));
-            ignored by STG-perturbed samples, which attend to nothing; audio is never masked.
+        video_self_attention_mask (B, S, S): multiplicative, in [0, 1], on the video self-attention of every block
+            (row = query token, column = key token), added to the logits as (1 - mask) * -10000 in the input's
+            dtype: 1 attends, 0 masks, and a fraction m scales a weight by exp(-10000 (1 - m)), so anything below
+            ~0.999 is all but masked (0.42.1's rule; Lightricks' ltx-core adds log(m), equal only at 0 and 1).
+            Audio is never masked; an STG-perturbed sample's self-attention outputs its values, mask or not.
         video_keyframes_mask (B, S, 1): tokens where it is > 0 get keyframes_abs_pos_embedding added after
             proj_in; ignored unless the model has use_keyframes_abs_pos_embedding.
         """
