@@ -104,7 +104,8 @@ def main() -> None:
     ours, reference, inputs = build(args.config, args.version, args.layers, args.device, dtype)
     tokens = inputs["hidden_states"].shape[1]
     print(
-        f"version={args.version} config={args.config} layers={len(ours.transformer_blocks)} device={args.device} dtype={dtype} "
+        f"version={args.version} config={args.config} layers={len(ours.transformer_blocks)} device={args.device} "
+        f"dtype={dtype} "
         f"batch={inputs['hidden_states'].shape[0]} video_tokens={tokens} audio_tokens={inputs['audio_num_frames']} "
         f"text_tokens={inputs['encoder_hidden_states'].shape[1]} threads={torch.get_num_threads()}"
     )

@@ -166,7 +166,7 @@ def rewrite_config(folder, **changes) -> None:
         (dict(num_layers=True), r"'num_layers' is True \(bool\); expected int"),
         (dict(norm_eps="1e-6"), r"'norm_eps' is '1e-6' \(str\); expected float"),
         (dict(out_channels=[4]), r"'out_channels' is \[4\] \(list\); expected int \| None"),
-        (dict(vae_scale_factors=[8, 32]), r"'vae_scale_factors' is \[8, 32\] \(list\); expected tuple\[int, int, int\]"),
+        (dict(vae_scale_factors=[8, 32]), r"'vae_scale_factors' is \[8, 32\] \(list\); expected tuple\[int, int, "),
         (dict(gated_attn="yes"), r"'gated_attn' is 'yes' \(str\); expected bool"),
     ],
 )
