@@ -20,6 +20,8 @@ from original_checkpoint import (
 )
 from safetensors.torch import load_file, save_file
 
+from ltx2.loading.describe import describe
+
 # PYTHONPATH made absolute, so runs in another working directory import the same ltx2.
 PYTHON_PATH = os.pathsep.join(os.path.abspath(path) for path in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                               if path)
@@ -303,6 +305,12 @@ def test_info_on_folders_and_bad_paths(tiny, tmp_path):
     (later / "transformer" / "config.json").write_text(json.dumps({**config, "gated_attn": True}))
     result = ltx2("info", later)
     assert result.returncode == 0 and "a later LTX version than 2.0 (gated_attn=True" in result.stdout
+    ltx_2_3 = linked_copy(tiny, tmp_path / "ltx-2.3")
+    (ltx_2_3 / "connectors").unlink()
+    (ltx_2_3 / "connectors").mkdir()
+    config = json.loads((tiny / "connectors" / "config.json").read_text())
+    (ltx_2_3 / "connectors" / "config.json").write_text(json.dumps({**config, "per_modality_projections": True}))
+    assert "LTX version 2.3 (per-modality connector projections)" in describe(ltx_2_3)[0]
     assert ltx2("info", tmp_path / "nothing").returncode == 2
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     result = ltx2("info", tmp_path / "junk.safetensors")

@@ -7,7 +7,8 @@ from .models.connectors import LTX2TextConnectors
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
-from .models.vocoder import LTX2Vocoder
+from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
+from .parallel import ContextParallelConfig
 from .pipelines import (
     LTX2ConditionPipeline,
     LTX2ImageToVideoPipeline,
@@ -26,6 +27,7 @@ __all__ = [
     "AutoencoderKLLTX2Audio",
     "AutoencoderKLLTX2Video",
     "CheckpointError",
+    "ContextParallelConfig",
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
     "LTX2ConditionPipeline",
@@ -38,6 +40,7 @@ __all__ = [
     "LTX2ReferenceCondition",
     "LTX2TextConnectors",
     "LTX2Vocoder",
+    "LTX2VocoderWithBWE",
     "LoraLoaderMixin",
     "LTX2VideoCondition",
     "LTX2VideoTransformer3DModel",

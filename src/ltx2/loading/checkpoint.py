@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors import safe_open
@@ -82,6 +84,10 @@ class TensorSource:
         except Exception as error:
             raise CheckpointError(f"{path}: tensor {key!r} could not be read ({error})") from None
 
+    def get_stored(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The tensor as stored and its scale: a diffusers-layout file holds no scales."""
+        return self.get(key), None
+
 
 def open_weights(folder: Path) -> TensorSource:
     """Open the diffusers-layout weights in `folder`: one file, or shards listed by an index."""
@@ -128,6 +134,32 @@ def check_keys(model: torch.nn.Module, source: TensorSource) -> None:
         raise CheckpointError(f"{source.description} does not match {type(model).__name__}: " + "; ".join(problems))
 
 
+class Layout(NamedTuple):
+    """What a config implies about its checkpoint, worked out without building the model."""
+
+    blocks: dict[str, tuple[str, int]]  # key prefix of repeated blocks -> (config key, how many)
+    shapes: dict[str, tuple[int, ...]]  # tensor key -> shape
+
+
+def check_layout(layout: Layout, source: TensorSource, origin: str) -> None:
+    """Raise CheckpointError where the checkpoint's header disagrees with the block counts and shapes a config
+    implies: read from the header only, so a wrong count fails before a single block is built."""
+    keys = source.keys()
+    problems = []
+    for prefix, (config_key, count) in layout.blocks.items():
+        pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)\.")
+        indices = sorted({int(match.group(1)) for key in keys if (match := pattern.match(key))})
+        if len(indices) != count or (indices and indices[-1] != count - 1):  # sorted and distinct: 0 .. count-1
+            held = f"{prefix}.{indices[0]} to {prefix}.{indices[-1]} ({len(indices)} blocks)" if indices else "none"
+            problems.append(f"{config_key}={count}, but the weights hold {held}")
+    present = set(keys)
+    for key, shape in layout.shapes.items():
+        if key in present and source.shape(key) != shape:
+            problems.append(f"{key} (checkpoint {source.shape(key)}, config {shape})")
+    if problems:
+        raise CheckpointError(f"{origin} does not match {source.description}: " + "; ".join(problems))
+
+
 def _set_tensor(model: torch.nn.Module, key: str, tensor: torch.Tensor) -> None:
     module_path, _, name = key.rpartition(".")
     module = model.get_submodule(module_path)
@@ -142,10 +174,14 @@ def fill_from(
     source: TensorSource,
     dtype: torch.dtype | None,
     device: torch.device | str | None,
+    skip: Container[str] = (),
 ) -> None:
-    """Replace every tensor of `model` (typically built on the meta device) with the checkpoint's, one at a time."""
+    """Replace every tensor of `model` (typically built on the meta device) with the checkpoint's, one at a time;
+    keys in `skip` are left for the caller."""
     check_keys(model, source)
     for key in source.keys():
+        if key in skip:
+            continue
         tensor = source.get(key)
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -10,15 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..transforms.attention import attend
+
 
 def attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Scaled dot-product attention over (B, H, S, D) tensors; `mask` is additive, broadcast to (B, H, Sq, Sk).
 
-    Every attention of every ltx2 network goes through here, so faster backends plug in at this one place.
+    Every attention of every ltx2 network goes through here: the calling model's attention settings pick the
+    kernel (see ltx2.transforms.attention and `set_attention_backend`).
     """
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    return attend(query, key, value, mask)
 
 
 class RMSNorm(nn.Module):
@@ -96,8 +100,20 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
     return torch.addcmul(values * rope.cos, partner, rope.sin).to(x.dtype)
 
 
+class Perturbation(NamedTuple):
+    """Spatio-temporal guidance (STG) on a self-attention: per sample, weight 1 keeps the attention's output,
+    0 replaces it by the values (each token sees only itself), and weights between blend the two."""
+
+    weight: torch.Tensor  # (B, 1, 1)
+    values_only: bool  # every weight is 0, so the attention itself is not computed
+
+
 class Attention(nn.Module):
-    """Multi-head attention with q/k RMSNorm across all heads and optional separate query/key RoPE."""
+    """Multi-head attention with q/k RMSNorm across all heads and optional separate query/key RoPE.
+
+    `gated` adds per-head output gates 2 * sigmoid(Linear(x)) (LTX-2.3): 1 for zero logits, so a zero-initialised
+    gate starts as plain attention.
+    """
 
     def __init__(
         self,
@@ -108,11 +124,14 @@ class Attention(nn.Module):
         bias: bool = True,
         out_bias: bool = True,
         eps: float = 1e-6,
+        gated: bool = False,
     ):
         super().__init__()
         inner_dim = heads * dim_head
         kv_dim = kv_dim or query_dim
         self.heads = heads
+        # Set by a parallelism transform (ltx2.parallel) to attend across ranks; None attends here.
+        self.parallel: Callable[..., torch.Tensor] | None = None
         self.to_q = nn.Linear(query_dim, inner_dim, bias=bias)
         self.to_k = nn.Linear(kv_dim, inner_dim, bias=bias)
         self.to_v = nn.Linear(kv_dim, inner_dim, bias=bias)
@@ -120,6 +139,7 @@ class Attention(nn.Module):
         self.norm_k = RMSNorm(inner_dim, eps=eps)
         # A list so that the checkpoint key reads `to_out.0.weight`, as in the diffusers layout.
         self.to_out = nn.ModuleList([nn.Linear(inner_dim, query_dim, bias=out_bias)])
+        self.to_gate_logits = nn.Linear(query_dim, heads) if gated else None
 
     def forward(
         self,
@@ -128,18 +148,40 @@ class Attention(nn.Module):
         mask: torch.Tensor | None = None,
         query_rope: Rope | None = None,
         key_rope: Rope | None = None,
+        perturbation: Perturbation | None = None,
     ) -> torch.Tensor:
         context = x if context is None else context
+        value = self.to_v(context)  # (B, Sk, H * D)
+        if perturbation is not None and perturbation.values_only:
+            out = value
+        else:
+            out = self._attend(x, context, value, mask, query_rope, key_rope)
+            if perturbation is not None:
+                out = torch.lerp(value, out, perturbation.weight.to(out.dtype))
+        if self.to_gate_logits is not None:
+            gates = 2 * torch.sigmoid(self.to_gate_logits(x))  # (B, S, H)
+            out = (out.unflatten(-1, (self.heads, -1)) * gates.unsqueeze(-1)).flatten(2)
+        return self.to_out[0](out)
+
+    def _attend(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None,
+        query_rope: Rope | None,
+        key_rope: Rope | None,
+    ) -> torch.Tensor:
         # (B, S, H * D) -> (B, H, S, D)
         query = self.norm_q(self.to_q(x)).unflatten(-1, (self.heads, -1)).transpose(1, 2)
         key = self.norm_k(self.to_k(context)).unflatten(-1, (self.heads, -1)).transpose(1, 2)
-        value = self.to_v(context).unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        value = value.unflatten(-1, (self.heads, -1)).transpose(1, 2)
         if query_rope is not None:
             query = apply_rope(query, query_rope)
             key = apply_rope(key, key_rope if key_rope is not None else query_rope)
-        out = attention(query, key, value, mask)
         # (B, H, S, D) -> (B, S, H * D)
-        return self.to_out[0](out.transpose(1, 2).flatten(2))
+        out = (attention if self.parallel is None else self.parallel)(query, key, value, mask)
+        return out.transpose(1, 2).flatten(2)
 
 
 class GELUProjection(nn.Module):

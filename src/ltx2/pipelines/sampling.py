@@ -10,6 +10,7 @@ import PIL.Image
 import torch
 
 from ..models.layers import randn
+from ..parallel import GuidancePass
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -62,6 +63,23 @@ class GuidanceScales:
             rescaled = guided * (cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
             guided = self.rescale * rescaled + (1 - self.rescale) * guided
         return guided
+
+
+def guidance_passes(
+    batch: int, cfg: bool, video_guidance: GuidanceScales, audio_guidance: GuidanceScales
+) -> list[GuidancePass]:
+    """The transformer passes of one sampling step. Under CFG the text context is [negative; positive] (B rows
+    each); the unconditional and conditional passes run as one batched call when they run on the same ranks."""
+    positive = slice(batch, 2 * batch) if cfg else slice(0, batch)
+    passes = [GuidancePass("uncond", slice(0, batch))] if cfg else []
+    passes.append(GuidancePass("cond", positive))
+    if video_guidance.stg > 0 or audio_guidance.stg > 0:
+        # diffusers perturbs self-attention only in models built with perturbed attention (LTX-2.3); for
+        # LTX-2.0 weights its STG pass is an unperturbed conditional pass, and so is ours.
+        passes.append(GuidancePass("perturbed", positive, call=1))
+    if video_guidance.modality != 1 or audio_guidance.modality != 1:
+        passes.append(GuidancePass("isolated", positive, {"isolate_modalities": True}, call=2))
+    return passes
 
 
 def decode_noise(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import torch
 from ..loading.lora import LoraLoaderMixin
 from ..models.audio_vae import audio_latent_frames
 from ..models.transformer import video_positions
+from ..parallel import parallelize_pipeline, run_guidance_passes
 from ..scheduler import calculate_shift
 from ..text import PromptEncoder
 from .base import Pipeline
@@ -35,7 +37,16 @@ from .latents import (
     unpack_audio_latents,
     unpack_video_latents,
 )
-from .sampling import OUTPUT_TYPES, GuidanceScales, LTX2PipelineOutput, decode_noise, postprocess_video, randn, renoise
+from .sampling import (
+    OUTPUT_TYPES,
+    GuidanceScales,
+    LTX2PipelineOutput,
+    decode_noise,
+    guidance_passes,
+    postprocess_video,
+    randn,
+    renoise,
+)
 
 # The text context is fixed before the loop starts, so only the latents can be changed by a callback.
 CALLBACK_TENSORS = ("latents",)
@@ -74,6 +85,17 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
     def __init__(self, **components: Any):
         super().__init__(**components)
         self.prompt_encoder = PromptEncoder()
+        self._guidance_groups = None  # set by enable_parallelism
+
+    def enable_parallelism(self, ulysses_degree: int | None = None, guidance_degree: int = 1) -> None:
+        """Share each generation among the ranks of torch.distributed (see ltx2.parallel): the transformer's
+        tokens over groups of `ulysses_degree` ranks (default: world size / guidance_degree), the guidance passes
+        of each step over `guidance_degree` such groups, and the tiles of a tiled VAE decode over all ranks.
+
+        Call on every rank after init_process_group and after placing the pipeline on its device; every rank
+        then runs each call with the same arguments and returns the same result.
+        """
+        self._guidance_groups = parallelize_pipeline(self, ulysses_degree, guidance_degree)
 
     @torch.no_grad()
     def __call__(
@@ -449,29 +471,33 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         timestep t (1 - m) and its guided x0 is pulled to the clean value by its strength m."""
         video_scheduler, audio_scheduler = schedulers
         transformer = self._activate("transformer")
-        cfg = context.video.shape[0] != video.shape[0]
-        positive = slice(video.shape[0], None) if cfg else slice(None)
-        if conditioning is not None:
-            token_mask, positions = conditioning.repeated(2 if cfg else 1)
+        passes = guidance_passes(video.shape[0], context.video.shape[0] != video.shape[0], video_guidance,
+                                 audio_guidance)
 
-        def predict(video_in: torch.Tensor, audio_in: torch.Tensor, t: torch.Tensor, rows: slice, **options: Any):
-            """Velocities for the batch rows `rows` of the text context, as float32."""
-            batch = video_in.shape[0]
-            timestep = t.expand(batch)
+        def predict(latents: torch.Tensor, audio_latents: torch.Tensor, t: torch.Tensor, rows: list[slice],
+                    options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+            """Velocities, as float32, of one batched call over the passes reading the text-context `rows`."""
+            copies = len(rows)
+            video_in, audio_in = torch.cat([latents] * copies), torch.cat([audio_latents] * copies)
+            text, audio_text, mask = (
+                torch.cat([part[r] for r in rows]) for part in (context.video, context.audio, context.mask)
+            )
+            timestep = t.expand(video_in.shape[0])
             video_timestep = timestep
             if conditioning is not None:
-                video_timestep = timestep[:, None] * (1 - token_mask[rows])
+                token_mask, positions = conditioning.repeated(copies)
+                video_timestep = timestep[:, None] * (1 - token_mask)
                 if positions is not None:
-                    options["video_coords"] = positions[rows]
+                    options = {**options, "video_coords": positions}
                 if conditioning.attention_mask is not None:
-                    options["video_self_attention_mask"] = conditioning.attention_mask.expand(batch, -1, -1)
+                    mask_all = conditioning.attention_mask.expand(video_in.shape[0], -1, -1)
+                    options = {**options, "video_self_attention_mask": mask_all}
             velocity, audio_velocity = transformer(
-                hidden_states=video_in.to(context.video.dtype), audio_hidden_states=audio_in.to(context.video.dtype),
-                encoder_hidden_states=context.video[rows], audio_encoder_hidden_states=context.audio[rows],
-                timestep=video_timestep, audio_timestep=timestep, encoder_attention_mask=context.mask[rows],
-                audio_encoder_attention_mask=context.mask[rows], num_frames=geometry.frames, height=geometry.height,
-                width=geometry.width, fps=geometry.fps, audio_num_frames=geometry.audio_frames, return_dict=False,
-                **options,
+                hidden_states=video_in.to(text.dtype), audio_hidden_states=audio_in.to(text.dtype),
+                encoder_hidden_states=text, audio_encoder_hidden_states=audio_text, timestep=video_timestep,
+                audio_timestep=timestep, encoder_attention_mask=mask, audio_encoder_attention_mask=mask,
+                num_frames=geometry.frames, height=geometry.height, width=geometry.width, fps=geometry.fps,
+                audio_num_frames=geometry.audio_frames, return_dict=False, **options,
             )
             return velocity.float(), audio_velocity.float()
 
@@ -479,24 +505,14 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         with self.progress_bar(total=len(timesteps)) as progress:
             for i, t in enumerate(timesteps):
                 sigma, audio_sigma = video_scheduler.sigmas[i], audio_scheduler.sigmas[i]
-                video_in, audio_in = (torch.cat([video, video]), torch.cat([audio, audio])) if cfg else (video, audio)
-                velocity, audio_velocity = predict(video_in, audio_in, t, slice(None))
+                predictions = run_guidance_passes(passes, functools.partial(predict, video, audio, t),
+                                                  self._guidance_groups)
                 # x0 = x - sigma * v for every prediction; the guided x0 is turned back into a velocity.
-                x0, audio_x0 = video_in - sigma * velocity, audio_in - audio_sigma * audio_velocity
-                (uncond, cond), (audio_uncond, audio_cond) = (
-                    (x0.chunk(2), audio_x0.chunk(2)) if cfg else ((None, x0), (None, audio_x0))
-                )
-                perturbed = audio_perturbed = isolated = audio_isolated = None
-                if video_guidance.stg > 0 or audio_guidance.stg > 0:
-                    # diffusers perturbs self-attention only in models built with perturbed attention (LTX-2.3);
-                    # for LTX-2.0 weights its STG pass is an unperturbed conditional pass, and so is ours.
-                    v, av = predict(video, audio, t, positive)
-                    perturbed, audio_perturbed = video - sigma * v, audio - audio_sigma * av
-                if video_guidance.modality != 1 or audio_guidance.modality != 1:
-                    v, av = predict(video, audio, t, positive, isolate_modalities=True)
-                    isolated, audio_isolated = video - sigma * v, audio - audio_sigma * av
-                guided = video_guidance.combine(cond, uncond, perturbed, isolated)
-                audio_guided = audio_guidance.combine(audio_cond, audio_uncond, audio_perturbed, audio_isolated)
+                x0 = {name: video - sigma * v for name, (v, _) in predictions.items()}
+                audio_x0 = {name: audio - audio_sigma * v for name, (_, v) in predictions.items()}
+                terms = ("cond", "uncond", "perturbed", "isolated")  # the order GuidanceScales.combine takes
+                guided = video_guidance.combine(*(x0.get(name) for name in terms))
+                audio_guided = audio_guidance.combine(*(audio_x0.get(name) for name in terms))
                 if conditioning is not None:
                     guided = conditioning.pull_to_clean(guided)
                 video = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
