@@ -1,7 +1,5 @@
 """LTX2ConditionPipeline and LTX2InContextPipeline against diffusers 0.42.1: keyframes, clips, IC-LoRA references."""
 
-import inspect
-
 import numpy as np
 import PIL.Image
 import pytest
@@ -18,13 +16,10 @@ from ltx2 import (
     LTX2InContextPipeline,
     LTX2ReferenceCondition,
     LTX2VideoCondition,
-    LTX2VideoTransformer3DModel,
 )
 from ltx2.pipelines.conditioning import latent_attention_strengths, recompress, reference_attention_mask
 from parity import LEGACY, relative_l2
 from test_text_to_video import CALL
-
-TRANSFORMER_MASKS = "video_self_attention_mask" in inspect.signature(LTX2VideoTransformer3DModel.forward).parameters
 
 
 def pictures(count: int, seed: int, size=(40, 56)) -> list[PIL.Image.Image]:
@@ -156,7 +151,6 @@ def test_references_downscaled_and_with_frame_conditions_match_reference(in_cont
     )
 
 
-@pytest.mark.skipif(not TRANSFORMER_MASKS, reason="needs the transformer's video_self_attention_mask (transformer23)")
 @torch.no_grad()
 def test_reference_attention_strength_and_mask_match_reference(in_context_pipes):
     ours, reference = in_context_pipes
