@@ -26,6 +26,7 @@ from tiny_pipeline import make_text_encoder, make_tokenizer
 from ltx2 import (
     AutoencoderKLLTX2Audio,
     AutoencoderKLLTX2Video,
+    LTX2ImageToVideoPipeline,
     LTX2LatentUpsamplePipeline,
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
@@ -54,15 +55,6 @@ def dev_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("single") / "ltx-2-19b-dev.safetensors"
     write_combined(path)
     return path
-
-
-# Until LTX-2.3's call defaults land, both pipelines get the same explicit LTX-2.3 guidance (CFG, STG on the tiny
-# transformer's last block, modality isolation, rescale) and the reference keeps its prompt timesteps (ours has
-# no use_cross_timestep yet).
-GUIDANCE_2_3 = dict(guidance_scale=3.0, stg_scale=1.0, modality_scale=3.0, guidance_rescale=0.7,
-                    audio_guidance_scale=7.0, audio_stg_scale=1.0, audio_modality_scale=3.0,
-                    audio_guidance_rescale=0.7, spatio_temporal_guidance_blocks=[1])
-REFERENCE_ONLY_2_3 = dict(use_cross_timestep=False)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +142,7 @@ def text_encoder_folder(tmp_path_factory):
     return folder
 
 
-def reference_pipeline(path, text_encoder_folder) -> ReferencePipeline:
+def reference_pipeline(path, text_encoder_folder, version: str = "2.0") -> ReferencePipeline:
     from diffusers import FlowMatchEulerDiscreteScheduler
     from transformers import Gemma3ForConditionalGeneration
 
@@ -159,7 +151,7 @@ def reference_pipeline(path, text_encoder_folder) -> ReferencePipeline:
         scheduler=FlowMatchEulerDiscreteScheduler(**LTX2_SCHEDULER_CONFIG),
         text_encoder=Gemma3ForConditionalGeneration.from_pretrained(text_encoder_folder).eval(),
         tokenizer=make_tokenizer(),
-        **{name: reference_from_original(name, tensors) for name in OURS},
+        **{name: reference_from_original(name, tensors, version) for name in OURS},
     )
 
 
@@ -185,9 +177,12 @@ def test_distilled_file_gets_the_distilled_schedule(dev_file, tmp_path, text_enc
     assert dict(pipe.scheduler.config, **LTX2_DISTILLED_SCHEDULER_CONFIG) == dict(pipe.scheduler.config)
 
 
-def test_original_lora_file_on_a_single_file_pipeline(dev_file, tmp_path, text_encoder_folder):
-    """The distilled LoRA's format (original names, `diffusion_model.` prefix) on every Linear of the DiT."""
-    tensors = load_file(str(dev_file))
+@pytest.mark.parametrize("version, checkpoint", [("2.0", "dev_file"), ("2.3", "ltx_2_3_file")])
+def test_original_lora_file_on_a_single_file_pipeline(request, tmp_path, text_encoder_folder, version, checkpoint):
+    """The distilled LoRA's format (original names, `diffusion_model.` prefix) on every Linear of the DiT (LTX-2.3's
+    gates and prompt AdaLN too), loaded by the reference through its own LoRA key conversion."""
+    checkpoint = request.getfixturevalue(checkpoint)
+    tensors = load_file(str(checkpoint))
     generator = torch.Generator().manual_seed(11)
     lora = {}
     for key, value in tensors.items():
@@ -196,17 +191,19 @@ def test_original_lora_file_on_a_single_file_pipeline(dev_file, tmp_path, text_e
             module = "diffusion_model." + key.removeprefix("model.diffusion_model.").removesuffix(".weight")
             lora[f"{module}.lora_A.weight"] = torch.randn(4, value.shape[1], generator=generator) / value.shape[1]
             lora[f"{module}.lora_B.weight"] = torch.randn(value.shape[0], 4, generator=generator) * 0.3
-    path = tmp_path / "ltx-2-19b-distilled-lora-384.safetensors"
+    if version == "2.3":
+        assert any("prompt_adaln_single" in key for key in lora) and any("to_gate_logits" in key for key in lora)
+    path = tmp_path / "distilled-lora-384.safetensors"
     save_file(lora, str(path))
-    ours = LTX2Pipeline.from_single_file(dev_file, text_encoder=load_text_encoder(text_encoder_folder),
+    ours = LTX2Pipeline.from_single_file(checkpoint, text_encoder=load_text_encoder(text_encoder_folder),
                                          tokenizer=make_tokenizer())
-    reference = reference_pipeline(dev_file, text_encoder_folder)
-    before = outputs("transformer", ours.transformer)
+    reference = reference_pipeline(checkpoint, text_encoder_folder, version)
+    before = outputs("transformer", ours.transformer, version)
     ours.load_lora_weights(str(path))
     reference.load_lora_weights(str(path))
-    expected = outputs("transformer", reference.transformer)
+    expected = outputs("transformer", reference.transformer, version)
     assert relative_l2(expected, before) > 0.05
-    assert relative_l2(outputs("transformer", ours.transformer), expected) <= 1e-5
+    assert relative_l2(outputs("transformer", ours.transformer, version), expected) <= 1e-5
 
 
 def test_upsample_pipeline_from_the_combined_file_and_the_upsampler_file(dev_file, tmp_path):
@@ -311,6 +308,7 @@ def test_ltx_2_3_upsampler_files(tmp_path, name):
                              model_version="2.3.0")
     ours = LTX2LatentUpsamplerModel.from_single_file(path)
     assert_same_network(ours, reference)
+    assert describe(path)[0].endswith("LTX-2 latent upsampler (original single file), model_version 2.3.0")
     latents = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         expected = reference(latents)
@@ -318,29 +316,62 @@ def test_ltx_2_3_upsampler_files(tmp_path, name):
         assert relative_l2(ours(latents), expected) <= 1e-5
 
 
+@pytest.mark.skipif(not hasattr(LTX2Pipeline, "default_call_kwargs"),
+                    reason="LTX2Pipeline runs LTX-2.3's transformer once LTX-2.3 generation (issue 12) is merged")
 def test_ltx_2_3_pipeline_from_single_file_generates_as_the_reference(ltx_2_3_file, text_encoder_folder):
-    from diffusers import FlowMatchEulerDiscreteScheduler
-    from transformers import Gemma3ForConditionalGeneration
-
+    """At LTX-2.3's call defaults (CFG, STG, modality isolation, rescale, cross timesteps), the STG block moved to
+    one the two-block tiny transformer has; the reference gets the same values."""
     ours = LTX2Pipeline.from_single_file(ltx_2_3_file, text_encoder=load_text_encoder(text_encoder_folder),
                                          tokenizer=make_tokenizer())
-    assert isinstance(ours.vocoder, LTX2VocoderWithBWE)
-    tensors = load_file(str(ltx_2_3_file))
-    reference = ReferencePipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(**LTX2_SCHEDULER_CONFIG),
-        text_encoder=Gemma3ForConditionalGeneration.from_pretrained(text_encoder_folder).eval(),
-        tokenizer=make_tokenizer(),
-        **{name: reference_from_original(name, tensors, version="2.3") for name in OURS_2_3},
-    )
+    assert isinstance(ours.vocoder, LTX2VocoderWithBWE) and ours.model_version == "2.3"
+    reference = reference_pipeline(ltx_2_3_file, text_encoder_folder, "2.3")
     arguments = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", width=64, height=64,
-                     num_frames=9, num_inference_steps=2, max_sequence_length=16, output_type="np", return_dict=False,
-                     **GUIDANCE_2_3)
-    video, audio = ours(generator=torch.Generator().manual_seed(0), **arguments)
-    expected_video, expected_audio = reference(generator=torch.Generator().manual_seed(0), **arguments,
-                                               **REFERENCE_ONLY_2_3)
+                     num_frames=9, max_sequence_length=16, output_type="np", return_dict=False)
+    guidance = ours.default_call_kwargs(num_inference_steps=2, spatio_temporal_guidance_blocks=[1])
+    assert guidance["stg_scale"] > 0 and guidance["modality_scale"] > 1 and guidance["use_cross_timestep"]
+    video, audio = ours(generator=torch.Generator().manual_seed(0), num_inference_steps=2,
+                        spatio_temporal_guidance_blocks=[1], **arguments)
+    expected_video, expected_audio = reference(generator=torch.Generator().manual_seed(0), **arguments, **guidance)
     assert audio.shape == expected_audio.shape and audio.shape[-1] % 3 == 0  # 48 kHz: 3 samples per 16 kHz one
     assert relative_l2(torch.as_tensor(video), torch.as_tensor(expected_video)) <= 1e-3
     assert relative_l2(audio, expected_audio) <= 1e-3
+
+
+def test_ltx_2_3_image_to_video_and_upsample_pipelines(ltx_2_3_file, tmp_path):
+    """The image-to-video pipeline takes the same networks; the upsample pipeline takes the file's LTX-2.3 VAE and
+    an upsampler file, and upsamples x1.5 as the reference does with the same networks."""
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline as ReferenceUpsamplePipeline
+
+    image_to_video = LTX2ImageToVideoPipeline.from_single_file(ltx_2_3_file, text_encoder=object(), tokenizer=object())
+    assert isinstance(image_to_video.vocoder, LTX2VocoderWithBWE)
+    assert image_to_video.connectors.config.per_modality_projections
+    config, header = LTX_2_3_UPSAMPLERS["spatial-x1.5"]
+    upsampler = write_single_file(tmp_path / "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors",
+                                  make_upsampler_reference(config).state_dict(), header, model_version="2.3.0")
+    ours = LTX2LatentUpsamplePipeline.from_single_file(
+        ltx_2_3_file, latent_upsampler=LTX2LatentUpsamplerModel.from_single_file(upsampler))
+    reference = ReferenceUpsamplePipeline(vae=reference_from_original("vae", load_file(str(ltx_2_3_file)), "2.3"),
+                                          latent_upsampler=make_upsampler_reference(config))
+    latents = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(2))
+    upsampled = ours(latents=latents, output_type="latent", return_dict=False)[0]
+    assert upsampled.shape == (1, 4, 2, 6, 6)
+    expected = reference(latents=latents, output_type="latent", return_dict=False)[0]
+    assert relative_l2(upsampled, expected) <= 1e-5
+
+
+def test_ltx_2_3_single_file_saved_as_a_pipeline_folder(ltx_2_3_file, text_encoder_folder, tmp_path):
+    """model_index.json files the vocoder with bandwidth extension under "ltx2", as diffusers' LTX-2.3 folders do;
+    the folder loads back, in ltx2 and in the reference."""
+    from diffusers.pipelines.ltx2.vocoder import LTX2VocoderWithBWE as ReferenceVocoderWithBWE
+
+    ours = LTX2Pipeline.from_single_file(ltx_2_3_file, text_encoder=load_text_encoder(text_encoder_folder),
+                                         tokenizer=make_tokenizer())
+    ours.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["vocoder"] == ["ltx2", "LTX2VocoderWithBWE"]
+    reloaded = LTX2Pipeline.from_pretrained(tmp_path)
+    assert_same_network(reloaded.vocoder, ours.vocoder)
+    assert_same_network(reloaded.transformer, ours.transformer)
+    assert_same_network(ours.vocoder, ReferenceVocoderWithBWE.from_pretrained(tmp_path / "vocoder"))
 
 
 def test_checkpoints_mixing_versions_are_refused(dev_file, ltx_2_3_file, tmp_path):

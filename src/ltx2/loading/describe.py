@@ -121,14 +121,15 @@ def _describe_file(path: Path, source: TensorSource) -> list[str]:
     config = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
     if any(".lora_" in key for key in keys):
         return _describe_lora(path, source, keys)
+    named = source.metadata().get("model_version")
     if "initial_conv.weight" in keys:
-        return [f"{path}: LTX-2 latent upsampler (original single file)", f"  {_summary(source, keys)}",
+        version = f", model_version {named}" if named else ""
+        return [f"{path}: LTX-2 latent upsampler (original single file){version}", f"  {_summary(source, keys)}",
                 f"  config: {json.dumps(config, sort_keys=True)}" if config else "  config: none in the header"]
     groups = split_single_file(keys)
     found = {name: names for name, names in groups.items() if names and name != "unknown"}
     if not found:
         raise CheckpointError(f"{path}: no LTX-2 keys (not an original LTX-2 checkpoint, upsampler or LoRA)")
-    named = source.metadata().get("model_version")
     try:
         version = file_version(source)
         classes = _network_classes(version)

@@ -334,32 +334,31 @@ def vocoder_config(config: dict[str, Any], source: MappedSource, version: str) -
     `bwe` generator section, the latter also naming the mel front end between the two and the sample rates."""
     section = config.get("vocoder", {})
     if version == "2.0":
-        return {**_generator_config(section, source.description), "in_channels": source.shape("conv_in.weight")[1]}
-    main = _generator_config(section.get("vocoder", {}), source.description)
-    bwe = _generator_config(section.get("bwe", {}), source.description)
-    # diffusers 0.42.1's LTX-2.3 conversion ends neither generator with an activation. ltx-core's bounds the
-    # 16 kHz waveform (tanh, or clamp as LTX-2.3's header asks) before the extension; we follow diffusers.
-    main["final_act_fn"] = bwe["final_act_fn"] = None
-    main.pop("output_sampling_rate", None)
-    bwe.pop("output_sampling_rate", None)
-    result = {**main, **{f"bwe_{key}": value for key, value in bwe.items()}}
-    result["in_channels"] = source.shape("vocoder.conv_in.weight")[1]
-    result["bwe_in_channels"] = source.shape("bwe_generator.conv_in.weight")[1]
-    result.update(_copy(section.get("bwe", {}), {
-        "n_fft": "filter_length", "hop_length": "hop_length", "num_mels": "num_mel_channels",
-        "input_sampling_rate": "input_sampling_rate", "output_sampling_rate": "output_sampling_rate"}))
-    if "n_fft" in section.get("bwe", {}):
-        result["window_length"] = section["bwe"]["n_fft"]  # ltx-core's STFT windows span n_fft (win_size unread)
+        return {**_generator_config(section, "1", source.description), "in_channels": source.shape("conv_in.weight")[1]}
+    result: dict[str, Any] = {}
+    for prefix, name, module in (("", "vocoder", "vocoder"), ("bwe_", "bwe", "bwe_generator")):
+        generator = _generator_config(section[name], "AMP1", source.description)
+        generator.pop("output_sampling_rate", None)  # the BWE model's own input and output rates stand instead
+        # diffusers 0.42.1's LTX-2.3 conversion ends neither generator with an activation, where ltx-core bounds
+        # the 16 kHz waveform (tanh, or clamp as LTX-2.3's header asks) before the extension: we follow diffusers.
+        generator.update(final_act_fn=None, in_channels=source.shape(f"{module}.conv_in.weight")[1])
+        result.update({prefix + key: value for key, value in generator.items()})
+    bwe = section["bwe"]
+    result.update(_copy(bwe, {"n_fft": "filter_length", "hop_length": "hop_length", "num_mels": "num_mel_channels",
+                              "input_sampling_rate": "input_sampling_rate",
+                              "output_sampling_rate": "output_sampling_rate"}))
+    if "n_fft" in bwe:
+        result["window_length"] = bwe["n_fft"]  # ltx-core's STFT windows span n_fft; `win_size` is not read
     return result
 
 
-def _generator_config(section: dict[str, Any], description: str) -> dict[str, Any]:
+def _generator_config(section: dict[str, Any], resblock: str, description: str) -> dict[str, Any]:
     """One vocoder generator: LTX-2.0's (resblock "1": leaky ReLU) or LTX-2.3's (resblock "AMP1": snake or
     snake-beta activations, anti-aliased at 2x with 12 taps, ltx-core's fixed choice and LTX2Vocoder's default)."""
-    resblock = section.get("resblock", "1")
-    if resblock not in ("1", "AMP1"):
-        raise CheckpointError(f"{description}: vocoder resblock {resblock!r} is neither LTX-2.0's ('1') nor "
-                              "LTX-2.3's ('AMP1')")
+    found = section.get("resblock", "1")  # ltx-core's default
+    if found != resblock:
+        raise CheckpointError(f"{description}: vocoder resblock {found!r}, where this LTX version's vocoder has "
+                              f"{resblock!r}")
     result = _copy(section, _GENERATOR_NAMES)
     result["out_channels"] = 2 if section.get("stereo", True) else 1
     if resblock == "AMP1":
