@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,23 +130,29 @@ def _blocks(entries: list) -> list[tuple[str, dict[str, Any]]]:
     return [(name, {"num_layers": params} if isinstance(params, int) else dict(params)) for name, params in entries]
 
 
-def header_config(source: TensorSource) -> dict[str, Any]:
+def header_config(metadata: Mapping[str, Any], description: str) -> dict[str, Any]:
     """The header's config document (empty when the header has none)."""
-    config = read_metadata(source).get("config", {})
+    config = metadata.get("config", {})
     if not isinstance(config, dict):
-        raise CheckpointError(f"{source.description}: the header's 'config' is not a JSON object")
+        raise CheckpointError(f"{description}: the header's 'config' is not a JSON object")
     return config
 
 
 def file_version(source: TensorSource) -> str:
-    """The LTX version ("2.0" or "2.3") of an original single file: what its header's `model_version` names, else
-    what its header config describes, else 2.0. The header config (LTX-2.3's transformer flags, its vocoder's
-    generator sections) and the tensors (VERSION_KEYS) must agree with it: CheckpointError names what disagrees."""
+    """The LTX version ("2.0" or "2.3") of an opened original single file (see `checkpoint_version`)."""
+    return checkpoint_version(read_metadata(source), source.keys(), source.description)
+
+
+def checkpoint_version(metadata: Mapping[str, Any], keys: Iterable[str], description: str) -> str:
+    """The LTX version ("2.0" or "2.3") of an original single file from its header (`metadata` as `read_metadata`
+    gives it, and its tensor names): what `model_version` names, else what the header config describes, else 2.0.
+    The header config (LTX-2.3's transformer flags, its vocoder's generator sections) and the tensors (VERSION_KEYS)
+    must agree with it: CheckpointError names what disagrees."""
     evidence: list[tuple[str, str]] = []  # (what the file holds, the version it belongs to)
-    named = source.metadata().get("model_version")
+    named = metadata.get("model_version")
     if named is not None:
-        evidence.append((f"model_version {named!r}", _named_version(named, source.description)))
-    config = header_config(source)
+        evidence.append((f"model_version {str(named)!r}", _named_version(str(named), description)))
+    config = header_config(metadata, description)
     transformer, vocoder = config.get("transformer"), config.get("vocoder")
     if isinstance(transformer, dict) and transformer:
         flags = [flag for flag in _LTX_2_3_FLAGS if transformer.get(flag)]
@@ -155,13 +162,13 @@ def file_version(source: TensorSource) -> str:
         nested = any(isinstance(vocoder.get(part), dict) for part in ("vocoder", "bwe"))
         what = "header vocoder in vocoder and bwe sections" if nested else "flat header vocoder"
         evidence.append((what, "2.3" if nested else "2.0"))
-    for version, keys in version_keys(source.keys()).items():
-        if keys:
-            evidence.append((f"keys {_first(keys)}", version))
+    for version, found in version_keys(list(keys)).items():
+        if found:
+            evidence.append((f"keys {_first(found)}", version))
     versions = list(dict.fromkeys(version for _, version in evidence))
     if len(versions) > 1:
         found = "; ".join(f"{what} (LTX-{version})" for what, version in evidence)
-        raise CheckpointError(f"{source.description}: mixes LTX versions: {found}")
+        raise CheckpointError(f"{description}: mixes LTX versions: {found}")
     return versions[0] if versions else "2.0"
 
 
@@ -418,8 +425,9 @@ def component_config(
 ) -> tuple[dict[str, Any], MappedSource]:
     """The constructor arguments of `network`, the `component` of an original checkpoint, and its tensors; the
     file must be of one of `versions` (LTX-2.3 replaced the vocoder)."""
-    config = header_config(source)
-    version = file_version(source)
+    metadata = read_metadata(source)
+    config = header_config(metadata, source.description)
+    version = checkpoint_version(metadata, source.keys(), source.description)
     if version not in versions:
         raise CheckpointError(f"{source.description}: an LTX-{version} file; {network} is the {component} of "
                               f"LTX-{' and LTX-'.join(versions)} files")
