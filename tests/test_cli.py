@@ -237,7 +237,9 @@ def test_info_on_folders_and_bad_paths(tiny, tmp_path):
     config = json.loads((tiny / "transformer" / "config.json").read_text())
     (later / "transformer" / "config.json").write_text(json.dumps({**config, "gated_attn": True}))
     result = ltx2("info", later)
-    assert result.returncode == 0 and "a later LTX version than 2.0 (gated_attn=True" in result.stdout
+    assert result.returncode == 0 and "diffusers pipeline folder (LTX2Pipeline), LTX version 2.3" in result.stdout
+    (later / "transformer" / "config.json").write_text(json.dumps({**config, "ff_bias": False}))
+    assert "LTX version 2.5, later than ltx2 implements" in ltx2("info", later).stdout
     assert ltx2("info", tmp_path / "nothing").returncode == 2
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     result = ltx2("info", tmp_path / "junk.safetensors")

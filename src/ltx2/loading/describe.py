@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from ..versions import VERSIONS, folder_version
 from .checkpoint import CheckpointError, TensorSource
 from .key_map import QUANTIZATION_SUFFIXES, split_single_file
 from .lora import locate
@@ -76,19 +77,8 @@ def _describe_pipeline(folder: Path) -> list[str]:
 
 
 def _folder_version(folder: Path) -> str:
-    """The LTX version a diffusers folder's configs imply: later versions switch on what 2.0 leaves neutral."""
-    from ..models.connectors import LTX2TextConnectors
-    from ..models.transformer import LTX2VideoTransformer3DModel
-
-    later = []
-    for name, cls in (("transformer", LTX2VideoTransformer3DModel), ("connectors", LTX2TextConnectors)):
-        config_path = folder / name / "config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-        later += [f"{key}={config[key]!r}" for key, neutral in cls.neutral_config.items()
-                  if key in config and config[key] != neutral]
-    if later:
-        return f"a later LTX version than 2.0 ({', '.join(later)}; ltx2 implements LTX-2.0)"
-    return "LTX version 2.0"
+    version = folder_version(folder)
+    return f"LTX version {version}" if version in VERSIONS else f"LTX version {version}, later than ltx2 implements"
 
 
 def _folder_class(folder: Path) -> str | None:

@@ -35,33 +35,89 @@ def renoise(latents: torch.Tensor, noise_scale: float | torch.Tensor, generator:
     return noise_scale * noise + (1 - noise_scale) * latents
 
 
-@dataclass
+@dataclass(frozen=True)
 class GuidanceScales:
-    """Classifier-free guidance and the further guidance terms, each combined in x0 space."""
+    """One stream's guidance scales; each term is combined in x0 space."""
 
     cfg: float = 1.0
     stg: float = 0.0
     modality: float = 1.0
     rescale: float = 0.0
 
-    def combine(
-        self, cond: torch.Tensor, uncond: torch.Tensor | None, perturbed: torch.Tensor | None,
-        isolated: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """x0 = cond + (cfg - 1)(cond - uncond) + stg (cond - perturbed) + (modality - 1)(cond - isolated)."""
+    def combine(self, x0: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x0 = cond + (cfg - 1)(cond - uncond) + stg (cond - perturbed) + (modality - 1)(cond - isolated), each
+        term only for a pass that ran; then, with rescale > 0, the spread pulled back towards cond's."""
+        cond = x0["conditional"]
         guided = cond
-        if uncond is not None:
-            guided = guided + (self.cfg - 1) * (cond - uncond)
-        if perturbed is not None:
-            guided = guided + self.stg * (cond - perturbed)
-        if isolated is not None:
-            guided = guided + (self.modality - 1) * (cond - isolated)
+        if "unconditional" in x0:
+            guided = guided + (self.cfg - 1) * (cond - x0["unconditional"])
+        if "perturbed" in x0:
+            guided = guided + self.stg * (cond - x0["perturbed"])
+        if "isolated" in x0:
+            guided = guided + (self.modality - 1) * (cond - x0["isolated"])
         if self.rescale > 0:
-            # Pull the guided prediction's spread back towards the conditional one's (over-exposure fix).
+            # Over-exposure fix: match the guided prediction's standard deviation to the conditional one's.
             dims = list(range(1, cond.ndim))
             rescaled = guided * (cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
             guided = self.rescale * rescaled + (1 - self.rescale) * guided
         return guided
+
+
+@dataclass(frozen=True)
+class GuidancePass:
+    """One transformer prediction a guided step combines: the prompt it sees and how the model is altered."""
+
+    name: str
+    negative: bool = False  # the negative prompt's text (classifier-free guidance)
+    perturbed: bool = False  # STG: the guidance blocks' self-attentions perturbed
+    isolated: bool = False  # modality isolation: no audio<->video attention
+
+
+CONDITIONAL = GuidancePass("conditional")
+UNCONDITIONAL = GuidancePass("unconditional", negative=True)
+PERTURBED = GuidancePass("perturbed", perturbed=True)
+ISOLATED = GuidancePass("isolated", isolated=True)
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """A call's guidance: both streams' scales, the STG blocks, and whether cross-attention modulation takes the
+    other stream's timestep. Which passes run and how they combine follow diffusers 0.42.1."""
+
+    video: GuidanceScales
+    audio: GuidanceScales
+    stg_blocks: tuple[int, ...] = ()
+    cross_timestep: bool = False
+
+    @classmethod
+    def from_call_kwargs(cls, options: dict[str, Any]) -> Guidance:
+        """From resolved call arguments (`LTX2Pipeline.default_call_kwargs`)."""
+        video = GuidanceScales(options["guidance_scale"], options["stg_scale"], options["modality_scale"],
+                               options["guidance_rescale"])
+        audio = GuidanceScales(options["audio_guidance_scale"], options["audio_stg_scale"],
+                               options["audio_modality_scale"], options["audio_guidance_rescale"])
+        blocks = tuple(options["spatio_temporal_guidance_blocks"] or ())
+        return cls(video, audio, blocks, bool(options["use_cross_timestep"]))
+
+    @property
+    def cfg(self) -> bool:
+        return self.video.cfg > 1 or self.audio.cfg > 1
+
+    def passes(self) -> list[GuidancePass]:
+        """The passes of one step, in the reference's order; a pass runs when either stream's scale asks for it."""
+        passes = [UNCONDITIONAL, CONDITIONAL] if self.cfg else [CONDITIONAL]
+        if self.video.stg > 0 or self.audio.stg > 0:
+            passes.append(PERTURBED)
+        if self.video.modality > 1 or self.audio.modality > 1:
+            passes.append(ISOLATED)
+        return passes
+
+    def combine(
+        self, x0: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pass name -> (video x0, audio x0) predictions -> the guided (video x0, audio x0)."""
+        video = self.video.combine({name: pair[0] for name, pair in x0.items()})
+        return video, self.audio.combine({name: pair[1] for name, pair in x0.items()})
 
 
 def decode_noise(
