@@ -115,8 +115,13 @@ def _load_vision(model: nn.Module, folder: Path, text_encoder: nn.Module) -> Non
 
     parameter = next(text_encoder.parameters())
     with _quiet_transformers():
-        tower = AutoModel.from_pretrained(folder, config=model.config.vision_config, dtype=parameter.dtype,
-                                          key_mapping={r"^(model\.)?vision_tower\.": ""})
+        tower, report = AutoModel.from_pretrained(folder, config=model.config.vision_config, dtype=parameter.dtype,
+                                                  key_mapping={r"^(model\.)?vision_tower\.": ""},
+                                                  output_loading_info=True)
+    missing = sorted(report["missing_keys"])
+    if missing:
+        raise CheckpointError(f"{folder}: no weights for the vision tower ({', '.join(missing[:3])}, ...), which "
+                              "image-to-video prompt enhancement needs")
     with torch.device(parameter.device):
         projector = Gemma3MultiModalProjector(model.config).to(parameter.dtype)
     with TensorSource(sorted(folder.glob("*.safetensors")), str(folder)) as source:
@@ -124,8 +129,8 @@ def _load_vision(model: nn.Module, folder: Path, text_encoder: nn.Module) -> Non
                  if key.startswith(("model.multi_modal_projector.", "multi_modal_projector."))}
     missing = set(projector.state_dict()) - set(state)
     if missing:
-        raise CheckpointError(f"{folder}: no weights for the vision projector ({', '.join(sorted(missing))}), "
-                              "which image-to-video prompt enhancement needs")
+        raise CheckpointError(f"{folder}: no weights for the vision projector ({', '.join(sorted(missing))}), which "
+                              "image-to-video prompt enhancement needs")
     projector.load_state_dict(state)
     model.model.vision_tower, model.model.multi_modal_projector = tower.to(parameter.device).eval(), projector
 

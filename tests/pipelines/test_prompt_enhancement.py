@@ -118,3 +118,18 @@ def test_reference_requires_a_system_prompt(chat_folder):
     with pytest.raises(ValueError, match="system_prompt"):
         reference(**{**CALL, **ENHANCE, "system_prompt": None}, output_type="latent")
     assert ReferencePipeline is type(reference)
+
+
+def test_missing_vision_weights_are_named(chat_folder, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from ltx2 import CheckpointError
+    from ltx2.text import load_text_encoder
+
+    folder, _ = chat_folder
+    (tmp_path / "config.json").write_text((folder / "text_encoder" / "config.json").read_text())
+    weights = load_file(folder / "text_encoder" / "model.safetensors")
+    save_file({key: value for key, value in weights.items() if ".encoder." not in key}, tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match="no weights for the vision tower .*encoder.layers.0"):
+        generation_model(load_text_encoder(tmp_path), vision=True)
+    generation_model(load_text_encoder(tmp_path), vision=False)  # text-only enhancement does not need them
