@@ -180,7 +180,7 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         `output_type="latent"` to get (video latents (B, 128, F, H, W), audio latents (B, 8, T, 16)), both
         denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
         """
-        options = self.resolve_call_kwargs(
+        options = self.default_call_kwargs(
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, stg_scale=stg_scale,
             modality_scale=modality_scale, guidance_rescale=guidance_rescale, audio_guidance_scale=audio_guidance_scale,
             audio_stg_scale=audio_stg_scale, audio_modality_scale=audio_modality_scale,
@@ -197,7 +197,7 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         device = self.device
         if enable_prompt_enhancement and prompt is not None:
             prompt = self.enhance_prompt(prompt, system_prompt, prompt_max_new_tokens, prompt_enhancement_seed,
-                                         generator, prompt_enhancement_kwargs, device, self.enhancement_image())
+                                         generator, prompt_enhancement_kwargs, image=self.enhancement_image())
         embeds = self.encode_prompt(
             prompt, negative_prompt, guidance.cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
             prompt_attention_mask, negative_prompt_attention_mask, max_sequence_length, device,
@@ -224,12 +224,9 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         return config_version(transformer, connectors)
 
     def default_call_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        """The steps and guidance a call uses for this pipeline's LTX version, with `overrides` (call arguments)
-        applied: what `__call__` resolves its None arguments to."""
-        return self.resolve_call_kwargs(**overrides)
-
-    def resolve_call_kwargs(self, **given: Any) -> dict[str, Any]:
-        return resolve_call_kwargs(self.model_version, given)
+        """The steps and guidance a call uses for this pipeline's LTX version, with `overrides` (call arguments;
+        None ones ignored) in their place: what `__call__` resolves its None arguments to."""
+        return resolve_call_kwargs(self.model_version, overrides)
 
     def enhance_prompt(
         self,
@@ -245,11 +242,11 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         """Each prompt rewritten by the text encoder (Gemma 3), with the system prompt for text-to-video, or for
         image-to-video when `image` (the first frame) is given, as diffusers 0.42.1 does for LTX-2.0/2.3.
 
-        system_prompt None takes Lightricks' (diffusers' T2V/I2V_DEFAULT_SYSTEM_PROMPT; diffusers itself requires
-        one). Sampling uses `seed`, or the generator's initial seed when a generator is given, as diffusers does,
-        in a forked random stream. Decoding defaults to temperature 0.7 sampling, up to 512 new tokens. Each prompt
-        of a list is rewritten on its own. The LM head (tied to the token embeddings) and, for an image, the vision
-        tower are put together for this call only.
+        system_prompt None takes the one diffusers ships (its T2V/I2V_DEFAULT_SYSTEM_PROMPT; diffusers itself
+        requires one). Gemma runs where it lives unless `device` is given. Sampling uses `seed`, or the generator's
+        initial seed when a generator is given, as diffusers does, in a forked random stream; decoding defaults to
+        temperature 0.7 sampling, up to 512 new tokens. Each prompt of a list is rewritten on its own. The LM head
+        (tied to the token embeddings) and, for an image, the vision tower are put together for this call only.
         """
         if generator is not None:
             seed = (generator[0] if isinstance(generator, list) else generator).initial_seed()
