@@ -20,6 +20,8 @@ from original_checkpoint import (
 )
 from safetensors.torch import load_file, save_file
 
+from ltx2.loading.describe import describe
+
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 SMALL = ["--width", "128", "--height", "128", "--num-frames", "17", "--steps", "2"]
 
@@ -301,6 +303,12 @@ def test_info_on_folders_and_bad_paths(tiny, tmp_path):
     assert result.returncode == 0 and "diffusers pipeline folder (LTX2Pipeline), LTX version 2.3" in result.stdout
     (later / "transformer" / "config.json").write_text(json.dumps({**config, "ff_bias": False}))
     assert "LTX version 2.5, later than ltx2 implements" in ltx2("info", later).stdout
+    ltx_2_3 = linked_copy(tiny, tmp_path / "ltx-2.3")
+    (ltx_2_3 / "connectors").unlink()
+    (ltx_2_3 / "connectors").mkdir()
+    config = json.loads((tiny / "connectors" / "config.json").read_text())
+    (ltx_2_3 / "connectors" / "config.json").write_text(json.dumps({**config, "per_modality_projections": True}))
+    assert "LTX version 2.3" in describe(ltx_2_3)[0]
     assert ltx2("info", tmp_path / "nothing").returncode == 2
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     result = ltx2("info", tmp_path / "junk.safetensors")

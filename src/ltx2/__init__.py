@@ -7,7 +7,7 @@ from .models.connectors import LTX2TextConnectors
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
-from .models.vocoder import LTX2Vocoder
+from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from .pipelines import LTX2ImageToVideoPipeline, LTX2LatentUpsamplePipeline, LTX2Pipeline, LTX2PipelineOutput
 from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
@@ -26,6 +26,7 @@ __all__ = [
     "LTX2PipelineOutput",
     "LTX2TextConnectors",
     "LTX2Vocoder",
+    "LTX2VocoderWithBWE",
     "LoraLoaderMixin",
     "LTX2VideoTransformer3DModel",
     "STAGE_2_DISTILLED_SIGMA_VALUES",

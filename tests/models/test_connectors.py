@@ -1,10 +1,14 @@
-"""LTX2TextConnectors: parity with diffusers 0.42.1 with and without registers, full-size layout, bad input."""
+"""LTX2TextConnectors: parity with diffusers 0.42.1 (LTX-2.0 with and without registers, each LTX-2.3 flag, all of
+LTX-2.3), full-size layouts, bad input."""
+
+import json
 
 import pytest
 import torch
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors as ReferenceConnectors
 
 from ltx2 import LTX2TextConnectors
+from ltx2.configs import LTX_2_3_CONNECTORS
 from parity import assert_same_layout, perturb_, relative_l2
 
 TINY = dict(
@@ -22,6 +26,25 @@ CONFIGS = {
         rope_type="interleaved", rope_double_precision=False,
     ),
 }
+# LTX-2.3's flags one at a time on the LTX-2.0 path, then per-modality projections, then all of them (registers
+# and split RoPE as in LTX-2.3; its per-stream widths differ from caption_channels, as 4096 and 2048 from 3840).
+LTX_2_0 = CONFIGS["registers-split-float64"]
+PER_MODALITY = dict(
+    TINY, video_connector_num_attention_heads=4, audio_connector_num_attention_heads=2,
+    audio_connector_attention_head_dim=4, per_modality_projections=True, video_hidden_dim=32, audio_hidden_dim=8,
+)
+CONFIGS.update({
+    "video-gated-attn": dict(LTX_2_0, video_gated_attn=True),
+    "audio-gated-attn": dict(LTX_2_0, audio_gated_attn=True),
+    "proj-bias": dict(LTX_2_0, proj_bias=True),
+    "per-modality-projections": dict(
+        PER_MODALITY, video_connector_num_learnable_registers=None, audio_connector_num_learnable_registers=None,
+    ),
+    "ltx-2.3": dict(
+        PER_MODALITY, video_connector_num_learnable_registers=8, audio_connector_num_learnable_registers=4,
+        video_gated_attn=True, audio_gated_attn=True, proj_bias=True, rope_type="split", rope_double_precision=True,
+    ),
+})
 LENGTH = 16
 
 
@@ -64,8 +87,11 @@ def test_forward_matches_reference(connectors, padding_side, flattened):
 def test_full_size_layout_matches_reference():
     with torch.device("meta"):
         ours, reference = LTX2TextConnectors(), ReferenceConnectors(rope_type="split")
-    count = assert_same_layout(ours, reference)
-    assert 1.43e9 < count < 1.44e9
+        assert 1.43e9 < assert_same_layout(ours, reference) < 1.44e9
+        ours, reference = LTX2TextConnectors.from_config(LTX_2_3_CONNECTORS), ReferenceConnectors(**LTX_2_3_CONNECTORS)
+        assert 3.172e9 < assert_same_layout(ours, reference) < 3.173e9
+    config = {key: value for key, value in json.loads(ours.config_json()).items() if key != "_class_name"}
+    assert config == {key: value for key, value in LTX_2_3_CONNECTORS.items() if key != "causal_temporal_positioning"}
 
 
 def test_bad_input_names_the_rule():
@@ -78,3 +104,7 @@ def test_bad_input_names_the_rule():
         model(hidden[..., :2], mask)
     with pytest.raises(ValueError, match="padding_side"):
         model(hidden, mask, padding_side="middle")
+    with pytest.raises(ValueError, match="video_hidden_dim=16 must equal the video connector's width .* = 32"):
+        LTX2TextConnectors(**dict(CONFIGS["ltx-2.3"], video_hidden_dim=16))
+    with pytest.raises(ValueError, match="caption_channels=16 must equal the video connector's width .* = 32"):
+        LTX2TextConnectors(**dict(PER_MODALITY, per_modality_projections=False))

@@ -6,6 +6,7 @@ from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel a
 from diffusers.pipelines.ltx2.pipeline_ltx2_latent_upsample import LTX2LatentUpsamplePipeline as ReferencePipeline
 
 from ltx2 import LTX2LatentUpsamplerModel
+from ltx2.configs import LTX_2_3_LATENT_UPSAMPLER, LTX_2_3_SPATIAL_UPSAMPLER_X1_5, LTX_2_3_TEMPORAL_UPSAMPLER_X2
 from ltx2.models.upsampler import adain_filter_latent, tone_map_latents
 from parity import assert_same_layout, perturb_, relative_l2
 
@@ -85,6 +86,24 @@ def test_full_size_layout_matches_reference():
     assert round(count / 1e6, 1) == 497.9
     reference_config = {key: value for key, value in reference.config.items() if not key.startswith("_")}
     assert dict(ours.config) == reference_config
+
+
+# The LTX-2.3 upsamplers; their sizes agree with the published bf16 files (2 bytes per parameter plus a header of
+# under 8 kB: 995,743,560, 1,090,125,794 and 261,944,000 bytes).
+@pytest.mark.parametrize(
+    ("config", "millions"),
+    [
+        (LTX_2_3_LATENT_UPSAMPLER, 497.9),
+        (LTX_2_3_SPATIAL_UPSAMPLER_X1_5, 545.1),
+        (LTX_2_3_TEMPORAL_UPSAMPLER_X2, 131.0),
+    ],
+    ids=["spatial-x2-1.1", "spatial-x1.5", "temporal-x2"],
+)
+def test_full_size_ltx_2_3_layouts_match_reference(config, millions):
+    with torch.device("meta"):
+        ours, reference = LTX2LatentUpsamplerModel(**config), ReferenceUpsampler(**config)
+    assert round(assert_same_layout(ours, reference) / 1e6, 1) == millions
+    assert dict(ours.config) == config
 
 
 @pytest.mark.parametrize(

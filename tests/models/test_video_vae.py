@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from diffusers import AutoencoderKLLTX2Video as ReferenceVAE
 from parity import assert_same_layout, perturb_, relative_l2
 
 from ltx2 import AutoencoderKLLTX2Video
+from ltx2.configs import LTX_2_3_VIDEO_VAE
 
 TOLERANCE = 1e-5
 
@@ -40,6 +43,22 @@ VARIANTS = dict(
     upsample_factor=(1, 1, 1),
     upsample_type=("spatial", "temporal", "spatiotemporal"),
     decoder_spatio_temporal_scaling=(False, True, True),
+    decoder_spatial_padding_mode="zeros",
+)
+
+# LTX-2.3's structure at tiny width: a narrower last encoder block, four decoder blocks (x2 spatiotemporal,
+# spatiotemporal at factor 1, temporal, spatial) without residual upsamplers, zero padding in the decoder.
+LTX_2_3_STRUCTURE = dict(
+    REAL_STRUCTURE,
+    block_out_channels=(8, 16, 32, 32),
+    decoder_block_out_channels=(8, 16, 16, 32),
+    layers_per_block=(1, 2, 1, 1, 1),
+    decoder_layers_per_block=(1, 2, 1, 1, 1),
+    decoder_spatio_temporal_scaling=(True, True, True, True),
+    decoder_inject_noise=(False,) * 5,
+    upsample_type=("spatiotemporal", "spatiotemporal", "temporal", "spatial"),
+    upsample_residual=(False,) * 4,
+    upsample_factor=(2, 2, 1, 2),
     decoder_spatial_padding_mode="zeros",
 )
 
@@ -96,7 +115,9 @@ def decode_seeded(model: torch.nn.Module, latents: torch.Tensor, timestep: torch
     return model.decode(latents, timestep).sample
 
 
-@pytest.mark.parametrize("config", [REAL_STRUCTURE, CONDITIONED, VARIANTS], ids=["real", "conditioned", "variants"])
+@pytest.mark.parametrize(
+    "config", [REAL_STRUCTURE, CONDITIONED, VARIANTS, LTX_2_3_STRUCTURE], ids=["real", "conditioned", "variants", "2.3"]
+)
 @torch.no_grad()
 def test_encode_and_decode_match_reference(config, tmp_path):
     ours, reference = load_pair(config, tmp_path)
@@ -140,28 +161,38 @@ def test_conditioning_and_noise_change_the_output(tmp_path):
     assert relative_l2(decode_seeded(ours, latents, timestep * 3), decoded) > 1e-3
 
 
+# 3 x 4 spatial tiles of 3 latents, stride 2, on a 6 x 8 latent; time streamed two latent frames at a time.
+TILES = dict(
+    tile_sample_min_height=96,
+    tile_sample_min_width=96,
+    tile_sample_stride_height=64,
+    tile_sample_stride_width=64,
+    tile_sample_min_num_frames=16,
+    tile_sample_stride_num_frames=8,
+)
+
+
+@pytest.mark.parametrize("config", [REAL_STRUCTURE, LTX_2_3_STRUCTURE], ids=["real", "2.3"])
 @torch.no_grad()
-def test_tiled_decode_and_encode_match_reference_tiling(tmp_path):
-    """3 x 4 spatial tiles of 3 latents, stride 2, at the reference's own tile settings; time streamed."""
-    ours, reference = load_pair(REAL_STRUCTURE, tmp_path)
-    settings = dict(
-        tile_sample_min_height=96,
-        tile_sample_min_width=96,
-        tile_sample_stride_height=64,
-        tile_sample_stride_width=64,
-        tile_sample_min_num_frames=16,
-        tile_sample_stride_num_frames=8,
-    )
-    ours.enable_tiling(**settings)
-    reference.enable_tiling(**settings)
+def test_tiled_decode_matches_reference_tiling(config, tmp_path):
+    """At the reference's own tile settings."""
+    ours, reference = load_pair(config, tmp_path)
+    ours.enable_tiling(**TILES)
+    reference.enable_tiling(**TILES)
     latents = random(1, 8, 4, 6, 8)
     assert relative_l2(ours.decode(latents).sample, reference.decode(latents).sample) <= TOLERANCE
 
+
+@torch.no_grad()
+def test_tiled_encode_matches_reference_tiling(tmp_path):
+    ours, reference = load_pair(REAL_STRUCTURE, tmp_path)
+    ours.enable_tiling(**TILES)
+    reference.enable_tiling(**TILES)
     video = random(1, 3, 9, 192, 256)
     assert relative_l2(ours.encode(video).latent_dist.mean, reference.encode(video).latent_dist.mean) <= TOLERANCE
 
 
-@pytest.mark.parametrize("config", [REAL_STRUCTURE, CONDITIONED], ids=["real", "conditioned"])
+@pytest.mark.parametrize("config", [REAL_STRUCTURE, CONDITIONED, LTX_2_3_STRUCTURE], ids=["real", "conditioned", "2.3"])
 @torch.no_grad()
 def test_streamed_decode_equals_single_pass(config, tmp_path):
     """With tiling, time is decoded one latent frame per pass (plus flushing passes), exactly."""
@@ -254,6 +285,15 @@ def test_full_size_layout_matches_reference():
     count = assert_same_layout(ours, reference)
     assert 1.22e9 < count < 1.23e9
     assert dict(ours.config) == REAL_CONFIG
+    assert (ours.spatial_compression_ratio, ours.temporal_compression_ratio) == (32, 8)
+
+
+def test_full_size_ltx_2_3_layout_matches_reference():
+    with torch.device("meta"):
+        ours = AutoencoderKLLTX2Video.from_config(LTX_2_3_VIDEO_VAE)
+        reference = ReferenceVAE(**LTX_2_3_VIDEO_VAE)
+    assert 0.726e9 < assert_same_layout(ours, reference) < 0.727e9
+    assert json.loads(ours.config_json()) == {"_class_name": "AutoencoderKLLTX2Video", **LTX_2_3_VIDEO_VAE}
     assert (ours.spatial_compression_ratio, ours.temporal_compression_ratio) == (32, 8)
 
 

@@ -97,7 +97,10 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head attention with q/k RMSNorm across all heads and optional separate query/key RoPE."""
+    """Multi-head attention with q/k RMSNorm across all heads and optional separate query/key RoPE.
+
+    `gated` adds per-head output gates 2 * sigmoid(to_gate_logits(x)), computed from the query input (LTX-2.3).
+    """
 
     def __init__(
         self,
@@ -108,6 +111,7 @@ class Attention(nn.Module):
         bias: bool = True,
         out_bias: bool = True,
         eps: float = 1e-6,
+        gated: bool = False,
     ):
         super().__init__()
         inner_dim = heads * dim_head
@@ -120,6 +124,7 @@ class Attention(nn.Module):
         self.norm_k = RMSNorm(inner_dim, eps=eps)
         # A list so that the checkpoint key reads `to_out.0.weight`, as in the diffusers layout.
         self.to_out = nn.ModuleList([nn.Linear(inner_dim, query_dim, bias=out_bias)])
+        self.to_gate_logits = nn.Linear(query_dim, heads) if gated else None
 
     def forward(
         self,
@@ -138,6 +143,9 @@ class Attention(nn.Module):
             query = apply_rope(query, query_rope)
             key = apply_rope(key, key_rope if key_rope is not None else query_rope)
         out = attention(query, key, value, mask)
+        if self.to_gate_logits is not None:
+            # A zero logit gives a gate of 1. (B, S, H) -> (B, H, S, 1)
+            out = out * (2 * torch.sigmoid(self.to_gate_logits(x))).transpose(1, 2)[..., None]
         # (B, H, S, D) -> (B, S, H * D)
         return self.to_out[0](out.transpose(1, 2).flatten(2))
 

@@ -25,6 +25,7 @@ _OURS = {
     "AutoencoderKLLTX2Video": "ltx2.models.video_vae",
     "AutoencoderKLLTX2Audio": "ltx2.models.audio_vae",
     "LTX2Vocoder": "ltx2.models.vocoder",
+    "LTX2VocoderWithBWE": "ltx2.models.vocoder",
     "LTX2TextConnectors": "ltx2.models.connectors",
     "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
     "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler",
