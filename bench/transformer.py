@@ -40,30 +40,26 @@ SHAPES = {
 }
 
 
-def build(config_name: str, layers: int | None, device: str, dtype: torch.dtype):
-    overrides, batch, (frames, height, width), audio_tokens, text_tokens = SHAPES[config_name]
-    config = dict(overrides, rope_type="split")
+def model_config(config_name: str, layers: int | None) -> dict:
+    config = dict(SHAPES[config_name][0], rope_type="split")
     if layers is not None:
         config["num_layers"] = layers
-    with torch.device(device):
-        reference = ReferenceTransformer(**config).eval()
-    if dtype != torch.float32:
-        reference.to(dtype)
-    with torch.device("meta"):
-        ours = LTX2VideoTransformer3DModel(**config)
-    ours.load_state_dict(reference.state_dict(), assign=True)
-    ours.eval()
+    return config
 
+
+def make_inputs(config_name: str, caption_channels: int, device: str, dtype: torch.dtype) -> dict:
+    """Seeded forward arguments of the shape `config_name` (text mask all ones, as a full-length prompt)."""
+    overrides, batch, (frames, height, width), audio_tokens, text_tokens = SHAPES[config_name]
     generator = torch.Generator(device).manual_seed(0)
 
     def randn(*shape):
         return torch.randn(*shape, generator=generator, device=device).to(dtype)
 
-    inputs = dict(
-        hidden_states=randn(batch, frames * height * width, config.get("in_channels", 128)),
+    return dict(
+        hidden_states=randn(batch, frames * height * width, overrides.get("in_channels", 128)),
         audio_hidden_states=randn(batch, audio_tokens, 128),
-        encoder_hidden_states=randn(batch, text_tokens, reference.config.caption_channels),
-        audio_encoder_hidden_states=randn(batch, text_tokens, reference.config.caption_channels),
+        encoder_hidden_states=randn(batch, text_tokens, caption_channels),
+        audio_encoder_hidden_states=randn(batch, text_tokens, caption_channels),
         timestep=torch.full((batch,), 500.0, device=device),
         encoder_attention_mask=torch.ones(batch, text_tokens, device=device),
         audio_encoder_attention_mask=torch.ones(batch, text_tokens, device=device),
@@ -74,7 +70,19 @@ def build(config_name: str, layers: int | None, device: str, dtype: torch.dtype)
         audio_num_frames=audio_tokens,
         return_dict=False,
     )
-    return ours, reference, inputs
+
+
+def build(config_name: str, layers: int | None, device: str, dtype: torch.dtype):
+    config = model_config(config_name, layers)
+    with torch.device(device):
+        reference = ReferenceTransformer(**config).eval()
+    if dtype != torch.float32:
+        reference.to(dtype)
+    with torch.device("meta"):
+        ours = LTX2VideoTransformer3DModel(**config)
+    ours.load_state_dict(reference.state_dict(), assign=True)
+    ours.eval()
+    return ours, reference, make_inputs(config_name, reference.config.caption_channels, device, dtype)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
 from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
+from .parallel import ContextParallelConfig
 from .pipelines import LTX2ImageToVideoPipeline, LTX2LatentUpsamplePipeline, LTX2Pipeline, LTX2PipelineOutput
 from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
@@ -17,6 +18,7 @@ __all__ = [
     "AutoencoderKLLTX2Audio",
     "AutoencoderKLLTX2Video",
     "CheckpointError",
+    "ContextParallelConfig",
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
     "LTX2ImageToVideoPipeline",

@@ -2,12 +2,17 @@
 
 Exit codes: 0 success, 1 a failure (its cause on one line), 2 bad arguments (the reason on one line),
 130 interrupted. The output file appears only once complete.
+
+Under torchrun (`torchrun --nproc-per-node N -m ltx2 generate ...`) the ranks share each generation (see
+ltx2.parallel); rank 0 alone prints progress and the summary and writes the MP4, and however the run ends, one
+rank (the first to fail) prints the one line that says why.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import signal
 import sys
@@ -15,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -70,15 +76,58 @@ class Lora:
 
 
 @dataclass
+class Launch:
+    """This process's place in a torchrun launch: rank 0 of 1 without torchrun."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_environment(cls) -> Launch:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), world, int(os.environ["LOCAL_RANK"]))
+
+    @property
+    def where(self) -> str:
+        return f" on rank {self.rank}" if self.world > 1 else ""
+
+    def report(self, line: str) -> None:
+        """Print how the run ended, unless another rank already has: one line for the whole job."""
+        if self.world > 1 and not self._first_to_report():
+            return
+        # Rank 0's progress bar may be half drawn on the shared terminal: start a line of our own.
+        print(f"\n{line}" if self.rank else line, file=sys.stderr, flush=True)
+
+    def _first_to_report(self) -> bool:
+        """Count reports in torchrun's key-value store (the one its ranks meet at); the first one prints."""
+        import torch.distributed as dist
+
+        try:
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                  timeout=timedelta(seconds=30))
+            return store.add(f"ltx2/reports/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", 1) == 1
+        except (KeyError, ValueError, RuntimeError):
+            return True  # no store to ask: better a line per rank than none
+
+
+@dataclass
 class Timings:
-    """Seconds spent per stage, in the order stages first ran."""
+    """Seconds spent per stage, in the order stages first ran; `verbose` prints each stage as it starts."""
 
     seconds: dict[str, float] = field(default_factory=dict)
     synchronize: Callable[[], None] = lambda: None
+    verbose: bool = True
+
+    def note(self, message: str) -> None:
+        if self.verbose:
+            print(f"ltx2: {message}", file=sys.stderr, flush=True)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        print(f"ltx2: {name}...", file=sys.stderr, flush=True)
+        self.note(f"{name}...")
         start = time.perf_counter()
         try:
             yield
@@ -105,6 +154,16 @@ def _lora(text: str) -> Lora:
         except ValueError:
             pass
     return Lora(text, 1.0)
+
+
+def _parallel_split(text: str) -> dict[str, int]:
+    degrees = {"ulysses": 1, "guidance": 1}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if name.strip() not in degrees or not value.strip().isdigit() or int(value) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected ulysses=N,guidance=M with positive integers")
+        degrees[name.strip()] = int(value)
+    return degrees
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     generate.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     generate.add_argument("--output", default="ltx2-output.mp4")
+    generate.add_argument("--parallel", type=_parallel_split, default=None, metavar="ulysses=N,guidance=M",
+                          help="under torchrun: Ulysses group size and guidance groups (default: from the world size)")
 
     info = commands.add_parser("info", help="describe a checkpoint: format, components, dtypes, parameters")
     info.add_argument("path")
@@ -151,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_generate_arguments(args: argparse.Namespace) -> None:
+def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
     """Reject bad arguments before anything is loaded, and settle every setting of the run on `args`: the model's
     LTX version and, from it, each stage's call arguments (`args.stage_one`, `args.stage_two`)."""
     import torch
@@ -192,6 +253,15 @@ def check_generate_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--image-crf {args.image_crf}: must be in [0, 51] (0: no re-compression)")
     args.stage_one, args.stage_two = stage_settings(args)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if launch.world > 1 and args.device.startswith("cuda"):
+        if args.device != "cuda":
+            raise UsageError(f"--device {args.device}: under torchrun each rank uses cuda:LOCAL_RANK; "
+                             "pass --device cuda")
+        args.device = f"cuda:{launch.local_rank}"
+    if args.parallel is not None and args.parallel["ulysses"] * args.parallel["guidance"] != launch.world:
+        raise UsageError(f"--parallel ulysses={args.parallel['ulysses']},guidance={args.parallel['guidance']}: the "
+                         f"product must be the number of processes ({launch.world}; launch with torchrun "
+                         "--nproc-per-node N)")
     args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
     try:
         device = torch.device(args.device)
@@ -389,13 +459,13 @@ def _without_shifting(scheduler: Any) -> Any:
                                                        shift_terminal=None)
 
 
-def generate(args: argparse.Namespace) -> dict[str, float]:
-    """Run the chosen preset and write args.output; returns seconds per stage."""
+def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
+    """Run the chosen preset and write args.output (rank 0); returns seconds per stage."""
     import torch
 
     from . import LTX2ImageToVideoPipeline, encode_video
 
-    timings = Timings()
+    timings = Timings(verbose=launch.rank == 0)
     if args.device.startswith("cuda"):
         timings.synchronize = torch.cuda.synchronize
     with timings.stage("loading"):
@@ -406,11 +476,14 @@ def generate(args: argparse.Namespace) -> dict[str, float]:
         if args.lora:
             pipe.set_adapters([f"user_{index}" for index in range(len(args.lora))], [lora.scale for lora in args.lora])
         _place(pipe, args)
+        if launch.world > 1:
+            _share(pipe, args, launch, timings)
     prompt = args.prompt
     if args.enhance_prompt:
         with timings.stage("prompt enhancement"):
             prompt = pipe.enhance_prompt(prompt, seed=args.seed, image=args.image)[0]
-        print(f"ltx2: enhanced prompt: {prompt}", file=sys.stderr)
+        if launch.rank == 0:
+            print(f"ltx2: enhanced prompt: {prompt}", file=sys.stderr)
     for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
         timings.wrap(pipe, method, name)
     common: dict[str, Any] = dict(prompt=prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
@@ -422,10 +495,27 @@ def generate(args: argparse.Namespace) -> dict[str, float]:
         video, audio = pipe(**args.stage_one, output_type="np", **common)
     else:
         video, audio = two_stages(pipe, model, args, common, timings)
-    with timings.stage("writing"):
-        encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
-                     audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
+    if launch.rank == 0:
+        with timings.stage("writing"):
+            encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
+                         audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
     return timings.seconds
+
+
+def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings) -> None:
+    """Share the generation among the torchrun ranks, split as --parallel says or as suits the world size."""
+    from .parallel import default_split
+    from .pipelines.sampling import Guidance
+
+    if args.parallel is not None:
+        ulysses, guidance = args.parallel["ulysses"], args.parallel["guidance"]
+    else:
+        guided = len(Guidance.from_call_kwargs(args.stage_one).passes(1)) > 1
+        ulysses, guidance = default_split(launch.world, pipe.transformer.config.num_attention_heads, guided)
+    timings.note(f"{launch.world} ranks: --parallel ulysses={ulysses},guidance={guidance}")
+    if launch.rank != 0:
+        pipe.set_progress_bar_config(disable=True)
+    pipe.enable_parallelism(ulysses, guidance)
 
 
 def two_stages(pipe: Any, model: Model, args: argparse.Namespace, common: dict[str, Any], timings: Timings) -> Any:
@@ -444,7 +534,7 @@ def two_stages(pipe: Any, model: Model, args: argparse.Namespace, common: dict[s
         with timings.stage("loading"):
             distilled = model.distilled_lora()
             if distilled is None:
-                print("ltx2: no distilled LoRA beside --model; stage 2 runs without it", file=sys.stderr)
+                timings.note("no distilled LoRA beside --model; stage 2 runs without it")
             else:
                 pipe.load_lora_weights(distilled, adapter_name="stage_2_distilled")
                 users = [f"user_{index}" for index in range(len(args.lora))]
@@ -463,24 +553,46 @@ def _peak_memory(device: str) -> str:
     return text
 
 
-def run_generate(args: argparse.Namespace) -> None:
-    check_generate_arguments(args)
+def run_generate(args: argparse.Namespace, launch: Launch) -> None:
+    check_generate_arguments(args, launch)
     if args.dry_run:
-        print("ltx2: dry run; the settings below, nothing loaded or written")
-        print("\n".join(f"  {line}" for line in describe_run(args)))
+        if launch.rank == 0:
+            print("ltx2: dry run; the settings below, nothing loaded or written")
+            print("\n".join(f"  {line}" for line in describe_run(args)))
         return
     from .tiny import is_tiny_pipeline
 
-    if args.model and is_tiny_pipeline(args.model):
+    if args.model and is_tiny_pipeline(args.model) and launch.rank == 0:
         print("ltx2: --model is a tiny random-weight pipeline (ltx2 make-tiny): the output is noise", file=sys.stderr)
     start = time.perf_counter()
-    seconds = generate(args)
+    if launch.world > 1:
+        _join(args, launch)
+    seconds = generate(args, launch)
+    if launch.world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if launch.rank != 0:
+        return
     print(f"ltx2: wrote {args.output} ({args.width}x{args.height}, {args.num_frames} frames at {args.fps:g} fps, "
           f"{args.num_frames / args.fps:.2f} s)")
     for name, value in seconds.items():
         print(f"  {name:<14} {value:8.2f} s")
     print(f"  {'total':<14} {time.perf_counter() - start:8.2f} s")
-    print(f"  peak memory    {_peak_memory(args.device)}")
+    print(f"  peak memory    {_peak_memory(args.device)}{' (rank 0)' if launch.world > 1 else ''}")
+
+
+def _join(args: argparse.Namespace, launch: Launch) -> None:
+    """Join torchrun's process group: NCCL between GPUs, gloo between CPUs."""
+    import torch
+    import torch.distributed as dist
+
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
 
 
 def run_info(args: argparse.Namespace) -> None:
@@ -509,23 +621,30 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
+    launch = Launch.from_environment()
+    if launch.world == 1:
+        # Under torchrun SIGTERM keeps its default action, which ends a rank even while it waits in a collective:
+        # that is how torchrun stops the other ranks once one has failed.
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
-        {"generate": run_generate, "info": run_info, "make-tiny": run_make_tiny}[args.command](args)
+        if args.command == "generate":
+            run_generate(args, launch)
+        elif launch.rank == 0:  # under torchrun only generate is shared; the others run once
+            {"info": run_info, "make-tiny": run_make_tiny}[args.command](args)
     except UsageError as error:
-        print(f"ltx2: error: {_one_line(error)}", file=sys.stderr)
+        launch.report(f"ltx2: error: {_one_line(error)}")
         return 2
     except KeyboardInterrupt:
-        print("ltx2: interrupted; no output written", file=sys.stderr)
+        launch.report("ltx2: interrupted; no output written")
         return 130
     except Exception as error:
         from .loading.checkpoint import CheckpointError
 
         if isinstance(error, ValueError) and not isinstance(error, CheckpointError):
-            print(f"ltx2: error: {_one_line(error)}", file=sys.stderr)
+            launch.report(f"ltx2: error{launch.where}: {_one_line(error)}")
             return 2
-        print(f"ltx2: failed: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        launch.report(f"ltx2: failed{launch.where}: {type(error).__name__}: {_one_line(error)}")
         return 1
     return 0
 

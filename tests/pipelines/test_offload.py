@@ -1,14 +1,12 @@
-"""Offload mechanics: block-by-block streaming and one-model-at-a-time placement, checked on the CPU.
-
-Streaming to the meta device shows where each tensor is while each unit runs, without a GPU: a unit's
-weights must be on the target device exactly during its forward, and back to the same CPU tensors after.
-"""
+"""Pipeline offload: one model at a time, and block-by-block streaming through group offloading (whose
+mechanics tests/transforms/test_group_offload.py checks), on the CPU."""
 
 import torch
 from torch import nn
 
 from ltx2 import LTX2VideoTransformer3DModel
 from ltx2.pipelines.offload import ModelOffload, SequentialOffload
+from ltx2.transforms.group_offload import GroupOffload
 
 TINY = dict(
     in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
@@ -27,50 +25,23 @@ def inputs():
     )
 
 
-def test_sequential_offload_on_cpu_gives_identical_outputs():
+def test_sequential_offload_streams_one_block_at_a_time_and_detaches():
     torch.manual_seed(0)
     model = LTX2VideoTransformer3DModel(**TINY).eval()
     with torch.no_grad():
         expected = model(**inputs())
         offload = SequentialOffload(torch.device("cpu"))
         offload.attach(model)
+        (group_offload,) = offload.offloads
+        blocks = [group for group in group_offload.groups if group.name.startswith("transformer_blocks.")]
+        assert [group.name for group in blocks] == ["transformer_blocks.0-0", "transformer_blocks.1-1"]
         actual = model(**inputs())
+        assert all(group.onloads == 1 for group in group_offload.groups)
         offload.detach()
-    for a, b in zip(actual, expected):
-        assert torch.equal(a, b)
-
-
-def test_sequential_offload_streams_each_block_only_during_its_forward():
-    torch.manual_seed(0)
-    model = LTX2VideoTransformer3DModel(**TINY).eval()
-    original = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    seen = {}
-
-    def record(name):
-        def hook(module, args, output):
-            seen[name] = {tensor.device.type for tensor in module.parameters()}
-        return hook
-
-    offload = SequentialOffload(torch.device("meta"))
-    offload.attach(model)
-    handles = [
-        model.transformer_blocks[0].register_forward_hook(record("block"), prepend=True),
-        model.proj_out.register_forward_hook(record("proj_out"), prepend=True),
-    ]
-    with torch.no_grad():
-        on_meta = {key: value.to("meta") if torch.is_tensor(value) else value for key, value in inputs().items()}
-        video, audio = model(**on_meta)
-    assert video.is_meta
-    assert seen == {"block": {"meta"}, "proj_out": {"meta"}}
-    # Between forwards every weight is the untouched CPU tensor again.
-    for name, tensor in model.state_dict().items():
-        assert tensor.device.type == "cpu" and torch.equal(tensor, original[name]), name
-    # Every tensor belongs to exactly one streaming unit.
-    streamed = sum(len(streamer.slots) for streamer in offload.streamers)
-    assert streamed == len(list(model.parameters())) + len(list(model.buffers()))
-    for handle in handles:
-        handle.remove()
-    offload.detach()
+        assert GroupOffload.attribute not in model.__dict__
+        after = model(**inputs())
+    for a, b, c in zip(actual, expected, after):
+        assert torch.equal(a, b) and torch.equal(c, b)
 
 
 def test_model_offload_keeps_one_model_on_the_device():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -82,6 +82,10 @@ class TensorSource:
         except Exception as error:
             raise CheckpointError(f"{path}: tensor {key!r} could not be read ({error})") from None
 
+    def get_stored(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The tensor as stored and its scale: a diffusers-layout file holds no scales."""
+        return self.get(key), None
+
 
 def open_weights(folder: Path) -> TensorSource:
     """Open the diffusers-layout weights in `folder`: one file, or shards listed by an index."""
@@ -142,10 +146,14 @@ def fill_from(
     source: TensorSource,
     dtype: torch.dtype | None,
     device: torch.device | str | None,
+    skip: Container[str] = (),
 ) -> None:
-    """Replace every tensor of `model` (typically built on the meta device) with the checkpoint's, one at a time."""
+    """Replace every tensor of `model` (typically built on the meta device) with the checkpoint's, one at a time;
+    keys in `skip` are left for the caller."""
     check_keys(model, source)
     for key in source.keys():
+        if key in skip:
+            continue
         tensor = source.get(key)
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)

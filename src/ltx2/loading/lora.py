@@ -12,6 +12,10 @@ layer's dtype and device); the rank-384 distilled LoRA needs no second copy of t
 `unfuse_lora` restores them bit for bit. That copy is the price of fusing: as much CPU memory as the
 fused layers' weights (for a LoRA on every Linear of the 19B transformer, about the transformer's size).
 
+On layers that store FP8 weights (ltx2.transforms.fp8) the factors are kept in the layer's compute dtype, so
+unfused adapters lose nothing; fusing dequantizes the weight, adds the deltas in float32 and re-quantizes
+with the layer's scale, and warns that the fused weights carry FP8 rounding.
+
 Key formats (each key ends in `.lora_A.weight` / `.lora_B.weight`, or `.lora_down.weight` / `.lora_up.weight`,
 with an optional `.alpha` per module):
 - diffusers / peft: `transformer.<diffusers module path>` and `connectors.<...>`;
@@ -43,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..transforms import fp8
 from .checkpoint import CheckpointError, TensorSource, _first
 from .hub import resolve_file
 from .key_map import LORA_PREFIX, connector_key, is_connector_key, transformer_key
@@ -293,7 +298,8 @@ class LoraLayer:
         self.fused: dict[str, float] = {}  # adapter -> factor added into the weight
         self.original_weight: torch.Tensor | None = None  # CPU copy taken by the first fuse
         self.plan: list[tuple[str, str, float]] = []  # (A buffer, B buffer, factor) added by each forward
-        self._hook = linear.register_forward_hook(self._add_adapters)
+        # First among the layer's forward hooks, so an offloader's hook cannot take the factors away before it.
+        self._hook = linear.register_forward_hook(self._add_adapters, prepend=True)
         linear.__dict__[self.attribute] = self
 
     @classmethod
@@ -306,8 +312,10 @@ class LoraLayer:
         weight = linear.weight
         # Weights streamed in by an offloader may sit on the meta device between calls; the hook fetches from CPU.
         device = "cpu" if weight.is_meta else weight.device
+        # Factors of a layer stored in FP8 are kept in the dtype it computes in.
+        dtype = fp8.compute_dtype(linear) or weight.dtype
         for name, factor in zip(names, (down, up)):
-            factor = factor.to(device=device, dtype=weight.dtype, copy=True).contiguous()
+            factor = factor.to(device=device, dtype=dtype, copy=True).contiguous()
             linear.register_buffer(name, factor, persistent=False)
         self.buffers[adapter] = names
         self.scales[adapter] = scale
@@ -346,13 +354,13 @@ class LoraLayer:
         return output
 
     def fused_weight(self, linear: nn.Linear, factors: dict[str, float]) -> torch.Tensor:
-        """The weight with these adapters' deltas added, summed in float32 and rounded once."""
-        weight = linear.weight.detach()
-        total = weight.float()
+        """The weight with these adapters' deltas added, summed in float32 and rounded once into its storage
+        (an FP8 weight is dequantized, summed and re-quantized with its scale)."""
+        total = fp8.dequantized_weight(linear)
         for name, factor in factors.items():
-            down, up = (linear._buffers[buffer].to(weight.device, torch.float32) for buffer in self.buffers[name])
+            down, up = (linear._buffers[buffer].to(total.device, torch.float32) for buffer in self.buffers[name])
             total = total.addmm(up, down, alpha=factor)
-        return total.to(weight.dtype)
+        return fp8.quantized_like(linear, total)
 
     def fuse(self, linear: nn.Linear, factors: dict[str, float]) -> None:
         if not factors:
@@ -555,7 +563,8 @@ class LoraLoaderMixin:
 
         Keeps a CPU copy of every weight it changes so that `unfuse_lora` restores it exactly. With
         `safe_fusing`, nothing is written if any fused weight would be non-finite. Unlike diffusers,
-        `lora_scale` is not remembered by the unfused adapters afterwards.
+        `lora_scale` is not remembered by the unfused adapters afterwards. Weights stored in FP8 are
+        dequantized, summed and re-quantized (with a warning): the fused layer carries FP8 rounding of the sum.
         """
         state = self._lora_adapters
         if not state.enabled:
@@ -571,10 +580,18 @@ class LoraLoaderMixin:
             work.append((linear, layer, factors))
         if safe_fusing:
             for linear, layer, factors in work:
-                if factors and not torch.isfinite(layer.fused_weight(linear, factors)).all():
+                if factors and not torch.isfinite(layer.fused_weight(linear, factors).float()).all():
                     raise ValueError(
                         f"fuse_lora(): adapters {list(factors)} give non-finite weights; nothing was fused"
                     )
+        requantized = sum(1 for linear, _, factors in work if factors and linear.weight.dtype in fp8.FLOAT8)
+        if requantized:
+            warnings.warn(
+                f"fuse_lora(): {requantized} layers store FP8 weights; they were dequantized, summed with the LoRA "
+                "and re-quantized to FP8, so the fused weights carry FP8 rounding (unfuse_lora restores the "
+                "originals exactly; unfused adapters add the LoRA in the compute dtype instead)",
+                stacklevel=2,
+            )
         for linear, layer, factors in work:
             layer.fuse(linear, factors)
         self._refresh_lora()

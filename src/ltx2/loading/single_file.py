@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
+from ..transforms.fp8 import FLOAT8
 from .checkpoint import CheckpointError, TensorSource, _first
 from .hub import resolve_file
 from .key_map import split_single_file
 
-FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 _HF_URL = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/(?:blob|resolve)/([^/]+)/(.+)$")
 _TRANSFORMER_SAME_NAMES = (
     "in_channels", "out_channels", "num_attention_heads", "attention_head_dim", "cross_attention_dim",
@@ -57,15 +57,23 @@ class MappedSource:
     def shape(self, key: str) -> tuple[int, ...]:
         return self._source.shape(self._names[key])
 
-    def get(self, key: str) -> torch.Tensor:
+    def dtype(self, key: str) -> str:
+        return self._source.dtype(self._names[key])
+
+    def get_stored(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The tensor as stored (FP8 left as is) and its per-tensor scale as float32, None without one."""
         original = self._names[key]
-        tensor = self._source.get(original)
+        scale_key = f"{original}_scale"
+        scale = self._source.get(scale_key).to(torch.float32) if scale_key in self._present else None
+        return self._source.get(original), scale
+
+    def get(self, key: str) -> torch.Tensor:
+        tensor, scale = self.get_stored(key)
         if tensor.dtype in FLOAT8:
             # Scaled FP8 stores weight / scale per tensor; unscaled FP8 is a plain cast.
             tensor = tensor.to(torch.float32)
-            scale_key = f"{original}_scale"
-            if scale_key in self._present:
-                tensor = tensor * self._source.get(scale_key).to(torch.float32)
+            if scale is not None:
+                tensor = tensor * scale
         return tensor
 
 

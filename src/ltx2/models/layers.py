@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -10,15 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..transforms.attention import attend
+
 
 def attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Scaled dot-product attention over (B, H, S, D) tensors; `mask` is additive, broadcast to (B, H, Sq, Sk).
 
-    Every attention of every ltx2 network goes through here, so faster backends plug in at this one place.
+    Every attention of every ltx2 network goes through here: the calling model's attention settings pick the
+    kernel (see ltx2.transforms.attention and `set_attention_backend`).
     """
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    return attend(query, key, value, mask)
 
 
 class RMSNorm(nn.Module):
@@ -117,6 +121,8 @@ class Attention(nn.Module):
         inner_dim = heads * dim_head
         kv_dim = kv_dim or query_dim
         self.heads = heads
+        # Set by a parallelism transform (ltx2.parallel) to attend across ranks; None attends here.
+        self.parallel: Callable[..., torch.Tensor] | None = None
         self.to_q = nn.Linear(query_dim, inner_dim, bias=bias)
         self.to_k = nn.Linear(kv_dim, inner_dim, bias=bias)
         self.to_v = nn.Linear(kv_dim, inner_dim, bias=bias)
@@ -142,7 +148,7 @@ class Attention(nn.Module):
         if query_rope is not None:
             query = apply_rope(query, query_rope)
             key = apply_rope(key, key_rope if key_rope is not None else query_rope)
-        out = attention(query, key, value, mask)
+        out = (attention if self.parallel is None else self.parallel)(query, key, value, mask)
         if self.to_gate_logits is not None:
             # A zero logit gives a gate of 1. (B, S, H) -> (B, H, S, 1)
             out = out * (2 * torch.sigmoid(self.to_gate_logits(x))).transpose(1, 2)[..., None]

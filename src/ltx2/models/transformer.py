@@ -9,13 +9,16 @@ AdaLN-single from the diffusion timestep; the network predicts the flow-matching
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
 
 from ..loading import PretrainedModel
 from .layers import AdaLNSingle, Attention, FeedForward, RMSNorm, Rope, TextProjection, modulation, rope_tables
+
+if TYPE_CHECKING:
+    from ..parallel import ContextParallelConfig
 
 
 class Modulation(NamedTuple):
@@ -225,6 +228,8 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
     """The LTX-2 audio-video DiT. Defaults are the 19B model's configuration."""
 
     single_file_component = "transformer"
+    _repeated_blocks = ("LTX2VideoTransformerBlock",)
+    _skip_layerwise_casting_patterns = ("norm",)
 
     neutral_config = {
         "gated_attn": False,
@@ -421,6 +426,13 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         if not return_dict:
             return video_out, audio_out
         return AudioVisualModelOutput(sample=video_out, audio_sample=audio_out)
+
+    def enable_parallelism(self, *, config: ContextParallelConfig) -> None:
+        """Context parallelism, as in diffusers: the video and audio tokens are shared by `config.ulysses_degree`
+        ranks (Ulysses, see ltx2.parallel). Call on every rank, after torch.distributed.init_process_group."""
+        from ..parallel import apply_context_parallel
+
+        apply_context_parallel(self, config)
 
     @staticmethod
     def _output(

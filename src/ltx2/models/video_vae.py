@@ -134,7 +134,8 @@ def streamed_passes(latents: torch.Tensor, chunk: int, streams: list[Stream]) ->
     for start in range(0, latents.shape[2], chunk):
         yield latents[:, :, start : start + chunk]
     released = 0.0
-    convs = list(streams[0].convs.values())
+    # Any stream that has run knows the decoder's convs (a rank of a distributed decode runs only some streams).
+    convs = list(next(stream for stream in streams if stream.convs).convs.values())
     for index, (_, time_scale) in enumerate(convs):
         released += 1 / time_scale
         if released >= chunk or index == len(convs) - 1:
@@ -200,7 +201,9 @@ class CausalConv3d(nn.Module):
         if sum(part.shape[2] for part in parts) < kernel:
             return x.new_empty(x.shape[0], self.conv.out_channels, 0, *x.shape[3:])
         padded = _pad(parts, self.conv.kernel_size[1] // 2, self.spatial_padding_mode)
-        if padded.device.type == "cpu" and padded.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        # (Weights stored in another dtype, as layerwise casting keeps them, take the conv's own forward.)
+        float32 = padded.dtype == self.conv.weight.dtype == torch.float32
+        if padded.device.type == "cpu" and float32 and torch.backends.mkldnn.is_available():
             # PyTorch sends float32 3D convs of one sample with few channels x frames x rows to an im2col
             # kernel that is up to 10x slower than oneDNN, which it uses for larger ones; ask for oneDNN.
             weight, bias = self.conv.weight, self.conv.bias
@@ -847,16 +850,24 @@ class AutoencoderKLLTX2Video(PretrainedModel):
         video = z.new_empty(*shape, height * space_scale, width * space_scale)
         chunk = max(1, self.tile_sample_min_num_frames // self.temporal_compression_ratio)
         done = 0
+        columns = len(grid[0])
         for latents in streamed_passes(z, chunk, [stream for row in streams for stream in row]):
-            pieces = [
-                [self.decoder(latents[..., rows, cols], timestep, stream) for (rows, cols), stream in zip(*row)]
+            jobs = [
+                functools.partial(self.decoder, latents[..., rows, cols], timestep, stream)
                 for row in zip(grid, streams)
+                for (rows, cols), stream in zip(*row)
             ]
+            results = self.map_tiles(jobs)
+            pieces = [results[start : start + columns] for start in range(0, len(results), columns)]
             count = pieces[0][0].shape[2]
             if count:
                 stitch(pieces, overlap, (stride[0] * ratio, stride[1] * ratio), video[:, :, done : done + count])
             done += count
         return video
+
+    def map_tiles(self, jobs: list[Callable[[], torch.Tensor]]) -> list[torch.Tensor]:
+        """Run the tiles of one decoding pass, in order. ltx2.parallel.share_tiles spreads them over ranks."""
+        return [job() for job in jobs]
 
     def forward(
         self,

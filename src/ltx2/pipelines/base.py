@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..loading.checkpoint import write_text_atomic
 from ..loading.hub import _repo_id, download, hub_offline, offline_error
+from ..loading.pretrained import warn_without_fp8
 from ..loading.single_file import open_single_file
 from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
 from .offload import ModelOffload, SequentialOffload
@@ -148,10 +149,12 @@ class Pipeline:
         torch_dtype: torch.dtype | None = None,
         text_encoder: Any = None,
         tokenizer: Any = None,
+        keep_fp8: bool = False,
         **components: Any,
     ) -> Pipeline:
         """Load the networks from one of Lightricks' original combined checkpoints (`ltx-2-19b-dev.safetensors`,
         `-distilled`, fp8 variants); `path_or_url` is a local file, `owner/repo/file.safetensors` or a Hub URL.
+        With `keep_fp8`, an fp8 file's FP8 weights stay FP8 (computed in `torch_dtype`) instead of being upcast.
 
         The file holds no text encoder or tokenizer: pass them, or they are loaded from Lightricks/LTX-2. The
         scheduler is LTX-2's, with the distilled schedule when the file name says "distilled".
@@ -164,8 +167,11 @@ class Pipeline:
         with open_single_file(path_or_url) as source:
             for name in cls.component_names:
                 if name in networks and name not in loaded:
-                    loaded[name] = networks[name].from_single_file_source(source, torch_dtype, None)
+                    loaded[name] = networks[name].from_single_file_source(source, torch_dtype, None, keep_fp8)
             distilled = "distilled" in Path(source.description).name
+            if keep_fp8:
+                networks_loaded = [value for value in loaded.values() if isinstance(value, nn.Module)]
+                warn_without_fp8(networks_loaded, source.description)
         if "scheduler" in cls.component_names and "scheduler" not in loaded:
             config = LTX2_DISTILLED_SCHEDULER_CONFIG if distilled else LTX2_SCHEDULER_CONFIG
             loaded["scheduler"] = FlowMatchEulerDiscreteScheduler(**config)

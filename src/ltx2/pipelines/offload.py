@@ -1,18 +1,17 @@
 """Keeping big models off the accelerator until they run: whole-model and block-by-block offload.
 
 Model offload keeps one component on the execution device at a time. Sequential offload keeps every
-weight in (pinned) CPU memory and streams one block at a time: each element of a ModuleList (a
-transformer block, a VAE stage) and each remaining leaf layer with weights is a streaming unit whose
-tensors are copied to the device right before its forward and dropped right after. The CPU tensors
-are never replaced, so nothing is copied back.
+weight in pinned CPU memory and streams one block at a time: each element of a ModuleList (a
+transformer block, a VAE stage) and each remaining layer with weights is copied to the device right
+before its forward and dropped right after. The CPU tensors are never replaced, so nothing is copied back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
+
+from ..transforms.group_offload import GroupOffload, apply_group_offload
 
 
 class ModelOffload:
@@ -36,73 +35,18 @@ class ModelOffload:
             self.active = None
 
 
-def _streaming_units(root: nn.Module) -> Iterator[tuple[nn.Module, bool]]:
-    """(module, recurse) pairs: ModuleList elements stream whole; other modules stream their own tensors."""
-    stack = [root]
-    while stack:
-        module = stack.pop()
-        if isinstance(module, nn.ModuleList):
-            yield from ((child, True) for child in module)
-            continue
-        if any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
-            yield module, False
-        stack.extend(module.children())
-
-
-class _Streamer:
-    """Forward hooks that put one unit's tensors on the device for the duration of its forward."""
-
-    def __init__(self, module: nn.Module, recurse: bool, device: torch.device):
-        self.device = device
-        self.slots = []  # (owner module, attribute name, is_parameter, CPU tensor)
-        owners = module.modules() if recurse else [module]
-        for owner in owners:
-            for name, tensor in owner._parameters.items():
-                if tensor is not None:
-                    self.slots.append((owner, name, True, self._pin(tensor.data)))
-            for name, tensor in owner._buffers.items():
-                if tensor is not None:
-                    self.slots.append((owner, name, False, self._pin(tensor)))
-        self.place("cpu")
-        self.handles = [module.register_forward_pre_hook(self.before), module.register_forward_hook(self.after)]
-
-    def _pin(self, tensor: torch.Tensor) -> torch.Tensor:
-        tensor = tensor.cpu()
-        if self.device.type == "cuda" and torch.cuda.is_available():
-            return tensor.pin_memory()
-        return tensor
-
-    def place(self, device: torch.device | str) -> None:
-        for owner, name, is_parameter, cpu_tensor in self.slots:
-            tensor = cpu_tensor if str(device) == "cpu" else cpu_tensor.to(device, non_blocking=True)
-            if is_parameter:
-                owner._parameters[name] = nn.Parameter(tensor, requires_grad=False)
-            else:
-                owner._buffers[name] = tensor
-
-    def before(self, module: nn.Module, args: object) -> None:
-        self.place(self.device)
-
-    def after(self, module: nn.Module, args: object, output: object) -> None:
-        self.place("cpu")
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-
 class SequentialOffload:
-    """Streams the weights of every registered module to `device` unit by unit as its forward runs."""
+    """Group offloading (ltx2.transforms.group_offload) of every registered module: block level, one block per
+    group, weights in pinned CPU memory, the next block copied on a side CUDA stream while one computes."""
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.streamers: list[_Streamer] = []
+        self.offloads: list[GroupOffload] = []
 
     def attach(self, root: nn.Module) -> None:
-        root.to("cpu")
-        self.streamers.extend(_Streamer(unit, recurse, self.device) for unit, recurse in _streaming_units(root))
+        self.offloads.append(apply_group_offload(root, self.device, offload_type="block_level", num_blocks_per_group=1))
 
     def detach(self) -> None:
-        for streamer in self.streamers:
-            streamer.remove()
-        self.streamers.clear()
+        for offload in self.offloads:
+            offload.remove()
+        self.offloads.clear()

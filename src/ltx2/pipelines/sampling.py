@@ -10,6 +10,7 @@ import PIL.Image
 import torch
 
 from ..models.layers import randn
+from ..parallel import GuidancePass
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -45,12 +46,13 @@ class GuidanceScales:
     rescale: float = 0.0
 
     def combine(self, x0: dict[str, torch.Tensor]) -> torch.Tensor:
-        """x0 = cond + (cfg - 1)(cond - uncond) + stg (cond - perturbed) + (modality - 1)(cond - isolated), each
-        term only for a pass that ran; then, with rescale > 0, the spread pulled back towards cond's."""
-        cond = x0["conditional"]
+        """Pass name -> x0 prediction -> the guided x0: cond + (cfg - 1)(cond - uncond) + stg (cond - perturbed)
+        + (modality - 1)(cond - isolated), each term only for a pass that ran; then, with rescale > 0, the spread
+        pulled back towards cond's."""
+        cond = x0["cond"]
         guided = cond
-        if "unconditional" in x0:
-            guided = guided + (self.cfg - 1) * (cond - x0["unconditional"])
+        if "uncond" in x0:
+            guided = guided + (self.cfg - 1) * (cond - x0["uncond"])
         if "perturbed" in x0:
             guided = guided + self.stg * (cond - x0["perturbed"])
         if "isolated" in x0:
@@ -64,25 +66,9 @@ class GuidanceScales:
 
 
 @dataclass(frozen=True)
-class GuidancePass:
-    """One transformer prediction a guided step combines: the prompt it sees and how the model is altered."""
-
-    name: str
-    negative: bool = False  # the negative prompt's text (classifier-free guidance)
-    perturbed: bool = False  # STG: the guidance blocks' self-attentions perturbed
-    isolated: bool = False  # modality isolation: no audio<->video attention
-
-
-CONDITIONAL = GuidancePass("conditional")
-UNCONDITIONAL = GuidancePass("unconditional", negative=True)
-PERTURBED = GuidancePass("perturbed", perturbed=True)
-ISOLATED = GuidancePass("isolated", isolated=True)
-
-
-@dataclass(frozen=True)
 class Guidance:
     """A call's guidance: both streams' scales, the STG blocks, and whether cross-attention modulation takes the
-    other stream's timestep. Which passes run and how they combine follow diffusers 0.42.1."""
+    other stream's timestep (LTX-2.3)."""
 
     video: GuidanceScales
     audio: GuidanceScales
@@ -103,21 +89,29 @@ class Guidance:
     def cfg(self) -> bool:
         return self.video.cfg > 1 or self.audio.cfg > 1
 
-    def passes(self) -> list[GuidancePass]:
-        """The passes of one step, in the reference's order; a pass runs when either stream's scale asks for it."""
-        passes = [UNCONDITIONAL, CONDITIONAL] if self.cfg else [CONDITIONAL]
-        if self.video.stg > 0 or self.audio.stg > 0:
-            passes.append(PERTURBED)
-        if self.video.modality > 1 or self.audio.modality > 1:
-            passes.append(ISOLATED)
-        return passes
+    def passes(self, batch: int) -> list[GuidancePass]:
+        """The transformer passes of one sampling step, for `batch` videos."""
+        return guidance_passes(batch, self.cfg, self.video, self.audio, self.stg_blocks)
 
-    def combine(
-        self, x0: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pass name -> (video x0, audio x0) predictions -> the guided (video x0, audio x0)."""
-        video = self.video.combine({name: pair[0] for name, pair in x0.items()})
-        return video, self.audio.combine({name: pair[1] for name, pair in x0.items()})
+
+def guidance_passes(
+    batch: int, cfg: bool, video_guidance: GuidanceScales, audio_guidance: GuidanceScales,
+    stg_blocks: tuple[int, ...] = (),
+) -> list[GuidancePass]:
+    """The transformer passes of one sampling step, as diffusers 0.42.1 runs them: a pass runs when either
+    stream's scale asks for it. Under CFG the text context is [negative; positive] (B rows each); the unconditional
+    and conditional passes run as one batched call when they run on the same ranks."""
+    positive = slice(batch, 2 * batch) if cfg else slice(0, batch)
+    passes = [GuidancePass("uncond", slice(0, batch))] if cfg else []
+    passes.append(GuidancePass("cond", positive))
+    if video_guidance.stg > 0 or audio_guidance.stg > 0:
+        # Perturbed attention (LTX-2.3) perturbs these blocks' self-attentions; a model without it (LTX-2.0)
+        # ignores them, and its STG pass is an unperturbed conditional pass, as in diffusers.
+        options = {"spatio_temporal_guidance_blocks": list(stg_blocks)} if stg_blocks else {}
+        passes.append(GuidancePass("perturbed", positive, options, call=1))
+    if video_guidance.modality > 1 or audio_guidance.modality > 1:
+        passes.append(GuidancePass("isolated", positive, {"isolate_modalities": True}, call=2))
+    return passes
 
 
 def decode_noise(

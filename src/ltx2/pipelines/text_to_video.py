@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 
 from ..loading.lora import LoraLoaderMixin
 from ..models.audio_vae import audio_latent_frames
+from ..parallel import parallelize_pipeline, run_guidance_passes
 from ..prompt_enhancement import (
     GENERATION_KWARGS,
     MAX_NEW_TOKENS,
@@ -42,7 +44,6 @@ from .latents import (
 from .sampling import (
     OUTPUT_TYPES,
     Guidance,
-    GuidancePass,
     LTX2PipelineOutput,
     decode_noise,
     postprocess_video,
@@ -78,40 +79,6 @@ class TextContext:
     mask: torch.Tensor
 
 
-@dataclass
-class PassBatch:
-    """Guidance passes run as one transformer call: their text rows stacked in the passes' order."""
-
-    passes: list[GuidancePass]
-    video_text: torch.Tensor
-    audio_text: torch.Tensor
-    text_mask: torch.Tensor
-    isolated: bool
-    given: torch.Tensor | None  # (rows, S): video tokens given rather than generated (image-to-video)
-
-
-def pass_batches(
-    passes: list[GuidancePass], context: TextContext, batch: int, conditioning_mask: torch.Tensor | None
-) -> list[PassBatch]:
-    """Group the passes into transformer calls. Passes that differ only in their text share a call, as the
-    reference batches its unconditional and conditional passes; modality isolation switches the whole call, so
-    the isolated pass runs in a call of its own."""
-    cfg = context.video.shape[0] != batch
-
-    def rows(guidance_pass: GuidancePass) -> slice:
-        return slice(0, batch) if guidance_pass.negative else slice(batch, None) if cfg else slice(None)
-
-    batches = []
-    for isolated in (False, True):
-        group = [guidance_pass for guidance_pass in passes if guidance_pass.isolated == isolated]
-        if group:
-            video, audio, mask = (torch.cat([tensor[rows(item)] for item in group])
-                                  for tensor in (context.video, context.audio, context.mask))
-            given = None if conditioning_mask is None else conditioning_mask.repeat(len(group), 1)
-            batches.append(PassBatch(group, video, audio, mask, isolated, given))
-    return batches
-
-
 class LTX2Pipeline(LoraLoaderMixin, Pipeline):
     """Text to video+audio with LTX-2. Components and call arguments follow diffusers' LTX2Pipeline."""
 
@@ -123,6 +90,17 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
     def __init__(self, **components: Any):
         super().__init__(**components)
         self.prompt_encoder = PromptEncoder()
+        self._guidance_groups = None  # set by enable_parallelism
+
+    def enable_parallelism(self, ulysses_degree: int | None = None, guidance_degree: int = 1) -> None:
+        """Share each generation among the ranks of torch.distributed (see ltx2.parallel): the transformer's
+        tokens over groups of `ulysses_degree` ranks (default: world size / guidance_degree), the guidance passes
+        of each step over `guidance_degree` such groups, and the tiles of a tiled VAE decode over all ranks.
+
+        Call on every rank after init_process_group and after placing the pipeline on its device; every rank
+        then runs each call with the same arguments and returns the same result.
+        """
+        self._guidance_groups = parallelize_pipeline(self, ulysses_degree, guidance_degree)
 
     @torch.no_grad()
     def __call__(
@@ -533,56 +511,51 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         `conditioning_mask` (B, S) marks video tokens that are given (image-to-video): they see timestep 0 and are
         never stepped."""
         video_scheduler, audio_scheduler = schedulers
-        batches = pass_batches(guidance.passes(), context, video.shape[0], conditioning_mask)
+        transformer = self._activate("transformer")
+        passes = guidance.passes(video.shape[0])
+
+        def predict(latents: torch.Tensor, audio_latents: torch.Tensor, t: torch.Tensor, rows: list[slice],
+                    options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+            """Velocities, as float32, of one batched call over the passes reading the text-context `rows`."""
+            copies = len(rows)
+            video_in, audio_in = torch.cat([latents] * copies), torch.cat([audio_latents] * copies)
+            text, audio_text, mask = (
+                torch.cat([part[r] for r in rows]) for part in (context.video, context.audio, context.mask)
+            )
+            timestep = t.expand(video_in.shape[0])
+            video_timestep = timestep
+            if conditioning_mask is not None:
+                video_timestep = timestep[:, None] * (1 - torch.cat([conditioning_mask] * copies))
+            velocity, audio_velocity = transformer(
+                hidden_states=video_in.to(text.dtype), audio_hidden_states=audio_in.to(text.dtype),
+                encoder_hidden_states=text, audio_encoder_hidden_states=audio_text, timestep=video_timestep,
+                audio_timestep=timestep, encoder_attention_mask=mask, audio_encoder_attention_mask=mask,
+                num_frames=geometry.frames, height=geometry.height, width=geometry.width, fps=geometry.fps,
+                audio_num_frames=geometry.audio_frames, return_dict=False, **options,
+            )
+            return velocity.float(), audio_velocity.float()
+
         timesteps = video_scheduler.timesteps
         with self.progress_bar(total=len(timesteps)) as progress:
             for i, t in enumerate(timesteps):
-                sigmas = video_scheduler.sigmas[i], audio_scheduler.sigmas[i]
-                x0 = self.predict_x0(batches, video, audio, t, sigmas, geometry, guidance)
-                guided, audio_guided = guidance.combine(x0)
-                # The guided x0 back to a velocity for the Euler step.
-                stepped = video_scheduler.step((video - guided) / sigmas[0], t, video, return_dict=False)[0]
+                sigma, audio_sigma = video_scheduler.sigmas[i], audio_scheduler.sigmas[i]
+                predictions = run_guidance_passes(passes, functools.partial(predict, video, audio, t),
+                                                  self._guidance_groups)
+                # x0 = x - sigma * v for every prediction; the guided x0 is turned back into a velocity.
+                guided = guidance.video.combine({name: video - sigma * v for name, (v, _) in predictions.items()})
+                audio_guided = guidance.audio.combine(
+                    {name: audio - audio_sigma * v for name, (_, v) in predictions.items()}
+                )
+                stepped = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
                 if conditioning_mask is not None:
                     stepped = torch.where(conditioning_mask[:, :, None].bool(), video, stepped)
                 video = stepped
-                audio = audio_scheduler.step((audio - audio_guided) / sigmas[1], t, audio, return_dict=False)[0]
+                audio = audio_scheduler.step((audio - audio_guided) / audio_sigma, t, audio, return_dict=False)[0]
                 if callback is not None:
                     outputs = callback(self, i, t, {"latents": video} if callback_tensor_inputs else {})
                     video = outputs.pop("latents", video)
                 progress.update()
         return video, audio
-
-    def predict_x0(
-        self,
-        batches: list[PassBatch],
-        video: torch.Tensor,
-        audio: torch.Tensor,
-        t: torch.Tensor,
-        sigmas: tuple[torch.Tensor, torch.Tensor],
-        geometry: Geometry,
-        guidance: Guidance,
-    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Pass name -> (video x0, audio x0) in float32: one transformer call per batch of passes, each velocity
-        turned into x0 = x - sigma * v."""
-        transformer = self._activate("transformer")
-        predictions = {}
-        for batch in batches:
-            copies = len(batch.passes)
-            timestep = t.expand(video.shape[0] * copies)
-            video_timestep = timestep if batch.given is None else timestep[:, None] * (1 - batch.given)
-            velocity, audio_velocity = transformer(
-                hidden_states=video.repeat(copies, 1, 1).to(batch.video_text.dtype),
-                audio_hidden_states=audio.repeat(copies, 1, 1).to(batch.video_text.dtype),
-                encoder_hidden_states=batch.video_text, audio_encoder_hidden_states=batch.audio_text,
-                timestep=video_timestep, audio_timestep=timestep, encoder_attention_mask=batch.text_mask,
-                audio_encoder_attention_mask=batch.text_mask, num_frames=geometry.frames, height=geometry.height,
-                width=geometry.width, fps=geometry.fps, audio_num_frames=geometry.audio_frames,
-                isolate_modalities=batch.isolated, return_dict=False,
-            )
-            velocities = zip(velocity.float().chunk(copies), audio_velocity.float().chunk(copies))
-            for guidance_pass, (v, av) in zip(batch.passes, velocities):
-                predictions[guidance_pass.name] = (video - sigmas[0] * v, audio - sigmas[1] * av)
-        return predictions
 
     def decode(
         self,

@@ -1,0 +1,391 @@
+"""One generation shared by several processes over torch.distributed (NCCL on GPUs, gloo on CPUs; torchrun).
+
+Three transforms, each applied to built objects; every rank runs the same pipeline call on the same inputs and
+returns the same result.
+
+- Context parallelism (Ulysses), diffusers' API: `transformer.enable_parallelism(config=ContextParallelConfig(
+  ulysses_degree=N))`. The video and audio tokens are cut into N contiguous shards, the last one padded (pads are
+  masked as keys and cut from the output). Each rank projects, modulates and feeds forward its own tokens; around
+  each self- and audio<->video attention one all-to-all trades token shards for head groups, so that the attention
+  sees every token for H/N heads, and a second trades back. Text cross-attention needs nothing: its keys (the
+  prompt) are on every rank. RoPE tables and per-token timesteps come from the sharded positions and timesteps.
+- Guidance-pass parallelism: the transformer passes of one sampling step (CFG's unconditional and conditional,
+  STG, modality isolation) run on different groups of ranks, which then share their predictions.
+- Distributed tiled VAE decode: the tiles of each decoding pass are spread over the ranks and shared, then
+  stitched on every rank exactly as one process stitches them.
+
+`LTX2Pipeline.enable_parallelism(ulysses_degree, guidance_degree)` applies all three over a (guidance, ulysses)
+device mesh: ranks g * U .. g * U + U - 1 form Ulysses group g.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+
+from .models.layers import attention
+from .models.transformer import AudioVisualModelOutput
+
+# The transformer block's attentions whose queries are sharded tokens, and the stream their keys come from.
+# The text cross-attentions (attn2, audio_attn2) are absent: their keys are the prompt, on every rank.
+SHARDED_ATTENTIONS = {
+    "attn1": "video",
+    "audio_attn1": "audio",
+    "audio_to_video_attn": "audio",
+    "video_to_audio_attn": "video",
+}
+
+
+@dataclass
+class ContextParallelConfig:
+    """Context-parallel settings, with diffusers' fields. ltx2 implements Ulysses: `ulysses_degree` ranks share
+    each token sequence. Ring attention (`ring_degree`, `ring_anything`, `rotate_method`, `convert_to_fp32`) is
+    not implemented, and `ulysses_anything` is not needed for token counts (they are padded) while head counts
+    must divide by `ulysses_degree`. `mesh` is a DeviceMesh with a "ulysses" dimension; without it the whole
+    world forms one group."""
+
+    ring_degree: int | None = None
+    ulysses_degree: int | None = None
+    convert_to_fp32: bool = True
+    rotate_method: str = "allgather"
+    mesh: DeviceMesh | None = None
+    ulysses_anything: bool = False
+    ring_anything: bool = False
+
+    def __post_init__(self) -> None:
+        self.ring_degree = 1 if self.ring_degree is None else self.ring_degree
+        self.ulysses_degree = 1 if self.ulysses_degree is None else self.ulysses_degree
+        if self.ring_degree != 1 or self.ring_anything:
+            raise ValueError(f"ring_degree={self.ring_degree}: ring attention is not implemented in ltx2; "
+                             "use ulysses_degree")
+        if not isinstance(self.ulysses_degree, int) or self.ulysses_degree < 2:
+            raise ValueError(f"ulysses_degree must be an integer >= 2, got {self.ulysses_degree!r}")
+        if self.ulysses_anything:
+            raise ValueError("ulysses_anything=True is not supported: ltx2 pads token counts itself, and head "
+                             "counts must be divisible by ulysses_degree")
+
+    def process_group(self) -> dist.ProcessGroup:
+        """This rank's Ulysses group: the mesh's "ulysses" dimension, or the whole world."""
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError("torch.distributed is not initialized: call torch.distributed.init_process_group() "
+                               "first (torchrun sets up its environment)")
+        group = self.mesh.get_group("ulysses") if self.mesh is not None else dist.group.WORLD
+        size = dist.get_world_size(group)
+        if size != self.ulysses_degree:
+            where = "the mesh's ulysses dimension" if self.mesh is not None else "the world"
+            raise ValueError(f"ulysses_degree={self.ulysses_degree} but {where} has {size} ranks; pass a mesh with "
+                             "a 'ulysses' dimension of that size (or use LTX2Pipeline.enable_parallelism)")
+        return group
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Context parallelism (Ulysses)
+
+
+class TokenShards:
+    """How the transformer's token sequences are split over `group`, installed as forward hooks.
+
+    Before a forward the inputs are validated whole, padded to a multiple of the group size and cut to this
+    rank's shard; after it the outputs are gathered and the padding cut. `lengths` holds the real token count
+    of each stream for the forward in progress: the attentions mask the padded keys from it.
+    """
+
+    def __init__(self, group: dist.ProcessGroup):
+        self.group = group
+        self.degree = dist.get_world_size(group)
+        self.rank = dist.get_rank(group)
+        self.lengths: dict[str, int] = {}
+
+    def split(self, x: torch.Tensor, dim: int, length: int) -> torch.Tensor:
+        """This rank's shard of `x` along `dim`, after zero padding to a multiple of the group size."""
+        shard = -(-length // self.degree)
+        padding = shard * self.degree - length
+        if padding:
+            shape = list(x.shape)
+            shape[dim] = padding
+            x = torch.cat([x, x.new_zeros(shape)], dim=dim)
+        return x.narrow(dim, self.rank * shard, shard)
+
+    def gather(self, x: torch.Tensor, dim: int, length: int) -> torch.Tensor:
+        """Every rank's shard joined along `dim`, padding cut."""
+        x = x.contiguous()
+        parts = [torch.empty_like(x) for _ in range(self.degree)]
+        dist.all_gather(parts, x, group=self.group)
+        return torch.cat(parts, dim=dim).narrow(dim, 0, length)
+
+    def key_padding_mask(self, stream: str, keys: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
+        """Additive (1, 1, 1, keys) mask hiding the padded tokens of `stream`; None when it has none."""
+        length = self.lengths[stream]
+        if length == keys:
+            return None
+        mask = torch.zeros(1, 1, 1, keys, dtype=dtype, device=device)
+        mask[..., length:] = -math.inf
+        return mask
+
+    def before_forward(self, model: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        """Forward pre-hook: validate and place the whole inputs, then hand the forward this rank's shards (the
+        positions as coordinates, so that RoPE tables are built for these tokens only)."""
+        bound = inspect.signature(model.forward).bind(*args, **kwargs)
+        bound.apply_defaults()
+        inputs = bound.arguments
+        video, audio = inputs["hidden_states"], inputs["audio_hidden_states"]
+        video_coords, audio_coords = model._check_inputs(
+            video, audio, inputs["encoder_hidden_states"], inputs["audio_encoder_hidden_states"], inputs["timestep"],
+            inputs["num_frames"], inputs["height"], inputs["width"], inputs["fps"], inputs["audio_num_frames"],
+            inputs["video_coords"], inputs["audio_coords"],
+        )
+        self.lengths = {"video": video.shape[1], "audio": audio.shape[1]}
+        sharded = {
+            "hidden_states": self.split(video, 1, self.lengths["video"]),
+            "audio_hidden_states": self.split(audio, 1, self.lengths["audio"]),
+            "video_coords": self.split(video_coords, 2, self.lengths["video"]),  # (B, 3, S, 2)
+            "audio_coords": self.split(audio_coords, 2, self.lengths["audio"]),  # (B, 1, Sa, 2)
+            "num_frames": None, "height": None, "width": None, "audio_num_frames": None,
+        }
+        for name, stream in (("timestep", "video"), ("audio_timestep", "audio")):
+            if inputs[name] is not None and inputs[name].ndim == 2:  # one timestep per token
+                sharded[name] = self.split(inputs[name], 1, self.lengths[stream])
+        return (), {**inputs, **sharded}
+
+    def after_forward(self, model: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
+        """Forward hook: every rank returns the whole output."""
+        video, audio = (output.sample, output.audio_sample) if isinstance(output, AudioVisualModelOutput) else output
+        video, audio = self.gather(video, 1, self.lengths["video"]), self.gather(audio, 1, self.lengths["audio"])
+        return AudioVisualModelOutput(video, audio) if isinstance(output, AudioVisualModelOutput) else (video, audio)
+
+
+def _all_to_all(rows: torch.Tensor, group: dist.ProcessGroup) -> torch.Tensor:
+    """Row j goes to group rank j; row j of the result came from group rank j."""
+    received = torch.empty_like(rows)
+    dist.all_to_all_single(received, rows, group=group)
+    return received
+
+
+class UlyssesAttention:
+    """Attention between token shards: all-to-all to (all tokens, H/N heads), attend, all-to-all back."""
+
+    def __init__(self, shards: TokenShards, key_stream: str):
+        self.shards = shards
+        self.key_stream = key_stream
+
+    def __call__(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if mask is not None:
+            raise NotImplementedError("an attention mask on token-sharded attention is not supported")
+        n, group = self.shards.degree, self.shards.group
+        batch, heads, query_tokens, head_dim = query.shape
+        key_tokens = key.shape[2]
+
+        def by_head_group(x: torch.Tensor) -> torch.Tensor:
+            # (B, H, S, D) -> (n, B * H/n * S * D): row j holds the heads that group rank j attends for.
+            return x.unflatten(1, (n, heads // n)).transpose(0, 1).reshape(n, -1)
+
+        def all_tokens(rows: torch.Tensor, tokens: int) -> torch.Tensor:
+            # (n, B * H/n * S * D), row j from group rank j -> (B, H/n, n * S, D) in token order
+            return rows.view(n, batch, heads // n, tokens, head_dim).permute(1, 2, 0, 3, 4).flatten(2, 3)
+
+        received = _all_to_all(torch.cat([by_head_group(x) for x in (query, key, value)], dim=1), group)
+        query_part, key_part, value_part = received.split([query.numel() // n, key.numel() // n, key.numel() // n], 1)
+        keys = all_tokens(key_part, key_tokens)
+        padding = self.shards.key_padding_mask(self.key_stream, keys.shape[2], query.dtype, query.device)
+        out = attention(all_tokens(query_part, query_tokens), keys, all_tokens(value_part, key_tokens), padding)
+        # (B, H/n, n * Sq, D) -> (n, B, H/n, Sq, D): row j holds group rank j's queries, sent back to it.
+        out = _all_to_all(out.unflatten(2, (n, query_tokens)).permute(2, 0, 1, 3, 4).contiguous(), group)
+        # Row j now holds head group j of this rank's queries.
+        return out.transpose(0, 1).reshape(batch, heads, query_tokens, head_dim)
+
+
+def apply_context_parallel(transformer: Any, config: ContextParallelConfig) -> None:
+    """Shard the transformer's video and audio tokens over the config's Ulysses group (see the module doc)."""
+    if getattr(transformer, "_parallel_config", None) is not None:
+        raise RuntimeError("parallelism is already enabled on this transformer")
+    group = config.process_group()
+    for name in ("num_attention_heads", "audio_num_attention_heads"):
+        heads = getattr(transformer.config, name)
+        if heads % config.ulysses_degree:
+            raise ValueError(f"{name}={heads} is not divisible by ulysses_degree={config.ulysses_degree}: "
+                             "Ulysses gives each rank an equal share of the heads")
+    shards = TokenShards(group)
+    for block in transformer.transformer_blocks:
+        for name, key_stream in SHARDED_ATTENTIONS.items():
+            getattr(block, name).parallel = UlyssesAttention(shards, key_stream)
+    transformer.register_forward_pre_hook(shards.before_forward, with_kwargs=True)
+    transformer.register_forward_hook(shards.after_forward, with_kwargs=True)
+    transformer._parallel_config = config
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sharing results between ranks
+
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+_HEADER = 32
+
+
+def broadcast_tensors(
+    tensors: Sequence[torch.Tensor] | None, source: int, group: dist.ProcessGroup, device: torch.device
+) -> list[torch.Tensor]:
+    """`tensors` of the global rank `source` (one dtype), on every rank of `group`; the others pass None.
+
+    A fixed-size header (dtype, count, shapes) goes first, so receivers need not know what is coming.
+    """
+    if dist.get_rank() == source:
+        fields = [_DTYPES.index(tensors[0].dtype), len(tensors)]
+        for tensor in tensors:
+            fields += [tensor.ndim, *tensor.shape]
+        header = torch.tensor(fields + [0] * (_HEADER - len(fields)), dtype=torch.int64, device=device)
+        dist.broadcast(header, source, group=group)
+        dist.broadcast(torch.cat([tensor.reshape(-1) for tensor in tensors]), source, group=group)
+        return list(tensors)
+    header = torch.empty(_HEADER, dtype=torch.int64, device=device)
+    dist.broadcast(header, source, group=group)
+    dtype_index, count, *fields = header.tolist()
+    shapes = []
+    for _ in range(count):
+        ndim, fields = fields[0], fields[1:]
+        shapes.append(fields[:ndim])
+        fields = fields[ndim:]
+    payload = torch.empty(sum(math.prod(shape) for shape in shapes), dtype=_DTYPES[dtype_index], device=device)
+    dist.broadcast(payload, source, group=group)
+    return [part.view(shape) for part, shape in zip(payload.split([math.prod(s) for s in shapes]), shapes)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Guidance-pass parallelism
+
+
+@dataclass(frozen=True)
+class GuidancePass:
+    """One transformer pass of a sampling step: its name, the text-context rows it reads, its forward options.
+
+    Passes with the same `call` number run as one batched transformer call when they run on the same ranks
+    (they must share their options).
+    """
+
+    name: str
+    rows: slice
+    options: dict[str, Any] = field(default_factory=dict)
+    call: int = 0
+
+
+class GuidanceGroups:
+    """The mesh's guidance dimension: Ulysses group g runs passes g, g + G, g + 2G, ...; each rank then receives
+    the other groups' predictions from the rank at its own place in those groups."""
+
+    def __init__(self, mesh: DeviceMesh, device: torch.device):
+        self.group = mesh.get_group("guidance")
+        self.degree = mesh["guidance"].size()
+        self.index = mesh.get_local_rank("guidance")
+        self.device = device
+
+    def owner(self, position: int) -> int:
+        return position % self.degree
+
+
+Predict = Callable[[list[slice], dict[str, Any]], tuple[torch.Tensor, ...]]
+
+
+def run_guidance_passes(
+    passes: Sequence[GuidancePass], predict: Predict, groups: GuidanceGroups | None = None
+) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Every pass's predictions, by name. `predict(rows, options)` runs one batched transformer call over the
+    passes reading `rows` (one batch of latents per slice) and returns tensors batched in that order.
+
+    Alone, every pass runs here. With `groups`, each rank runs only its group's passes and the rest arrive.
+    """
+    here = 0 if groups is None else groups.index
+    mine = [item for position, item in enumerate(passes) if groups is None or groups.owner(position) == here]
+    results: dict[str, tuple[torch.Tensor, ...]] = {}
+    for call in dict.fromkeys(item.call for item in mine):
+        together = [item for item in mine if item.call == call]
+        outputs = predict([item.rows for item in together], together[0].options)
+        sizes = [item.rows.stop - item.rows.start for item in together]
+        for item, parts in zip(together, zip(*(output.split(sizes) for output in outputs))):
+            results[item.name] = parts
+    if groups is not None:
+        for position, item in enumerate(passes):
+            source = dist.get_global_rank(groups.group, groups.owner(position))
+            results[item.name] = tuple(broadcast_tensors(results.get(item.name), source, groups.group, groups.device))
+    return {item.name: results[item.name] for item in passes}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Distributed tiled VAE decode
+
+
+class SharedTiles:
+    """A VAE's `map_tiles` that decodes tile k on group rank k mod N and shares the results with every rank."""
+
+    def __init__(self, group: dist.ProcessGroup):
+        self.group = group
+
+    def __call__(self, jobs: Sequence[Callable[[], torch.Tensor]]) -> list[torch.Tensor]:
+        degree, rank = dist.get_world_size(self.group), dist.get_rank(self.group)
+        owned = {index: job() for index, job in enumerate(jobs) if index % degree == rank}
+        if not owned:
+            # More ranks than tiles: decode one anyway, so that this rank's streamed passes end with everyone's
+            # (a stream that has run tells how many flushing passes the decoder needs).
+            owned_result = jobs[rank % len(jobs)]()
+        else:
+            owned_result = next(iter(owned.values()))
+        results = []
+        for index in range(len(jobs)):
+            source = dist.get_global_rank(self.group, index % degree)
+            mine = [owned[index]] if index in owned else None
+            results.append(broadcast_tensors(mine, source, self.group, owned_result.device)[0])
+        return results
+
+
+def share_tiles(vae: Any, group: dist.ProcessGroup | None = None) -> None:
+    """Spread the tiled decode of `vae` (AutoencoderKLLTX2Video) over `group` (default: the world).
+
+    Tiles are blended exactly as one process blends them, so the decoded video is the same. Decoders that
+    inject noise draw it per tile from the global generator, which ranks cannot share: they are refused.
+    """
+    inject_noise = vae.config.decoder_inject_noise
+    if inject_noise if isinstance(inject_noise, bool) else any(inject_noise):
+        raise ValueError("decoder_inject_noise: a decoder that injects noise draws it per tile in tile order; a "
+                         "distributed decode cannot reproduce that")
+    vae.map_tiles = SharedTiles(dist.group.WORLD if group is None else group)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A whole pipeline
+
+
+def parallelize_pipeline(pipe: Any, ulysses_degree: int | None, guidance_degree: int) -> GuidanceGroups | None:
+    """Apply the three transforms to `pipe` over a (guidance, ulysses) mesh of the whole world; returns the
+    guidance groups for its sampling loop (None with one group)."""
+    if not dist.is_available() or not dist.is_initialized():
+        raise RuntimeError("torch.distributed is not initialized: call torch.distributed.init_process_group() "
+                           "first (torchrun sets up its environment)")
+    world = dist.get_world_size()
+    if not isinstance(guidance_degree, int) or guidance_degree < 1 or world % guidance_degree:
+        raise ValueError(f"guidance_degree must be a positive divisor of the world size {world}, "
+                         f"got {guidance_degree!r}")
+    ulysses_degree = world // guidance_degree if ulysses_degree is None else ulysses_degree
+    if ulysses_degree * guidance_degree != world:
+        raise ValueError(f"ulysses_degree x guidance_degree = {ulysses_degree} x {guidance_degree} must equal the "
+                         f"world size {world}")
+    mesh = init_device_mesh(pipe.device.type, (guidance_degree, ulysses_degree),
+                            mesh_dim_names=("guidance", "ulysses"))
+    if ulysses_degree > 1:
+        pipe.transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=ulysses_degree, mesh=mesh))
+    if pipe.vae is not None and world > 1:
+        share_tiles(pipe.vae)
+    return GuidanceGroups(mesh, pipe.device) if guidance_degree > 1 else None
+
+
+def default_split(world: int, heads: int, guided: bool) -> tuple[int, int]:
+    """(ulysses, guidance) degrees for `world` ranks: two guidance groups when the step has several passes
+    (they need no communication inside a pass), Ulysses over the rest as far as the head count allows."""
+    guidance = 2 if guided and world % 2 == 0 else 1
+    ulysses = math.gcd(world // guidance, heads)
+    return ulysses, world // ulysses
