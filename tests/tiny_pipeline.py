@@ -17,7 +17,7 @@ from diffusers import (
 from diffusers.pipelines.ltx2 import LTX2Pipeline
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
-from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     Gemma3Config,
@@ -74,6 +74,24 @@ VOCODER = dict(
     resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]], leaky_relu_negative_slope=0.1, output_sampling_rate=16000,
 )
 UPSAMPLER = dict(in_channels=4, mid_channels=32, num_blocks_per_stage=1)
+# LTX-2.3's switches on the tiny networks: gated attention, cross-attention modulation and perturbed attention
+# (STG) in the transformer, which takes the text at its streams' widths from the connectors' per-modality
+# projections; the connectors' gated attention; the video VAE's zero padding and plain upsamplers; the vocoder
+# with bandwidth extension.
+LTX_2_3 = dict(
+    TRANSFORMER=dict(gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
+                     perturbed_attn=True, use_prompt_embeddings=False),
+    CONNECTORS=dict(per_modality_projections=True, video_hidden_dim=16, audio_hidden_dim=8,
+                    audio_connector_attention_head_dim=4, video_gated_attn=True, audio_gated_attn=True,
+                    proj_bias=True),
+    VIDEO_VAE=dict(upsample_residual=(False, False), encoder_spatial_padding_mode="zeros",
+                   decoder_spatial_padding_mode="zeros"),
+)
+VOCODER_WITH_BWE = dict(
+    in_channels=2 * 8, hidden_channels=32, upsample_kernel_sizes=[11, 4], upsample_factors=[5, 2],
+    bwe_in_channels=2 * 8, bwe_hidden_channels=32, bwe_upsample_kernel_sizes=[12, 11], bwe_upsample_factors=[6, 5],
+    filter_length=32, hop_length=10, window_length=32, num_mel_channels=8,
+)
 
 
 def make_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
@@ -122,16 +140,22 @@ def make_processor(tokenizer: PreTrainedTokenizerFast) -> Gemma3Processor:
     return Gemma3Processor(Gemma3ImageProcessorPil(size={"height": 8, "width": 8}), tokenizer, image_seq_length=4)
 
 
-def make_reference_pipeline(scheduler_config: dict | None = None, chat: bool = False) -> LTX2Pipeline:
+def make_reference_pipeline(
+    scheduler_config: dict | None = None, chat: bool = False, version: str = "2.0"
+) -> LTX2Pipeline:
     """The reference pipeline with seeded, perturbed random weights (every table far from zero). With `chat`, its
-    text encoder and tokenizer know Gemma's chat tokens and it has a processor, for prompt enhancement."""
+    text encoder and tokenizer know Gemma's chat tokens and it has a processor, for prompt enhancement. With
+    version="2.3", its networks have LTX-2.3's switches on."""
+    later = LTX_2_3 if version == "2.3" else {}
+    transformer, connectors, video_vae = ({**base, **later.get(name, {})} for name, base in (
+        ("TRANSFORMER", TRANSFORMER), ("CONNECTORS", CONNECTORS), ("VIDEO_VAE", VIDEO_VAE)))
     components = {}
     for seed, (name, build) in enumerate([
-        ("transformer", lambda: LTX2VideoTransformer3DModel(**TRANSFORMER)),
-        ("connectors", lambda: LTX2TextConnectors(**CONNECTORS)),
-        ("vae", lambda: AutoencoderKLLTX2Video(**VIDEO_VAE)),
+        ("transformer", lambda: LTX2VideoTransformer3DModel(**transformer)),
+        ("connectors", lambda: LTX2TextConnectors(**connectors)),
+        ("vae", lambda: AutoencoderKLLTX2Video(**video_vae)),
         ("audio_vae", lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE)),
-        ("vocoder", lambda: LTX2Vocoder(**VOCODER)),
+        ("vocoder", lambda: LTX2VocoderWithBWE(**VOCODER_WITH_BWE) if later else LTX2Vocoder(**VOCODER)),
         ("text_encoder", lambda: make_text_encoder(chat)),
     ]):
         torch.manual_seed(seed)
@@ -152,8 +176,8 @@ def make_reference_upsampler() -> LTX2LatentUpsamplerModel:
     return perturb_(LTX2LatentUpsamplerModel(**UPSAMPLER).eval(), seed=7, scale=0.05)
 
 
-def write_pipeline_folder(folder: Path, scheduler_config: dict | None = None) -> LTX2Pipeline:
-    reference = make_reference_pipeline(scheduler_config)
+def write_pipeline_folder(folder: Path, scheduler_config: dict | None = None, version: str = "2.0") -> LTX2Pipeline:
+    reference = make_reference_pipeline(scheduler_config, version=version)
     reference.save_pretrained(folder)
     make_reference_upsampler().save_pretrained(folder / "latent_upsampler")
     return reference
