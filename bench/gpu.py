@@ -117,11 +117,11 @@ class Bench:
     # -- the models ----------------------------------------------------------------------------------------
 
     def transformer_config(self) -> dict:
-        return model_config("tiny" if self.args.dry_run else "full", 2 if self.args.dry_run else None)
+        return model_config("tiny" if self.args.dry_run else "full", "2.0", 2 if self.args.dry_run else None)
 
     def inputs(self, reference: torch.nn.Module) -> dict:
         shape = "tiny" if self.args.dry_run else "full"
-        return make_inputs(shape, reference.config.caption_channels, self.device, self.dtype)
+        return make_inputs(shape, reference.config, self.device, self.dtype)
 
     def random_reference(self, cls: type, config: dict) -> torch.nn.Module:
         """The reference network in bf16 on the device with random weights, never materialized in float32."""

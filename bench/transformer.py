@@ -1,7 +1,11 @@
 """One transformer forward, ltx2 vs diffusers 0.42.1, same weights and inputs, alternating in one process.
 
     python bench/transformer.py --config medium                       # CPU: full width, 2 layers, 1024 video tokens
+    python bench/transformer.py --config medium --version 2.3         # the same with LTX-2.3's flags
     python bench/transformer.py --device cuda --config full --layers 8 # GPU: bf16, the stage-1 shape, batch 2
+
+With --version 2.3 the text arrives at each stream's width (the connectors project it) and both models are
+called as 0.42.1's LTX2Pipeline calls them: sigma = timestep, use_cross_timestep=True.
 
 Both models share the same weight tensors (ours is built on the meta device and assigned the reference's),
 so memory holds one copy. Prints the median seconds of each and the ratio ours / reference.
@@ -15,6 +19,7 @@ import torch
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 
 from ltx2 import LTX2VideoTransformer3DModel
+from ltx2.configs import LTX_2_3_TRANSFORMER
 from timing import add_run_arguments, compare, run_dtype
 
 SHAPES = {
@@ -40,27 +45,36 @@ SHAPES = {
 }
 
 
-def model_config(config_name: str, layers: int | None) -> dict:
-    config = dict(SHAPES[config_name][0], rope_type="split")
+def model_config(config_name: str, version: str, layers: int | None) -> dict:
+    overrides = SHAPES[config_name][0]
+    base = dict(LTX_2_3_TRANSFORMER) if version == "2.3" else dict(rope_type="split")
+    config = dict(base, **overrides)
     if layers is not None:
         config["num_layers"] = layers
     return config
 
 
-def make_inputs(config_name: str, caption_channels: int, device: str, dtype: torch.dtype) -> dict:
-    """Seeded forward arguments of the shape `config_name` (text mask all ones, as a full-length prompt)."""
-    overrides, batch, (frames, height, width), audio_tokens, text_tokens = SHAPES[config_name]
+def make_inputs(config_name: str, settings, device: str, dtype: torch.dtype) -> dict:
+    """Seeded forward arguments of the shape `config_name` for a model with config `settings` (text mask all
+    ones, as a full-length prompt); LTX-2.3 models are called as 0.42.1's pipeline calls them."""
+    _, batch, (frames, height, width), audio_tokens, text_tokens = SHAPES[config_name]
     generator = torch.Generator(device).manual_seed(0)
 
     def randn(*shape):
         return torch.randn(*shape, generator=generator, device=device).to(dtype)
 
-    return dict(
-        hidden_states=randn(batch, frames * height * width, overrides.get("in_channels", 128)),
-        audio_hidden_states=randn(batch, audio_tokens, 128),
-        encoder_hidden_states=randn(batch, text_tokens, caption_channels),
-        audio_encoder_hidden_states=randn(batch, text_tokens, caption_channels),
-        timestep=torch.full((batch,), 500.0, device=device),
+    projected = settings.use_prompt_embeddings
+    timestep = torch.full((batch,), 500.0, device=device)
+    inputs = dict(
+        hidden_states=randn(batch, frames * height * width, settings.in_channels),
+        audio_hidden_states=randn(batch, audio_tokens, settings.audio_in_channels),
+        encoder_hidden_states=randn(
+            batch, text_tokens, settings.caption_channels if projected else settings.cross_attention_dim
+        ),
+        audio_encoder_hidden_states=randn(
+            batch, text_tokens, settings.caption_channels if projected else settings.audio_cross_attention_dim
+        ),
+        timestep=timestep,
         encoder_attention_mask=torch.ones(batch, text_tokens, device=device),
         audio_encoder_attention_mask=torch.ones(batch, text_tokens, device=device),
         num_frames=frames,
@@ -70,10 +84,13 @@ def make_inputs(config_name: str, caption_channels: int, device: str, dtype: tor
         audio_num_frames=audio_tokens,
         return_dict=False,
     )
+    if settings.perturbed_attn:
+        inputs.update(sigma=timestep, use_cross_timestep=True)
+    return inputs
 
 
-def build(config_name: str, layers: int | None, device: str, dtype: torch.dtype):
-    config = model_config(config_name, layers)
+def build(config_name: str, version: str, layers: int | None, device: str, dtype: torch.dtype):
+    config = model_config(config_name, version, layers)
     with torch.device(device):
         reference = ReferenceTransformer(**config).eval()
     if dtype != torch.float32:
@@ -82,21 +99,23 @@ def build(config_name: str, layers: int | None, device: str, dtype: torch.dtype)
         ours = LTX2VideoTransformer3DModel(**config)
     ours.load_state_dict(reference.state_dict(), assign=True)
     ours.eval()
-    return ours, reference, make_inputs(config_name, reference.config.caption_channels, device, dtype)
+    return ours, reference, make_inputs(config_name, reference.config, device, dtype)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=list(SHAPES), default="medium")
     parser.add_argument("--layers", type=int, default=None, help="number of blocks (default: the config's)")
+    parser.add_argument("--version", choices=["2.0", "2.3"], default="2.0", help="the LTX release's flags")
     add_run_arguments(parser)
     args = parser.parse_args()
     dtype = run_dtype(args)
     torch.manual_seed(0)
-    ours, reference, inputs = build(args.config, args.layers, args.device, dtype)
+    ours, reference, inputs = build(args.config, args.version, args.layers, args.device, dtype)
     tokens = inputs["hidden_states"].shape[1]
     print(
-        f"config={args.config} layers={len(ours.transformer_blocks)} device={args.device} dtype={dtype} "
+        f"version={args.version} config={args.config} layers={len(ours.transformer_blocks)} device={args.device} "
+        f"dtype={dtype} "
         f"batch={inputs['hidden_states'].shape[0]} video_tokens={tokens} audio_tokens={inputs['audio_num_frames']} "
         f"text_tokens={inputs['encoder_hidden_states'].shape[1]} threads={torch.get_num_threads()}"
     )

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .loading.checkpoint import write_text_atomic
-from .loading.config import Configurable, read_config
+from .loading.config import Configurable, naming_config_errors, read_config
 from .loading.hub import resolve_folder
 
 # The distilled model's 8-step stage-1 schedule, and its last 3 steps, used for stage 2 (the final 0 is implied).
@@ -96,8 +96,9 @@ class FlowMatchEulerDiscreteScheduler(Configurable):
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | Path, subfolder: str | None = None, **overrides: Any):
         """Read scheduler_config.json from a folder (or a Hub repo) and build from it."""
-        folder = resolve_folder(path_or_repo_id, subfolder)
-        return cls.from_config(read_config(folder / cls.config_name), **overrides)
+        path = resolve_folder(path_or_repo_id, subfolder) / cls.config_name
+        with naming_config_errors(str(path)):
+            return cls.from_config(read_config(path), **overrides)
 
     def save_pretrained(self, save_directory: str | Path) -> None:
         folder = Path(save_directory)

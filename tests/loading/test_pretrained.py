@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ltx2 import CheckpointError, LTX2VideoTransformer3DModel
+from ltx2 import CheckpointError, FlowMatchEulerDiscreteScheduler, LTX2VideoTransformer3DModel
 
 TINY = dict(
     in_channels=4,
@@ -152,3 +152,80 @@ def test_missing_folder_and_subfolder_are_named(saved):
 
 def test_save_leaves_no_temporary_files(saved):
     assert sorted(path.name for path in saved.iterdir()) == ["config.json", WEIGHTS]
+
+
+def rewrite_config(folder, **changes) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **changes}))
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (dict(num_layers="abc"), r"'num_layers' is 'abc' \(str\); expected int"),
+        (dict(num_layers=True), r"'num_layers' is True \(bool\); expected int"),
+        (dict(norm_eps="1e-6"), r"'norm_eps' is '1e-6' \(str\); expected float"),
+        (dict(out_channels=[4]), r"'out_channels' is \[4\] \(list\); expected int \| None"),
+        (dict(vae_scale_factors=[8, 32]), r"'vae_scale_factors' is \[8, 32\] \(list\); expected tuple\[int, int, "),
+        (dict(gated_attn="yes"), r"'gated_attn' is 'yes' \(str\); expected bool"),
+    ],
+)
+def test_config_value_of_wrong_type_names_file_key_value_and_type(saved, change, expected):
+    rewrite_config(saved, **change)
+    with pytest.raises(ValueError, match=rf"config\.json: LTX2VideoTransformer3DModel: config key {expected}"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_config_json_numbers_written_without_a_fraction_load(saved, model):
+    """JSON writes 10000.0 as 10000 too; float keys take integers, as diffusers' configs hold them."""
+    rewrite_config(saved, rope_theta=10000, norm_eps=0)
+    assert LTX2VideoTransformer3DModel.from_pretrained(saved).config.rope_theta == 10000
+
+
+@pytest.fixture
+def no_construction(monkeypatch):
+    """Fail the test if the transformer's constructor runs: these checks must come before any module is built."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was constructed before the config was checked against the weights")
+
+    monkeypatch.setattr(LTX2VideoTransformer3DModel, "__init__", refuse)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (dict(num_layers=1_000_000_000), r"num_layers=1000000000, but the weights hold transformer_blocks\.0 to "
+                                         r"transformer_blocks\.1 \(2 blocks\)"),
+        (dict(num_layers=1), r"num_layers=1, but the weights hold transformer_blocks\.0 to transformer_blocks\.1"),
+        (dict(attention_head_dim=16), r"proj_in\.weight \(checkpoint \(16, 4\), config \(32, 4\)\)"),
+        (dict(in_channels=6, out_channels=6), r"proj_in\.weight \(checkpoint \(16, 4\), config \(16, 6\)\)"),
+        (dict(cross_attn_mod=True), r"time_embed\.linear\.weight \(checkpoint \(96, 16\), config \(144, 16\)\)"),
+    ],
+)
+def test_config_disagreeing_with_weights_is_found_from_the_header_before_building(
+    saved, no_construction, change, expected
+):
+    rewrite_config(saved, **change)
+    with pytest.raises(CheckpointError, match=rf"config\.json does not match .*{WEIGHTS}: .*{expected}"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_config_flag_without_its_weights_names_the_missing_keys(saved):
+    rewrite_config(saved, gated_attn=True)
+    with pytest.raises(CheckpointError, match=r"missing keys: transformer_blocks\.0\.attn1\.to_gate_logits\.bias"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_constructor_rule_broken_by_config_names_the_file(saved):
+    rewrite_config(saved, rope_type="rotary")
+    with pytest.raises(ValueError, match=r"config\.json: rope_type must be 'split' or 'interleaved'"):
+        LTX2VideoTransformer3DModel.from_pretrained(saved)
+
+
+def test_scheduler_config_of_wrong_type_names_the_file(tmp_path):
+    FlowMatchEulerDiscreteScheduler().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "scheduler_config.json").read_text())
+    (tmp_path / "scheduler_config.json").write_text(json.dumps({**config, "shift": "high"}))
+    with pytest.raises(ValueError, match=r"scheduler_config\.json: .*'shift' is 'high' \(str\); expected float"):
+        FlowMatchEulerDiscreteScheduler.from_pretrained(tmp_path)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Container, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors import safe_open
@@ -130,6 +132,32 @@ def check_keys(model: torch.nn.Module, source: TensorSource) -> None:
         problems.append(f"shape mismatch: {', '.join(mismatched[:_SHOWN_KEYS])}")
     if problems:
         raise CheckpointError(f"{source.description} does not match {type(model).__name__}: " + "; ".join(problems))
+
+
+class Layout(NamedTuple):
+    """What a config implies about its checkpoint, worked out without building the model."""
+
+    blocks: dict[str, tuple[str, int]]  # key prefix of repeated blocks -> (config key, how many)
+    shapes: dict[str, tuple[int, ...]]  # tensor key -> shape
+
+
+def check_layout(layout: Layout, source: TensorSource, origin: str) -> None:
+    """Raise CheckpointError where the checkpoint's header disagrees with the block counts and shapes a config
+    implies: read from the header only, so a wrong count fails before a single block is built."""
+    keys = source.keys()
+    problems = []
+    for prefix, (config_key, count) in layout.blocks.items():
+        pattern = re.compile(rf"{re.escape(prefix)}\.(\d+)\.")
+        indices = sorted({int(match.group(1)) for key in keys if (match := pattern.match(key))})
+        if len(indices) != count or (indices and indices[-1] != count - 1):  # sorted and distinct: 0 .. count-1
+            held = f"{prefix}.{indices[0]} to {prefix}.{indices[-1]} ({len(indices)} blocks)" if indices else "none"
+            problems.append(f"{config_key}={count}, but the weights hold {held}")
+    present = set(keys)
+    for key, shape in layout.shapes.items():
+        if key in present and source.shape(key) != shape:
+            problems.append(f"{key} (checkpoint {source.shape(key)}, config {shape})")
+    if problems:
+        raise CheckpointError(f"{origin} does not match {source.description}: " + "; ".join(problems))
 
 
 def _set_tensor(model: torch.nn.Module, key: str, tensor: torch.Tensor) -> None:

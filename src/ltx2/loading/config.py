@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,17 +60,27 @@ class Configurable:
 
     @classmethod
     def config_keys(cls) -> list[str]:
-        return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+        return list(_constructor_parameters(cls))
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any):
-        """Build from a config dict (as read from config.json); `overrides` replace its values."""
-        known = set(cls.config_keys())
+    def resolve_config(cls, config: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+        """The constructor's keyword arguments, defaults filled in, for a config dict and `overrides`.
+
+        Raises ValueError naming the key for an unknown key, a key ltx2 does not implement (`neutral_config`)
+        at another value, and a value whose type is not the constructor's (JSON lists stand for tuples).
+        """
+        parameters = _constructor_parameters(cls)
         kwargs = {}
         for key, value in {**config, **overrides}.items():
             if key.startswith("_"):
                 continue
-            if key in known:
+            if key in parameters:
+                annotation = parameters[key].annotation
+                if not _matches(value, annotation):
+                    raise ValueError(
+                        f"{cls.__name__}: config key {key!r} is {value!r} ({type(value).__name__}); "
+                        f"expected {_type_name(annotation)}"
+                    )
                 kwargs[key] = value
             elif key in cls.neutral_config and cls.neutral_config[key] == value:
                 continue
@@ -78,7 +91,13 @@ class Configurable:
                 )
             else:
                 raise ValueError(f"{cls.__name__}: config key {key!r} is not supported by ltx2")
-        return cls(**kwargs)
+        defaults = {key: parameter.default for key, parameter in parameters.items()}
+        return {**defaults, **kwargs}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any):
+        """Build from a config dict (as read from config.json); `overrides` replace its values."""
+        return cls(**cls.resolve_config(config, **overrides))
 
     def config_json(self) -> str:
         payload = {"_class_name": type(self).__name__, **_jsonable(dict(self.config))}
@@ -96,3 +115,47 @@ def read_config(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a JSON object, found {type(config).__name__}")
     return config
+
+
+@contextmanager
+def naming_config_errors(origin: str) -> Iterator[None]:
+    """Prefix a ValueError raised while a config is read or its model built with where the config came from."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(f"{origin}: {error}") from None
+
+
+@functools.cache
+def _constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    # inspect follows the recording wrapper's __wrapped__ to the real constructor and its module's names.
+    signature = inspect.signature(cls.__init__, eval_str=True)
+    return {name: parameter for name, parameter in signature.parameters.items() if name != "self"}
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether a config value fits a constructor annotation; annotations not understood here accept anything."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, argument) for argument in arguments)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation in (int, float):
+        # JSON writes 10000.0 as 10000 too; a bool is never a number here.
+        accepted = int if annotation is int else (int, float)
+        return isinstance(value, accepted) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (tuple, list, Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and arguments and arguments[-1] is not Ellipsis:
+            return len(value) == len(arguments) and all(map(_matches, value, arguments))
+        return not arguments or all(_matches(item, arguments[0]) for item in value)
+    return True
+
+
+def _type_name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")

@@ -10,8 +10,17 @@ from typing import Any, ClassVar
 import torch
 
 from ..transforms import attention, fp8, group_offload, regional_compile
-from .checkpoint import CheckpointError, fill_from, iter_meta_tensors, open_weights, save_weights, write_text_atomic
-from .config import Configurable, read_config
+from .checkpoint import (
+    CheckpointError,
+    Layout,
+    check_layout,
+    fill_from,
+    iter_meta_tensors,
+    open_weights,
+    save_weights,
+    write_text_atomic,
+)
+from .config import Configurable, naming_config_errors, read_config
 from .hub import resolve_folder
 from .single_file import component_config, open_single_file
 
@@ -39,6 +48,12 @@ class PretrainedModel(torch.nn.Module, Configurable):
         return sum(parameter.numel() for parameter in self.parameters())
 
     @classmethod
+    def config_layout(cls, config: dict[str, Any]) -> Layout:
+        """The repeated-block counts and a few shapes that `config` (all constructor arguments) implies, checked
+        against a checkpoint's header before the model is built. Networks with repeated blocks declare theirs."""
+        return Layout(blocks={}, shapes={})
+
+    @classmethod
     def from_pretrained(
         cls,
         path_or_repo_id: str | Path,
@@ -55,8 +70,10 @@ class PretrainedModel(torch.nn.Module, Configurable):
         weights of Linear and convolution layers stay FP8 and those layers compute in `torch_dtype`.
         """
         folder = resolve_folder(path_or_repo_id, subfolder)
+        config_path = folder / cls.config_name
         with open_weights(folder) as source:
-            model = cls._build_and_fill(read_config(folder / cls.config_name), source, torch_dtype, device, keep_fp8)
+            config = read_config(config_path)
+            model = cls._build_and_fill(config, str(config_path), source, torch_dtype, device, keep_fp8)
             if keep_fp8:
                 warn_without_fp8([model], source.description)
         return model
@@ -89,15 +106,23 @@ class PretrainedModel(torch.nn.Module, Configurable):
     ):
         """`from_single_file` on an already opened checkpoint (a pipeline reads all its networks from one)."""
         config, mapped = component_config(source, cls.single_file_component)
-        return cls._build_and_fill(config, mapped, torch_dtype, device, keep_fp8)
+        return cls._build_and_fill(
+            config, f"{source.description} (header config)", mapped, torch_dtype, device, keep_fp8
+        )
 
     @classmethod
-    def _build_and_fill(cls, config: dict[str, Any], source, torch_dtype, device, keep_fp8: bool = False):
+    def _build_and_fill(
+        cls, config: dict[str, Any], origin: str, source, torch_dtype, device, keep_fp8: bool = False
+    ):
+        """Check the config (keys, types, then against the weights' header), build on meta, fill, check."""
         compute_dtype = torch_dtype or torch.float32
         if keep_fp8:
             fp8.check_dtypes(torch.float8_e4m3fn, compute_dtype)
-        with torch.device("meta"):
-            model = cls.from_config(config)
+        with naming_config_errors(origin):
+            arguments = cls.resolve_config(config)
+        check_layout(cls.config_layout(arguments), source, origin)
+        with torch.device("meta"), naming_config_errors(origin):
+            model = cls(**arguments)
         kept = fp8.stored_float8_weights(model, source) if keep_fp8 else []
         fill_from(model, source, compute_dtype, device, skip=set(kept))
         for key in kept:

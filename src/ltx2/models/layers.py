@@ -100,10 +100,19 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
     return torch.addcmul(values * rope.cos, partner, rope.sin).to(x.dtype)
 
 
+class Perturbation(NamedTuple):
+    """Spatio-temporal guidance (STG) on a self-attention: per sample, weight 1 keeps the attention's output,
+    0 replaces it by the values (each token sees only itself), and weights between blend the two."""
+
+    weight: torch.Tensor  # (B, 1, 1)
+    values_only: bool  # every weight is 0, so the attention itself is not computed
+
+
 class Attention(nn.Module):
     """Multi-head attention with q/k RMSNorm across all heads and optional separate query/key RoPE.
 
-    `gated` adds per-head output gates 2 * sigmoid(to_gate_logits(x)), computed from the query input (LTX-2.3).
+    `gated` adds per-head output gates 2 * sigmoid(Linear(x)) (LTX-2.3): 1 for zero logits, so a zero-initialised
+    gate starts as plain attention.
     """
 
     def __init__(
@@ -139,21 +148,40 @@ class Attention(nn.Module):
         mask: torch.Tensor | None = None,
         query_rope: Rope | None = None,
         key_rope: Rope | None = None,
+        perturbation: Perturbation | None = None,
     ) -> torch.Tensor:
         context = x if context is None else context
+        value = self.to_v(context)  # (B, Sk, H * D)
+        if perturbation is not None and perturbation.values_only:
+            out = value
+        else:
+            out = self._attend(x, context, value, mask, query_rope, key_rope)
+            if perturbation is not None:
+                out = torch.lerp(value, out, perturbation.weight.to(out.dtype))
+        if self.to_gate_logits is not None:
+            gates = 2 * torch.sigmoid(self.to_gate_logits(x))  # (B, S, H)
+            out = (out.unflatten(-1, (self.heads, -1)) * gates.unsqueeze(-1)).flatten(2)
+        return self.to_out[0](out)
+
+    def _attend(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None,
+        query_rope: Rope | None,
+        key_rope: Rope | None,
+    ) -> torch.Tensor:
         # (B, S, H * D) -> (B, H, S, D)
         query = self.norm_q(self.to_q(x)).unflatten(-1, (self.heads, -1)).transpose(1, 2)
         key = self.norm_k(self.to_k(context)).unflatten(-1, (self.heads, -1)).transpose(1, 2)
-        value = self.to_v(context).unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        value = value.unflatten(-1, (self.heads, -1)).transpose(1, 2)
         if query_rope is not None:
             query = apply_rope(query, query_rope)
             key = apply_rope(key, key_rope if key_rope is not None else query_rope)
-        out = (attention if self.parallel is None else self.parallel)(query, key, value, mask)
-        if self.to_gate_logits is not None:
-            # A zero logit gives a gate of 1. (B, S, H) -> (B, H, S, 1)
-            out = out * (2 * torch.sigmoid(self.to_gate_logits(x))).transpose(1, 2)[..., None]
         # (B, H, S, D) -> (B, S, H * D)
-        return self.to_out[0](out.transpose(1, 2).flatten(2))
+        out = (attention if self.parallel is None else self.parallel)(query, key, value, mask)
+        return out.transpose(1, 2).flatten(2)
 
 
 class GELUProjection(nn.Module):

@@ -4,6 +4,17 @@ Two token streams, video (B, S, 4096) and audio (B, Sa, 2048), run through 48 bl
 block each stream attends to itself and to its text context, then the streams attend to each other
 (audio -> video and video -> audio), then each applies its feed-forward. Everything is modulated by
 AdaLN-single from the diffusion timestep; the network predicts the flow-matching velocity of both streams.
+
+LTX-2.3 (`ltx2.configs.LTX_2_3_TRANSFORMER`) keeps this shape and switches on, per config flag:
+- `gated_attn` / `audio_gated_attn`: per-head output gates on every attention whose queries are that stream;
+- `cross_attn_mod` / `audio_cross_attn_mod`: AdaLN on the text cross-attention as well: three more rows
+  (shift, scale, gate) for that stream's queries, and, in both streams as soon as either flag is on, a per-block
+  shift and scale of the text context offset by an AdaLN-single of sigma (`prompt_adaln`; without it when
+  `use_prompt_adaln_single=False`);
+- `use_prompt_embeddings=False`: the text arrives already at each stream's width (the connectors project it);
+- `perturbed_attn`: the self-attentions take spatio-temporal guidance (STG) perturbations;
+- `ff_bias` / `audio_ff_bias`; `use_keyframes_abs_pos_embedding`: a learned offset added to tokens whose latent
+  frame encodes a single pixel frame.
 """
 
 from __future__ import annotations
@@ -15,10 +26,29 @@ import torch
 from torch import nn
 
 from ..loading import PretrainedModel
-from .layers import AdaLNSingle, Attention, FeedForward, RMSNorm, Rope, TextProjection, modulation, rope_tables
+from ..loading.checkpoint import Layout
+from .layers import (
+    AdaLNSingle,
+    Attention,
+    FeedForward,
+    Perturbation,
+    RMSNorm,
+    Rope,
+    TextProjection,
+    modulation,
+    rope_tables,
+)
 
 if TYPE_CHECKING:
     from ..parallel import ContextParallelConfig
+
+
+class ScaleShift(NamedTuple):
+    shift: torch.Tensor
+    scale: torch.Tensor
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, x, 1 + self.scale)
 
 
 class Modulation(NamedTuple):
@@ -27,7 +57,7 @@ class Modulation(NamedTuple):
     gate: torch.Tensor
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift, x, 1 + self.scale)
+        return ScaleShift(self.shift, self.scale).apply(x)
 
 
 class CrossModulation(NamedTuple):
@@ -50,11 +80,13 @@ class CrossModulation(NamedTuple):
 class StreamConditioning(NamedTuple):
     """What the top level hands every block for one stream."""
 
-    timestep: torch.Tensor  # (B, T, 6 * dim): AdaLN for self-attention and feed-forward
+    timestep: torch.Tensor  # (B, T, 6 or 9 * dim): AdaLN for self-attention, feed-forward (and text queries)
     cross_scale_shift: torch.Tensor  # (B, T, 4 * dim): AdaLN for the audio<->video attentions
     cross_gate: torch.Tensor  # (B, T, dim)
-    context: torch.Tensor  # (B, L, dim): projected text
+    prompt: torch.Tensor | None  # (B, 1, 2 * dim): AdaLN of the text context from sigma
+    context: torch.Tensor  # (B, L, dim): text at the stream's width
     context_mask: torch.Tensor | None  # (B, 1, 1, L) additive
+    self_mask: torch.Tensor | None  # (B, 1, S, S) additive, on the self-attention
     self_rope: Rope
     cross_rope: Rope
 
@@ -70,30 +102,54 @@ class StreamModules(NamedTuple):
     ff: FeedForward
 
     @classmethod
-    def build(cls, dim: int, heads: int, head_dim: int, context_dim: int, eps: float) -> StreamModules:
+    def build(
+        cls, dim: int, heads: int, head_dim: int, context_dim: int, eps: float, gated: bool, ff_bias: bool
+    ) -> StreamModules:
         return cls(
             RMSNorm(dim, eps, elementwise_affine=False),
-            Attention(dim, heads, head_dim),
+            Attention(dim, heads, head_dim, gated=gated),
             RMSNorm(dim, eps, elementwise_affine=False),
-            Attention(dim, heads, head_dim, kv_dim=context_dim),
+            Attention(dim, heads, head_dim, kv_dim=context_dim, gated=gated),
             RMSNorm(dim, eps, elementwise_affine=False),
-            FeedForward(dim),
+            FeedForward(dim, bias=ff_bias),
         )
 
-    def attend(self, x: torch.Tensor, table: torch.Tensor, cond: StreamConditioning) -> tuple[torch.Tensor, Modulation]:
+    def attend(
+        self,
+        x: torch.Tensor,
+        table: torch.Tensor,
+        prompt_table: torch.Tensor | None,
+        cond: StreamConditioning,
+        perturbation: Perturbation | None,
+    ) -> tuple[torch.Tensor, Modulation]:
         """Self-attention then text cross-attention; returns the stream and the feed-forward's modulation."""
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = modulation(table, cond.timestep)
-        attn_in = Modulation(shift_msa, scale_msa, gate_msa).apply(self.norm1(x))
-        x = torch.addcmul(x, self.attn1(attn_in, query_rope=cond.self_rope), gate_msa)
-        x = x + self.attn2(self.norm2(x), context=cond.context, mask=cond.context_mask)
-        return x, Modulation(shift_mlp, scale_mlp, gate_mlp)
+        rows = modulation(table, cond.timestep)
+        attn, mlp = Modulation(*rows[:3]), Modulation(*rows[3:6])
+        out = self.attn1(
+            attn.apply(self.norm1(x)), mask=cond.self_mask, query_rope=cond.self_rope, perturbation=perturbation
+        )
+        x = torch.addcmul(x, out, attn.gate)
+        context = cond.context
+        if prompt_table is not None:
+            # Without the prompt AdaLN (use_prompt_adaln_single=False) the block's table alone shifts and scales.
+            prompt = prompt_table.unbind(0) if cond.prompt is None else modulation(prompt_table, cond.prompt)
+            context = ScaleShift(*prompt).apply(context)
+        if len(rows) == 6:
+            return x + self.attn2(self.norm2(x), context=context, mask=cond.context_mask), mlp
+        text = Modulation(*rows[6:])
+        out = self.attn2(text.apply(self.norm2(x)), context=context, mask=cond.context_mask)
+        return torch.addcmul(x, out, text.gate), mlp
 
     def feed_forward(self, x: torch.Tensor, mlp: Modulation) -> torch.Tensor:
         return torch.addcmul(x, self.ff(mlp.apply(self.norm3(x))), mlp.gate)
 
 
 class LTX2VideoTransformerBlock(nn.Module):
-    """One dual-stream block. Audio modules carry an `audio_` prefix, as in the checkpoint layout."""
+    """One dual-stream block. Audio modules carry an `audio_` prefix, as in the checkpoint layout.
+
+    `cross_adaln` gives a stream's AdaLN table three more rows, for its text queries; with either stream's
+    flag on, both streams get a per-block (shift, scale) table for their text context.
+    """
 
     def __init__(
         self,
@@ -106,21 +162,36 @@ class LTX2VideoTransformerBlock(nn.Module):
         audio_head_dim: int,
         audio_context_dim: int,
         eps: float,
+        gated: bool = False,
+        cross_adaln: bool = False,
+        audio_gated: bool = False,
+        audio_cross_adaln: bool = False,
+        ff_bias: bool = True,
+        audio_ff_bias: bool = True,
     ):
         super().__init__()
         self.norm1, self.attn1, self.norm2, self.attn2, self.norm3, self.ff = StreamModules.build(
-            dim, heads, head_dim, context_dim, eps
+            dim, heads, head_dim, context_dim, eps, gated, ff_bias
         )
         self.audio_norm1, self.audio_attn1, self.audio_norm2, self.audio_attn2, self.audio_norm3, self.audio_ff = (
-            StreamModules.build(audio_dim, audio_heads, audio_head_dim, audio_context_dim, eps)
+            StreamModules.build(
+                audio_dim, audio_heads, audio_head_dim, audio_context_dim, eps, audio_gated, audio_ff_bias
+            )
         )
-        # Both audio<->video attentions work at the audio stream's width and head layout.
+        # Both audio<->video attentions work at the audio stream's width and head layout; each is gated by
+        # the flag of the stream that sends the queries.
         self.audio_to_video_norm = RMSNorm(dim, eps, elementwise_affine=False)
-        self.audio_to_video_attn = Attention(dim, audio_heads, audio_head_dim, kv_dim=audio_dim)
+        self.audio_to_video_attn = Attention(dim, audio_heads, audio_head_dim, kv_dim=audio_dim, gated=gated)
         self.video_to_audio_norm = RMSNorm(audio_dim, eps, elementwise_affine=False)
-        self.video_to_audio_attn = Attention(audio_dim, audio_heads, audio_head_dim, kv_dim=dim)
-        self.scale_shift_table = nn.Parameter(torch.randn(6, dim) / dim**0.5)
-        self.audio_scale_shift_table = nn.Parameter(torch.randn(6, audio_dim) / audio_dim**0.5)
+        self.video_to_audio_attn = Attention(audio_dim, audio_heads, audio_head_dim, kv_dim=dim, gated=audio_gated)
+        self.scale_shift_table = nn.Parameter(torch.randn(9 if cross_adaln else 6, dim) / dim**0.5)
+        self.audio_scale_shift_table = nn.Parameter(
+            torch.randn(9 if audio_cross_adaln else 6, audio_dim) / audio_dim**0.5
+        )
+        self.prompt_scale_shift_table = self.audio_prompt_scale_shift_table = None
+        if cross_adaln or audio_cross_adaln:
+            self.prompt_scale_shift_table = nn.Parameter(torch.randn(2, dim))
+            self.audio_prompt_scale_shift_table = nn.Parameter(torch.randn(2, audio_dim))
         self.video_a2v_cross_attn_scale_shift_table = nn.Parameter(torch.randn(5, dim))
         self.audio_a2v_cross_attn_scale_shift_table = nn.Parameter(torch.randn(5, audio_dim))
 
@@ -131,13 +202,18 @@ class LTX2VideoTransformerBlock(nn.Module):
         video_cond: StreamConditioning,
         audio_cond: StreamConditioning,
         cross_modal: bool = True,
+        perturbation: Perturbation | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         video_stream = StreamModules(self.norm1, self.attn1, self.norm2, self.attn2, self.norm3, self.ff)
         audio_stream = StreamModules(
             self.audio_norm1, self.audio_attn1, self.audio_norm2, self.audio_attn2, self.audio_norm3, self.audio_ff
         )
-        video, video_mlp = video_stream.attend(video, self.scale_shift_table, video_cond)
-        audio, audio_mlp = audio_stream.attend(audio, self.audio_scale_shift_table, audio_cond)
+        video, video_mlp = video_stream.attend(
+            video, self.scale_shift_table, self.prompt_scale_shift_table, video_cond, perturbation
+        )
+        audio, audio_mlp = audio_stream.attend(
+            audio, self.audio_scale_shift_table, self.audio_prompt_scale_shift_table, audio_cond, perturbation
+        )
 
         if cross_modal:
             video_mod = self._cross_modulation(self.video_a2v_cross_attn_scale_shift_table, video_cond)
@@ -166,6 +242,50 @@ class LTX2VideoTransformerBlock(nn.Module):
         a2v_scale, a2v_shift, v2a_scale, v2a_shift = modulation(table[:4], cond.cross_scale_shift)
         (gate,) = modulation(table[4:], cond.cross_gate)
         return CrossModulation(a2v_scale, a2v_shift, v2a_scale, v2a_shift, gate)
+
+
+class StreamEmbedders(NamedTuple):
+    """One stream's top-level modules that turn its timesteps and text into the blocks' StreamConditioning."""
+
+    time_embed: AdaLNSingle
+    cross_scale_shift: AdaLNSingle
+    cross_gate: AdaLNSingle
+    prompt_adaln: AdaLNSingle | None
+    caption_projection: TextProjection | None
+
+    def condition(
+        self,
+        timestep: torch.Tensor,
+        cross_timestep: torch.Tensor,
+        gate_ratio: float,
+        sigma: torch.Tensor | None,
+        dtype: torch.dtype,
+        context: torch.Tensor,
+        context_mask: torch.Tensor | None,
+        self_mask: torch.Tensor | None,
+        ropes: tuple[Rope, Rope],
+    ) -> tuple[StreamConditioning, torch.Tensor]:
+        """The blocks' conditioning, and the timestep embedding (B, 1 or T, dim) for the output layer."""
+        batch = context.shape[0]
+
+        def embed(adaln: AdaLNSingle, timesteps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # (B,) or (B, T) timesteps -> (B, 1 or T, n * dim) modulation and (B, 1 or T, dim) embedding
+            values, embedded = adaln(timesteps.flatten(), dtype)
+            return values.view(batch, -1, values.shape[-1]), embedded.view(batch, -1, embedded.shape[-1])
+
+        values, embedded = embed(self.time_embed, timestep)
+        conditioning = StreamConditioning(
+            timestep=values,
+            cross_scale_shift=embed(self.cross_scale_shift, cross_timestep)[0],
+            cross_gate=embed(self.cross_gate, cross_timestep * gate_ratio)[0],
+            prompt=None if self.prompt_adaln is None else embed(self.prompt_adaln, sigma)[0],
+            context=context if self.caption_projection is None else self.caption_projection(context),
+            context_mask=context_mask,
+            self_mask=self_mask,
+            self_rope=ropes[0],
+            cross_rope=ropes[1],
+        )
+        return conditioning, embedded
 
 
 @dataclass
@@ -225,24 +345,12 @@ def position_fractions(coords: torch.Tensor, extents: tuple[float, ...]) -> torc
 
 
 class LTX2VideoTransformer3DModel(PretrainedModel):
-    """The LTX-2 audio-video DiT. Defaults are the 19B model's configuration."""
+    """The LTX-2 audio-video DiT. Defaults are the 19B LTX-2.0 model's configuration; LTX-2.3's is
+    `ltx2.configs.LTX_2_3_TRANSFORMER`."""
 
     single_file_component = "transformer"
     _repeated_blocks = ("LTX2VideoTransformerBlock",)
     _skip_layerwise_casting_patterns = ("norm",)
-
-    neutral_config = {
-        "gated_attn": False,
-        "cross_attn_mod": False,
-        "audio_gated_attn": False,
-        "audio_cross_attn_mod": False,
-        "use_prompt_embeddings": True,
-        "perturbed_attn": False,
-        "ff_bias": True,
-        "audio_ff_bias": True,
-        "use_prompt_adaln_single": True,
-        "use_keyframes_abs_pos_embedding": False,
-    }
 
     def __init__(
         self,
@@ -257,6 +365,8 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         pos_embed_max_pos: int = 20,
         base_height: int = 2048,
         base_width: int = 2048,
+        gated_attn: bool = False,
+        cross_attn_mod: bool = False,
         audio_in_channels: int = 128,
         audio_out_channels: int | None = 128,
         audio_patch_size: int = 1,
@@ -268,6 +378,8 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         audio_pos_embed_max_pos: int = 20,
         audio_sampling_rate: int = 16000,
         audio_hop_length: int = 160,
+        audio_gated_attn: bool = False,
+        audio_cross_attn_mod: bool = False,
         num_layers: int = 48,
         activation_fn: str = "gelu-approximate",
         qk_norm: str = "rms_norm_across_heads",
@@ -282,6 +394,12 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         timestep_scale_multiplier: int = 1000,
         cross_attn_timestep_scale_multiplier: int = 1000,
         rope_type: str = "split",
+        use_prompt_embeddings: bool = True,
+        perturbed_attn: bool = False,
+        ff_bias: bool = True,
+        audio_ff_bias: bool = True,
+        use_prompt_adaln_single: bool = True,
+        use_keyframes_abs_pos_embedding: bool = False,
     ):
         super().__init__()
         _require_supported(
@@ -295,26 +413,37 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
             attention_bias=(attention_bias, True),
             attention_out_bias=(attention_out_bias, True),
         )
-        if rope_type not in ("split", "interleaved"):
-            raise ValueError(f"rope_type must be 'split' or 'interleaved', got {rope_type!r}")
-        if num_attention_heads != audio_num_attention_heads:
-            raise ValueError(
-                f"num_attention_heads ({num_attention_heads}) must equal audio_num_attention_heads "
-                f"({audio_num_attention_heads}): the audio<->video RoPE is laid out per head"
-            )
         dim = num_attention_heads * attention_head_dim
         audio_dim = audio_num_attention_heads * audio_attention_head_dim
+        _check_widths(
+            rope_type,
+            num_attention_heads,
+            audio_num_attention_heads,
+            dim,
+            audio_dim,
+            cross_attention_dim,
+            audio_cross_attention_dim,
+            use_prompt_embeddings or cross_attn_mod or audio_cross_attn_mod,
+        )
         self.proj_in = nn.Linear(in_channels, dim)
         self.audio_proj_in = nn.Linear(audio_in_channels, audio_dim)
-        self.caption_projection = TextProjection(caption_channels, dim)
-        self.audio_caption_projection = TextProjection(caption_channels, audio_dim)
+        if use_keyframes_abs_pos_embedding:
+            self.keyframes_abs_pos_embedding = nn.Parameter(torch.zeros(1, dim))
+        self.caption_projection = self.audio_caption_projection = None
+        if use_prompt_embeddings:
+            self.caption_projection = TextProjection(caption_channels, dim)
+            self.audio_caption_projection = TextProjection(caption_channels, audio_dim)
 
-        self.time_embed = AdaLNSingle(dim, 6)
-        self.audio_time_embed = AdaLNSingle(audio_dim, 6)
+        self.time_embed = AdaLNSingle(dim, 9 if cross_attn_mod else 6)
+        self.audio_time_embed = AdaLNSingle(audio_dim, 9 if audio_cross_attn_mod else 6)
         self.av_cross_attn_video_scale_shift = AdaLNSingle(dim, 4)
         self.av_cross_attn_audio_scale_shift = AdaLNSingle(audio_dim, 4)
         self.av_cross_attn_video_a2v_gate = AdaLNSingle(dim, 1)
         self.av_cross_attn_audio_v2a_gate = AdaLNSingle(audio_dim, 1)
+        self.prompt_adaln = self.audio_prompt_adaln = None
+        if (cross_attn_mod or audio_cross_attn_mod) and use_prompt_adaln_single:
+            self.prompt_adaln = AdaLNSingle(dim, 2)
+            self.audio_prompt_adaln = AdaLNSingle(audio_dim, 2)
 
         self.transformer_blocks = nn.ModuleList(
             LTX2VideoTransformerBlock(
@@ -327,6 +456,12 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
                 audio_attention_head_dim,
                 audio_cross_attention_dim,
                 norm_eps,
+                gated_attn,
+                cross_attn_mod,
+                audio_gated_attn,
+                audio_cross_attn_mod,
+                ff_bias,
+                audio_ff_bias,
             )
             for _ in range(num_layers)
         )
@@ -338,6 +473,24 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         self.audio_norm_out = nn.LayerNorm(audio_dim, eps=1e-6, elementwise_affine=False)
         self.audio_proj_out = nn.Linear(audio_dim, audio_out_channels or audio_in_channels)
 
+    @classmethod
+    def config_layout(cls, config: dict[str, Any]) -> Layout:
+        """The block count and the main widths: a checkpoint's header must agree before the model is built."""
+        dim = config["num_attention_heads"] * config["attention_head_dim"]
+        audio_dim = config["audio_num_attention_heads"] * config["audio_attention_head_dim"]
+        rows, audio_rows = (9 if config[flag] else 6 for flag in ("cross_attn_mod", "audio_cross_attn_mod"))
+        return Layout(
+            blocks={"transformer_blocks": ("num_layers", config["num_layers"])},
+            shapes={
+                "proj_in.weight": (dim, config["in_channels"]),
+                "audio_proj_in.weight": (audio_dim, config["audio_in_channels"]),
+                "time_embed.linear.weight": (rows * dim, dim),
+                "audio_time_embed.linear.weight": (audio_rows * audio_dim, audio_dim),
+                "transformer_blocks.0.attn2.to_k.weight": (dim, config["cross_attention_dim"]),
+                "transformer_blocks.0.audio_attn2.to_k.weight": (audio_dim, config["audio_cross_attention_dim"]),
+            },
+        )
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -346,6 +499,8 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         audio_encoder_hidden_states: torch.Tensor,
         timestep: torch.Tensor,
         audio_timestep: torch.Tensor | None = None,
+        sigma: torch.Tensor | None = None,
+        audio_sigma: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         audio_encoder_attention_mask: torch.Tensor | None = None,
         num_frames: int | None = None,
@@ -356,68 +511,79 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         video_coords: torch.Tensor | None = None,
         audio_coords: torch.Tensor | None = None,
         isolate_modalities: bool = False,
+        spatio_temporal_guidance_blocks: list[int] | None = None,
+        perturbation_mask: torch.Tensor | None = None,
+        use_cross_timestep: bool = False,
+        attention_kwargs: dict[str, Any] | None = None,
+        video_self_attention_mask: torch.Tensor | None = None,
+        video_keyframes_mask: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> AudioVisualModelOutput | tuple[torch.Tensor, torch.Tensor]:
         """Predict the velocity of both streams.
 
-        hidden_states (B, S, in_channels) video tokens in (frame, height, width) raster order;
-        audio_hidden_states (B, Sa, audio_in_channels); encoder_hidden_states / audio_encoder_hidden_states
-        (B, L, caption_channels); timestep (B,) or per video token (B, S), already scaled by 1000;
-        audio_timestep (B,) defaults to timestep; masks (B, L) with 1 for valid text tokens. Positions come
-        from num_frames/height/width (latent sizes)/fps and audio_num_frames, or from video_coords
-        (B, 3, S, 2) and audio_coords (B, 1, Sa, 2). `isolate_modalities` skips the audio<->video attention.
+        hidden_states (B, S, in_channels): video tokens in (frame, height, width) raster order.
+        audio_hidden_states (B, Sa, audio_in_channels).
+        encoder_hidden_states / audio_encoder_hidden_states (B, L, caption_channels), or with
+            use_prompt_embeddings=False already at (B, L, cross_attention_dim) / (B, L, audio_cross_attention_dim).
+        timestep (B,) or per video token (B, S), already scaled by timestep_scale_multiplier; audio_timestep
+            (B,) or (B, Sa) defaults to timestep.
+        sigma (B,): the noise level, scaled like timestep; drives the prompt AdaLN (cross_attn_mod models need it)
+            and, with use_cross_timestep, the other stream's audio<->video modulation. audio_sigma defaults to sigma.
+        encoder_attention_mask / audio_encoder_attention_mask (B, L): 1 for text tokens to attend, 0 to mask.
+        num_frames, height, width (latent sizes), fps and audio_num_frames give the positions, unless
+            video_coords (B, 3, S, 2) and audio_coords (B, 1, Sa, 2) do.
+        isolate_modalities: skip the audio<->video attentions in every block (modality guidance).
+        spatio_temporal_guidance_blocks: indices of the blocks whose video and audio self-attentions STG perturbs;
+            only models built with perturbed_attn perturb anything, and indices past the last block are ignored.
+        perturbation_mask (B,) or (B, 1, 1): per sample, 0 perturbs (the self-attention outputs its values),
+            1 leaves it, values between blend; without it every sample is perturbed.
+        use_cross_timestep: modulate video's audio<->video attentions from audio_sigma and audio's from sigma
+            (LTX-2.3) instead of from each stream's own timestep (LTX-2.0).
+        attention_kwargs: None, {} or {"scale": 1.0}; ltx2 has no attention processors, and a LoRA's strength
+            is set with the pipeline's set_adapters(names, adapter_weights), so anything else raises.
+        video_self_attention_mask (B, S, S): multiplicative, in [0, 1], on the video self-attention of every block
+            (row = query token, column = key token), added to the logits as (1 - mask) * -10000 in the input's
+            dtype: 1 attends, 0 masks, and a fraction m scales a weight by exp(-10000 (1 - m)), so anything below
+            ~0.999 is all but masked (0.42.1's rule; Lightricks' ltx-core adds log(m), equal only at 0 and 1).
+            Audio is never masked; an STG-perturbed sample's self-attention outputs its values, mask or not.
+        video_keyframes_mask (B, S, 1): tokens where it is > 0 get keyframes_abs_pos_embedding added after
+            proj_in; ignored unless the model has use_keyframes_abs_pos_embedding.
         """
         config = self.config
         audio_timestep = timestep if audio_timestep is None else audio_timestep
+        audio_sigma = sigma if audio_sigma is None else audio_sigma
         video_coords, audio_coords = self._check_inputs(
-            hidden_states,
-            audio_hidden_states,
-            encoder_hidden_states,
-            audio_encoder_hidden_states,
-            timestep,
-            num_frames,
-            height,
-            width,
-            fps,
-            audio_num_frames,
-            video_coords,
-            audio_coords,
-        )
+            hidden_states, audio_hidden_states, encoder_hidden_states, audio_encoder_hidden_states, timestep,
+            audio_timestep, num_frames, height, width, fps, audio_num_frames, video_coords, audio_coords
+        )  # fmt: skip
+        self._check_guidance_inputs(
+            hidden_states.shape[:2], sigma, audio_sigma, use_cross_timestep, perturbation_mask,
+            video_self_attention_mask, video_keyframes_mask, attention_kwargs
+        )  # fmt: skip
         video_rope, video_cross_rope, audio_rope, audio_cross_rope = self.rotary_tables(video_coords, audio_coords)
 
         video = self.proj_in(hidden_states)
+        if config.use_keyframes_abs_pos_embedding and video_keyframes_mask is not None:
+            video = video + (video_keyframes_mask > 0).to(video.dtype) * self.keyframes_abs_pos_embedding
         audio = self.audio_proj_in(audio_hidden_states)
-        batch = video.shape[0]
         gate_ratio = config.cross_attn_timestep_scale_multiplier / config.timestep_scale_multiplier
+        video_cross_t, audio_cross_t = (audio_sigma, sigma) if use_cross_timestep else (timestep, audio_timestep)
+        video_embedders, audio_embedders = self.embedders()
+        video_cond, video_embedded = video_embedders.condition(
+            timestep, video_cross_t, gate_ratio, sigma, video.dtype, encoder_hidden_states,
+            _additive_mask(encoder_attention_mask, video.dtype),
+            _additive_self_mask(video_self_attention_mask, video.dtype), (video_rope, video_cross_rope)
+        )  # fmt: skip
+        audio_cond, audio_embedded = audio_embedders.condition(
+            audio_timestep, audio_cross_t, gate_ratio, audio_sigma, audio.dtype, audio_encoder_hidden_states,
+            _additive_mask(audio_encoder_attention_mask, audio.dtype), None, (audio_rope, audio_cross_rope)
+        )  # fmt: skip
 
-        def embed(adaln: AdaLNSingle, timesteps: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-            # (B,) or (B, T) timesteps -> (B, 1 or T, n * dim) modulation and (B, 1 or T, dim) embedding
-            values, embedded = adaln(timesteps.flatten(), dtype)
-            return values.view(batch, -1, values.shape[-1]), embedded.view(batch, -1, embedded.shape[-1])
-
-        video_timestep, video_embedded = embed(self.time_embed, timestep, video.dtype)
-        audio_timestep_mod, audio_embedded = embed(self.audio_time_embed, audio_timestep, audio.dtype)
-        video_cond = StreamConditioning(
-            timestep=video_timestep,
-            cross_scale_shift=embed(self.av_cross_attn_video_scale_shift, timestep, video.dtype)[0],
-            cross_gate=embed(self.av_cross_attn_video_a2v_gate, timestep * gate_ratio, video.dtype)[0],
-            context=self.caption_projection(encoder_hidden_states),
-            context_mask=_additive_mask(encoder_attention_mask, video.dtype),
-            self_rope=video_rope,
-            cross_rope=video_cross_rope,
-        )
-        audio_cond = StreamConditioning(
-            timestep=audio_timestep_mod,
-            cross_scale_shift=embed(self.av_cross_attn_audio_scale_shift, audio_timestep, audio.dtype)[0],
-            cross_gate=embed(self.av_cross_attn_audio_v2a_gate, audio_timestep * gate_ratio, audio.dtype)[0],
-            context=self.audio_caption_projection(audio_encoder_hidden_states),
-            context_mask=_additive_mask(audio_encoder_attention_mask, audio.dtype),
-            self_rope=audio_rope,
-            cross_rope=audio_cross_rope,
-        )
-
-        for block in self.transformer_blocks:
-            video, audio = block(video, audio, video_cond, audio_cond, cross_modal=not isolate_modalities)
+        stg_blocks = set(spatio_temporal_guidance_blocks or ()) if config.perturbed_attn else set()
+        perturbation = _perturbation(perturbation_mask, video) if stg_blocks else None
+        for index, block in enumerate(self.transformer_blocks):
+            block_perturbation = perturbation if index in stg_blocks else None
+            video, audio = block(video, audio, video_cond, audio_cond, not isolate_modalities, block_perturbation)
 
         video_out = self._output(video, video_embedded, self.scale_shift_table, self.norm_out, self.proj_out)
         audio_out = self._output(
@@ -426,6 +592,25 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         if not return_dict:
             return video_out, audio_out
         return AudioVisualModelOutput(sample=video_out, audio_sample=audio_out)
+
+    def embedders(self) -> tuple[StreamEmbedders, StreamEmbedders]:
+        """The video and the audio stream's top-level conditioning modules."""
+        return (
+            StreamEmbedders(
+                self.time_embed,
+                self.av_cross_attn_video_scale_shift,
+                self.av_cross_attn_video_a2v_gate,
+                self.prompt_adaln,
+                self.caption_projection,
+            ),
+            StreamEmbedders(
+                self.audio_time_embed,
+                self.av_cross_attn_audio_scale_shift,
+                self.av_cross_attn_audio_v2a_gate,
+                self.audio_prompt_adaln,
+                self.audio_caption_projection,
+            ),
+        )
 
     def enable_parallelism(self, *, config: ContextParallelConfig) -> None:
         """Context parallelism, as in diffusers: the video and audio tokens are shared by `config.ulysses_degree`
@@ -476,6 +661,7 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         text: torch.Tensor,
         audio_text: torch.Tensor,
         timestep: torch.Tensor,
+        audio_timestep: torch.Tensor,
         num_frames: int | None,
         height: int | None,
         width: int | None,
@@ -486,17 +672,27 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Validate shapes up front and return the video and audio coordinates to use."""
         config = self.config
+        projected = config.use_prompt_embeddings
         for name, tensor, channels in (
             ("hidden_states", video, config.in_channels),
             ("audio_hidden_states", audio, config.audio_in_channels),
-            ("encoder_hidden_states", text, config.caption_channels),
-            ("audio_encoder_hidden_states", audio_text, config.caption_channels),
+            ("encoder_hidden_states", text, config.caption_channels if projected else config.cross_attention_dim),
+            (
+                "audio_encoder_hidden_states",
+                audio_text,
+                config.caption_channels if projected else config.audio_cross_attention_dim,
+            ),
         ):
             if tensor.ndim != 3 or tensor.shape[-1] != channels:
                 raise ValueError(f"{name} must have shape (batch, tokens, {channels}), got {tuple(tensor.shape)}")
-        batch, tokens = video.shape[:2]
-        if timestep.shape not in ((batch,), (batch, tokens)):
-            raise ValueError(f"timestep must have shape ({batch},) or ({batch}, {tokens}), got {tuple(timestep.shape)}")
+        batch = video.shape[0]
+        for name, steps, tokens in (
+            ("timestep", timestep, video.shape[1]),
+            ("audio_timestep", audio_timestep, audio.shape[1]),
+        ):
+            if steps.shape not in ((batch,), (batch, tokens)):
+                raise ValueError(f"{name} must have shape ({batch},) or ({batch}, {tokens}), got {tuple(steps.shape)}")
+        tokens = video.shape[1]
         if video_coords is None:
             if None in (num_frames, height, width):
                 raise ValueError("num_frames, height and width are required when video_coords is not given")
@@ -533,6 +729,38 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
             )
         return video_coords, audio_coords
 
+    def _check_guidance_inputs(
+        self,
+        video_shape: torch.Size,
+        sigma: torch.Tensor | None,
+        audio_sigma: torch.Tensor | None,
+        use_cross_timestep: bool,
+        perturbation_mask: torch.Tensor | None,
+        video_self_attention_mask: torch.Tensor | None,
+        video_keyframes_mask: torch.Tensor | None,
+        attention_kwargs: dict[str, Any] | None,
+    ) -> None:
+        """Validate the arguments of the LTX-2.3 features and of the guidance passes."""
+        batch, tokens = video_shape
+        if sigma is None and (use_cross_timestep or self.prompt_adaln is not None):
+            reason = "use_cross_timestep=True" if use_cross_timestep else "a model with cross_attn_mod (prompt AdaLN)"
+            raise ValueError(f"sigma is required with {reason}: pass the ({batch},) timestep (scaled like timestep)")
+        for name, value, shapes in (
+            ("sigma", sigma, [(batch,)]),
+            ("audio_sigma", audio_sigma, [(batch,)]),
+            ("perturbation_mask", perturbation_mask, [(batch,), (batch, 1, 1)]),
+            ("video_self_attention_mask", video_self_attention_mask, [(batch, tokens, tokens)]),
+            ("video_keyframes_mask", video_keyframes_mask, [(batch, tokens, 1)]),
+        ):
+            if value is not None and tuple(value.shape) not in shapes:
+                expected = " or ".join(str(shape) for shape in shapes)
+                raise ValueError(f"{name} must have shape {expected}, got {tuple(value.shape)}")
+        if attention_kwargs and attention_kwargs != {"scale": 1.0}:
+            raise ValueError(
+                f"attention_kwargs={attention_kwargs!r}: ltx2 has no attention processors to pass them to; "
+                "set a LoRA's strength with the pipeline's set_adapters(names, adapter_weights=...)"
+            )
+
 
 def _additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """(B, L) keep-mask (1 = attend) -> (B, 1, 1, L) additive bias, -10000 on masked keys."""
@@ -542,6 +770,52 @@ def _additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tenso
         mask = (1 - mask.to(dtype)) * -10000.0
         return mask[:, None, None, :]
     return mask.to(dtype).view(mask.shape[0], 1, 1, -1)
+
+
+def _additive_self_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, S, S) multiplicative mask in [0, 1] -> (B, 1, S, S) additive bias (1 - mask) * -10000, for every head."""
+    if mask is None:
+        return None
+    return ((1 - mask.to(dtype)) * -10000.0).unsqueeze(1)
+
+
+def _perturbation(mask: torch.Tensor | None, video: torch.Tensor) -> Perturbation:
+    """STG weights per sample from perturbation_mask ((B,) or (B, 1, 1)); none given perturbs every sample."""
+    batch = video.shape[0]
+    weight = torch.zeros(batch, device=video.device) if mask is None else mask
+    weight = weight.reshape(batch, 1, 1)
+    return Perturbation(weight, values_only=bool((weight == 0).all()))
+
+
+def _check_widths(
+    rope_type: str,
+    heads: int,
+    audio_heads: int,
+    dim: int,
+    audio_dim: int,
+    cross_attention_dim: int,
+    audio_cross_attention_dim: int,
+    context_at_stream_width: bool,
+) -> None:
+    """The widths the reference needs to agree for a forward to run, checked when the model is built."""
+    if rope_type not in ("split", "interleaved"):
+        raise ValueError(f"rope_type must be 'split' or 'interleaved', got {rope_type!r}")
+    if heads != audio_heads:
+        raise ValueError(
+            f"num_attention_heads ({heads}) must equal audio_num_attention_heads ({audio_heads}): "
+            "the audio<->video RoPE is laid out per head"
+        )
+    if audio_cross_attention_dim != audio_dim:
+        raise ValueError(
+            f"audio_cross_attention_dim ({audio_cross_attention_dim}) must equal audio_num_attention_heads * "
+            f"audio_attention_head_dim ({audio_dim}): the audio<->video attentions and their RoPE work at that width"
+        )
+    if context_at_stream_width and cross_attention_dim != dim:
+        raise ValueError(
+            f"cross_attention_dim ({cross_attention_dim}) must equal num_attention_heads * attention_head_dim "
+            f"({dim}) when use_prompt_embeddings, cross_attn_mod or audio_cross_attn_mod is on: the text context "
+            "is projected or modulated at the video stream's width"
+        )
 
 
 def _require_supported(**settings: tuple[Any, Any]) -> None:
