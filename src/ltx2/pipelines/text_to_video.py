@@ -531,7 +531,8 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
                 encoder_hidden_states=text, audio_encoder_hidden_states=audio_text, timestep=video_timestep,
                 audio_timestep=timestep, encoder_attention_mask=mask, audio_encoder_attention_mask=mask,
                 num_frames=geometry.frames, height=geometry.height, width=geometry.width, fps=geometry.fps,
-                audio_num_frames=geometry.audio_frames, return_dict=False, **options,
+                audio_num_frames=geometry.audio_frames, sigma=timestep, use_cross_timestep=guidance.cross_timestep,
+                return_dict=False, **options,
             )
             return velocity.float(), audio_velocity.float()
 
