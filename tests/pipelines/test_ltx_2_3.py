@@ -11,6 +11,7 @@ from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline as ReferenceUpsa
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel as ReferenceUpsampler
 
 from ltx2 import (
+    DISTILLED_SIGMA_VALUES,
     STAGE_2_DISTILLED_SIGMA_VALUES,
     FlowMatchEulerDiscreteScheduler,
     LTX2ImageToVideoPipeline,
@@ -18,9 +19,10 @@ from ltx2 import (
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
 )
-from parity import relative_l2
+from parity import perturb_, relative_l2
 from test_image_to_video import photo
 from test_text_to_video import make_lora
+from tiny_pipeline import UPSAMPLER
 
 # Small and short; the only non-default: an STG block that exists in the two-block tiny model.
 CALL = dict(prompt="a robot dancing in the rain", negative_prompt="blurry low quality", height=32, width=32,
@@ -111,12 +113,10 @@ def test_two_stage_flow_matches_reference(pipes, ltx_2_3_folder, tmp_path):
     )(latents=ref_video_latent, output_type="latent", return_dict=False)[0]
     assert relative_l2(upsampled, ref_upsampled) <= 1e-4
 
-    stage_two, reference_two = copy.copy(ours), copy.copy(reference)
-    for pipe, scheduler in ((stage_two, FlowMatchEulerDiscreteScheduler),
-                            (reference_two, diffusers.FlowMatchEulerDiscreteScheduler)):
+    stage_two, reference_two = without_shifting(ours), without_shifting(reference)
+    for pipe in (stage_two, reference_two):
         pipe.load_lora_weights(str(lora), adapter_name="stage_2_distilled")
         pipe.set_adapters("stage_2_distilled", 1.0)
-        pipe.scheduler = scheduler.from_config(pipe.scheduler.config, use_dynamic_shifting=False, shift_terminal=None)
     stage_two_args = dict(num_inference_steps=3, noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0],
                           sigmas=STAGE_2_DISTILLED_SIGMA_VALUES, output_type="pt", **GUIDANCE_OFF)
     try:
@@ -127,4 +127,46 @@ def test_two_stage_flow_matches_reference(pipes, ltx_2_3_folder, tmp_path):
         stage_two.unload_lora_weights()
         reference_two.unload_lora_weights()
     assert video.shape == (1, 9, 3, 64, 64)
+    assert relative_l2(video, expected_video) <= 1e-3 and relative_l2(audio, expected_audio) <= 1e-3
+
+
+def without_shifting(pipe):
+    """A shallow copy of `pipe` whose scheduler uses the distilled sigmas as given."""
+    ours = isinstance(pipe, LTX2Pipeline)
+    scheduler = FlowMatchEulerDiscreteScheduler if ours else diffusers.FlowMatchEulerDiscreteScheduler
+    copied = copy.copy(pipe)
+    copied.scheduler = scheduler.from_config(pipe.scheduler.config, use_dynamic_shifting=False, shift_terminal=None)
+    return copied
+
+
+@torch.no_grad()
+def test_distilled_flow_matches_reference(pipes):
+    """The distilled schedule (8 sigmas, no shifting) without guidance, as for ltx-2.3-22b-distilled-1.1."""
+    ours, reference = map(without_shifting, pipes)
+    args = dict(num_inference_steps=8, sigmas=DISTILLED_SIGMA_VALUES, output_type="latent", **GUIDANCE_OFF)
+    video, audio = call(ours, 5, **args)
+    expected_video, expected_audio = call(reference, 5, **args)
+    assert relative_l2(video, expected_video) <= 1e-4 and relative_l2(audio, expected_audio) <= 1e-4
+
+
+@torch.no_grad()
+def test_x1_5_upsampler_two_stage_matches_reference(pipes, tmp_path):
+    """LTX-2.3's x1.5 spatial upsampler (rational resampler) between the stages: 4x4 latents become 6x6."""
+    ours, reference = pipes
+    config = dict(UPSAMPLER, rational_spatial_scale=1.5, use_rational_resampler=True)
+    torch.manual_seed(8)
+    reference_upsampler = perturb_(ReferenceUpsampler(**config).eval(), seed=8, scale=0.05)
+    reference_upsampler.save_pretrained(tmp_path)
+    video_latent, audio_latent = call(ours, 6, output_type="latent")
+    upsampled = LTX2LatentUpsamplePipeline(vae=ours.vae, latent_upsampler=LTX2LatentUpsamplerModel.from_pretrained(
+        tmp_path))(latents=video_latent, output_type="latent", return_dict=False)[0]
+    expected = ReferenceUpsamplePipeline(vae=reference.vae, latent_upsampler=reference_upsampler)(
+        latents=video_latent, output_type="latent", return_dict=False)[0]
+    assert upsampled.shape[-2:] == (6, 6) and relative_l2(upsampled, expected) <= 1e-4
+    stage_two = dict(num_inference_steps=3, noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0],
+                     sigmas=STAGE_2_DISTILLED_SIGMA_VALUES, output_type="pt", **GUIDANCE_OFF)
+    video, audio = call(without_shifting(ours), 7, latents=upsampled, audio_latents=audio_latent, **stage_two)
+    expected_video, expected_audio = call(without_shifting(reference), 7, latents=upsampled,
+                                          audio_latents=audio_latent, **stage_two)
+    assert video.shape == (1, 9, 3, 48, 48)
     assert relative_l2(video, expected_video) <= 1e-3 and relative_l2(audio, expected_audio) <= 1e-3
