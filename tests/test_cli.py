@@ -178,6 +178,21 @@ def test_dry_run_prints_the_settings_of_each_version(tiny, tmp_path):
     assert result.returncode == 2 and "--width 1024: must be a positive multiple of 96" in result.stderr
 
 
+def test_two_stage_on_an_ltx_2_3_folder(tmp_path):
+    """The LTX-2.3 settings run end to end: stage 1 with CFG, STG, modality isolation and rescale, the x2
+    upsampler of the folder, stage 2 with the LTX-2.3 distilled LoRA's file name beside the model."""
+    from tiny_pipeline import write_pipeline_folder
+
+    folder = tmp_path / "ltx-2.3"
+    write_pipeline_folder(folder, version="2.3")
+    original_lora(folder, folder / "ltx-2.3-22b-distilled-lora-384-1.1.safetensors", module="ff.net.2")
+    result = ltx2("generate", "--model", folder, "--prompt", "a cat", "--width", 64, "--height", 64,
+                  "--num-frames", 9, "--steps", 2, "--output", tmp_path / "out.mp4")
+    assert result.returncode == 0, result.stderr
+    assert "runs without it" not in result.stderr and result.stderr.count("it/s]") >= 2
+    assert streams(tmp_path / "out.mp4")[:3] == (64, 64, 9)
+
+
 def test_enhanced_prompt_and_image_crf(tmp_path):
     """Gemma rewrites the prompt (the reference-written tiny pipeline's Gemma knows the chat tokens), then the
     image-to-video run re-compresses the image at the CRF given."""
