@@ -136,11 +136,14 @@ class TokenShards:
         bound.apply_defaults()
         inputs = bound.arguments
         video, audio = inputs["hidden_states"], inputs["audio_hidden_states"]
+        audio_timestep = inputs["timestep"] if inputs["audio_timestep"] is None else inputs["audio_timestep"]
         video_coords, audio_coords = model._check_inputs(
             video, audio, inputs["encoder_hidden_states"], inputs["audio_encoder_hidden_states"], inputs["timestep"],
-            inputs["num_frames"], inputs["height"], inputs["width"], inputs["fps"], inputs["audio_num_frames"],
-            inputs["video_coords"], inputs["audio_coords"],
+            audio_timestep, inputs["num_frames"], inputs["height"], inputs["width"], inputs["fps"],
+            inputs["audio_num_frames"], inputs["video_coords"], inputs["audio_coords"],
         )
+        if inputs["video_self_attention_mask"] is not None:
+            raise NotImplementedError("video_self_attention_mask is not supported under context parallelism yet")
         self.lengths = {"video": video.shape[1], "audio": audio.shape[1]}
         sharded = {
             "hidden_states": self.split(video, 1, self.lengths["video"]),
@@ -152,6 +155,8 @@ class TokenShards:
         for name, stream in (("timestep", "video"), ("audio_timestep", "audio")):
             if inputs[name] is not None and inputs[name].ndim == 2:  # one timestep per token
                 sharded[name] = self.split(inputs[name], 1, self.lengths[stream])
+        if inputs["video_keyframes_mask"] is not None:  # (B, S, 1)
+            sharded["video_keyframes_mask"] = self.split(inputs["video_keyframes_mask"], 1, self.lengths["video"])
         return (), {**inputs, **sharded}
 
     def after_forward(self, model: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
