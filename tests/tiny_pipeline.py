@@ -76,14 +76,11 @@ VOCODER = dict(
 UPSAMPLER = dict(in_channels=4, mid_channels=32, num_blocks_per_stage=1)
 # LTX-2.3's switches on the tiny networks: gated attention, cross-attention modulation and perturbed attention
 # (STG) in the transformer, which takes the text at its streams' widths from the connectors' per-modality
-# projections; the connectors' gated attention; the video VAE's zero padding and plain upsamplers; the vocoder
-# with bandwidth extension.
+# projections (see ltx_2_3_connectors); the video VAE's zero padding and plain upsamplers; the vocoder with
+# bandwidth extension.
 LTX_2_3 = dict(
     TRANSFORMER=dict(gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
                      perturbed_attn=True, use_prompt_embeddings=False),
-    CONNECTORS=dict(per_modality_projections=True, video_hidden_dim=16, audio_hidden_dim=8,
-                    audio_connector_attention_head_dim=4, video_gated_attn=True, audio_gated_attn=True,
-                    proj_bias=True),
     VIDEO_VAE=dict(upsample_residual=(False, False), encoder_spatial_padding_mode="zeros",
                    decoder_spatial_padding_mode="zeros"),
 )
@@ -92,6 +89,18 @@ VOCODER_WITH_BWE = dict(
     bwe_in_channels=2 * 8, bwe_hidden_channels=32, bwe_upsample_kernel_sizes=[12, 11], bwe_upsample_factors=[6, 5],
     filter_length=32, hop_length=10, window_length=32, num_mel_channels=8,
 )
+
+
+def ltx_2_3_connectors(transformer: dict) -> dict:
+    """LTX-2.3's connectors for `transformer`: gated, and as wide per stream as its cross-attention, which the
+    per-modality projections feed directly."""
+    video, audio = transformer["cross_attention_dim"], transformer["audio_cross_attention_dim"]
+    return dict(
+        CONNECTORS, per_modality_projections=True, video_hidden_dim=video, audio_hidden_dim=audio,
+        video_connector_attention_head_dim=video // CONNECTORS["video_connector_num_attention_heads"],
+        audio_connector_attention_head_dim=audio // CONNECTORS["audio_connector_num_attention_heads"],
+        video_gated_attn=True, audio_gated_attn=True, proj_bias=True,
+    )
 
 
 def make_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
@@ -147,8 +156,9 @@ def make_reference_pipeline(
     text encoder and tokenizer know Gemma's chat tokens and it has a processor, for prompt enhancement. With
     version="2.3", its networks have LTX-2.3's switches on."""
     later = LTX_2_3 if version == "2.3" else {}
-    transformer, connectors, video_vae = ({**base, **later.get(name, {})} for name, base in (
-        ("TRANSFORMER", TRANSFORMER), ("CONNECTORS", CONNECTORS), ("VIDEO_VAE", VIDEO_VAE)))
+    transformer = {**TRANSFORMER, **later.get("TRANSFORMER", {})}
+    video_vae = {**VIDEO_VAE, **later.get("VIDEO_VAE", {})}
+    connectors = ltx_2_3_connectors(transformer) if later else CONNECTORS
     components = {}
     for seed, (name, build) in enumerate([
         ("transformer", lambda: LTX2VideoTransformer3DModel(**transformer)),
