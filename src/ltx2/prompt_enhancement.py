@@ -74,12 +74,13 @@ def left_pad(inputs: dict[str, torch.Tensor], pad_token_id: int, multiple: int =
     return inputs
 
 
-def generation_model(text_encoder: nn.Module, vision: bool) -> nn.Module:
+def generation_model(text_encoder: nn.Module, vision: bool, device: torch.device | None = None) -> nn.Module:
     """A Gemma3ForConditionalGeneration that shares the text encoder's weights and can `generate()`.
 
     A full Gemma3ForConditionalGeneration is used as it is. A language model loaded by `load_text_encoder` gets the
     LM head (the token embeddings, tied) and, when `vision`, the vision tower and projector from the folder it was
-    loaded from; without `vision` those stay out (text-only chats never run them).
+    loaded from, placed on `device` (default: the text encoder's); without `vision` those stay out (text-only
+    chats never run them).
     """
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, GenerationConfig
 
@@ -92,13 +93,17 @@ def generation_model(text_encoder: nn.Module, vision: bool) -> nn.Module:
     config = Gemma3Config.from_pretrained(folder)
     if config.text_config.vocab_size != text_encoder.config.vocab_size:
         raise ValueError(f"{folder}/config.json does not describe the loaded text encoder")
+    if not getattr(config, "tie_word_embeddings", True):
+        raise ValueError(f"{folder}/config.json: tie_word_embeddings=false; ltx2 builds Gemma 3's LM head from its "
+                         "token embeddings (pass a Gemma3ForConditionalGeneration as text_encoder instead)")
     config.text_config = text_encoder.config
     with torch.device("meta"):
         model = Gemma3ForConditionalGeneration(config)
     model.model.language_model = text_encoder
     model.lm_head.weight = text_encoder.embed_tokens.weight  # Gemma 3 ties its LM head to the embeddings
     if vision:
-        _load_vision(model, folder, text_encoder)
+        parameter = next(text_encoder.parameters())
+        _load_vision(model, folder, parameter.dtype, device or parameter.device)
     else:
         model.model.vision_tower = model.model.multi_modal_projector = None
     if (folder / "generation_config.json").is_file():
@@ -106,24 +111,23 @@ def generation_model(text_encoder: nn.Module, vision: bool) -> nn.Module:
     return model.eval()
 
 
-def _load_vision(model: nn.Module, folder: Path, text_encoder: nn.Module) -> None:
+def _load_vision(model: nn.Module, folder: Path, dtype: torch.dtype, device: torch.device) -> None:
     """The vision tower and its projector from the text encoder's folder, where and as its weights are."""
     from transformers import AutoModel
     from transformers.models.gemma3.modeling_gemma3 import Gemma3MultiModalProjector
 
     from .loading.checkpoint import CheckpointError, TensorSource
 
-    parameter = next(text_encoder.parameters())
     with _quiet_transformers():
-        tower, report = AutoModel.from_pretrained(folder, config=model.config.vision_config, dtype=parameter.dtype,
+        tower, report = AutoModel.from_pretrained(folder, config=model.config.vision_config, dtype=dtype,
                                                   key_mapping={r"^(model\.)?vision_tower\.": ""},
                                                   output_loading_info=True)
     missing = sorted(report["missing_keys"])
     if missing:
         raise CheckpointError(f"{folder}: no weights for the vision tower ({', '.join(missing[:3])}, ...), which "
                               "image-to-video prompt enhancement needs")
-    with torch.device(parameter.device):
-        projector = Gemma3MultiModalProjector(model.config).to(parameter.dtype)
+    with torch.device(device):
+        projector = Gemma3MultiModalProjector(model.config).to(dtype)
     with TensorSource(sorted(folder.glob("*.safetensors")), str(folder)) as source:
         state = {key.rpartition("multi_modal_projector.")[2]: source.get(key) for key in source.keys()
                  if key.startswith(("model.multi_modal_projector.", "multi_modal_projector."))}
@@ -132,7 +136,7 @@ def _load_vision(model: nn.Module, folder: Path, text_encoder: nn.Module) -> Non
         raise CheckpointError(f"{folder}: no weights for the vision projector ({', '.join(sorted(missing))}), which "
                               "image-to-video prompt enhancement needs")
     projector.load_state_dict(state)
-    model.model.vision_tower, model.model.multi_modal_projector = tower.to(parameter.device).eval(), projector
+    model.model.vision_tower, model.model.multi_modal_projector = tower.to(device).eval(), projector
 
 
 def processor_for(processor: Any, tokenizer: Any, model: nn.Module) -> Any:

@@ -231,10 +231,10 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         if image is not None:
             image = enhancer_image(read_image(image) if isinstance(image, (str, Path)) else image)
         text_encoder = self._activate("text_encoder")
-        model = generation_model(text_encoder, vision=image is not None)
+        run_on = torch.device(device) if device is not None else self._text_encoder_device(text_encoder)
+        model = generation_model(text_encoder, vision=image is not None, device=run_on)
         processor = processor_for(self.processor, self.tokenizer, model)
         system_prompt = default_system_prompt(image is not None) if system_prompt is None else system_prompt
-        run_on = torch.device(device) if device is not None else self._text_encoder_device(text_encoder)
         kwargs = dict(GENERATION_KWARGS if generation_kwargs is None else generation_kwargs)
         prompts = [prompt] if isinstance(prompt, str) else prompt
         return [enhance(model, processor, text, system_prompt, image, max_new_tokens or MAX_NEW_TOKENS, seed, kwargs,
