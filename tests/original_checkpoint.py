@@ -1,9 +1,12 @@
 """Synthetic checkpoints in Lightricks' original single-file layout, at tiny sizes, from reference models.
 
 The reference (diffusers 0.42.1) networks are built with random weights; their state dicts are renamed
-back to the original key names and written with a header config in the official vocabulary. Loading
-such a file through the reference's own conversion must give back the same networks, which is what the
-tests check against ltx2's key map.
+back to the original key names and written with a header config in the official (ltx-core's) vocabulary,
+for LTX-2.0 (`ltx-2-19b-dev.safetensors`) and LTX-2.3 (`ltx-2.3-22b-dev.safetensors`). Loading such a file
+through the reference's own conversion must give back the same networks, which is what the tests check
+against ltx2's key map. The reference's conversion is diffusers 0.42.1's single-file functions where they
+exist, and the rename tables of diffusers' `scripts/convert_ltx2_to_diffusers.py` (not in the wheel; HEAD,
+with LTX-2.3) where they do not, copied below as data.
 """
 
 import json
@@ -19,7 +22,7 @@ from diffusers.loaders.single_file_utils import (
 )
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
-from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from parity import perturb_
 from safetensors.torch import save_file
 from tiny_pipeline import AUDIO_VAE, CONNECTORS, TRANSFORMER, UPSAMPLER, VOCODER
@@ -46,6 +49,32 @@ REFERENCE_CLASSES = {
     "vocoder": LTX2Vocoder,
 }
 
+# LTX-2.3 at tiny widths: every LTX-2.3 flag of the transformer and connectors (text at each stream's width),
+# the four-block decoder without residual upsamplers (x2 spatiotemporal, x1 spatiotemporal, x2 temporal, x2
+# spatial in decoding order), the vocoder with bandwidth extension (16 kHz x10 per mel frame, hops of 10
+# samples, x30 in the extension = 48 kHz).
+LTX_2_3_CONFIGS = {
+    "transformer": {**TRANSFORMER, "gated_attn": True, "cross_attn_mod": True, "audio_gated_attn": True,
+                    "audio_cross_attn_mod": True, "use_prompt_embeddings": False, "perturbed_attn": True},
+    "connectors": {**CONNECTORS, "rope_double_precision": True, "audio_connector_attention_head_dim": 4,
+                   "per_modality_projections": True, "video_hidden_dim": 16, "audio_hidden_dim": 8,
+                   "proj_bias": True, "video_gated_attn": True, "audio_gated_attn": True},
+    "vae": {**VIDEO_VAE, "block_out_channels": (8, 16, 32, 32), "decoder_block_out_channels": (8, 16, 16, 32),
+            "decoder_layers_per_block": (1, 1, 1, 1, 1), "decoder_spatio_temporal_scaling": (True,) * 4,
+            "decoder_inject_noise": (False,) * 5, "upsample_type": ("spatiotemporal", "spatiotemporal", "temporal",
+                                                                    "spatial"),
+            "upsample_residual": (False,) * 4, "upsample_factor": (2, 2, 1, 2),
+            "decoder_spatial_padding_mode": "zeros"},
+    "audio_vae": AUDIO_VAE,
+    "vocoder": dict(
+        in_channels=2 * 8, hidden_channels=32, upsample_kernel_sizes=[11, 4], upsample_factors=[5, 2],
+        resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]], bwe_in_channels=2 * 8, bwe_hidden_channels=32,
+        bwe_upsample_kernel_sizes=[12, 11], bwe_upsample_factors=[6, 5], bwe_resnet_kernel_sizes=[3],
+        bwe_resnet_dilations=[[1, 3, 5]], filter_length=32, hop_length=10, window_length=32, num_mel_channels=8,
+    ),
+}
+LTX_2_3_CLASSES = {**REFERENCE_CLASSES, "vocoder": LTX2VocoderWithBWE}
+
 HEADER_CONFIG = {
     "transformer": {
         "num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "out_channels": 4, "num_layers": 2,
@@ -58,6 +87,12 @@ HEADER_CONFIG = {
         "activation_fn": "gelu-approximate", "qk_norm": "rms_norm", "standardization_norm": "rms_norm",
         "connector_num_attention_heads": 2, "connector_attention_head_dim": 8, "connector_num_layers": 1,
         "connector_positional_embedding_max_pos": [32],
+        # Values ltx-core's configurator requires (the files state them; ltx2's networks are built this way).
+        "dropout": 0.0, "attention_bias": True, "num_vector_embeds": None, "num_embeds_ada_norm": 1000,
+        "use_linear_projection": False, "only_cross_attention": False, "cross_attention_norm": True,
+        "double_self_attention": False, "upcast_attention": False, "positional_embedding_type": "rope",
+        "use_audio_video_cross_attention": True, "share_ff": False, "av_cross_ada_norm": True,
+        "norm_elementwise_affine": False,
     },
     "vae": {
         "_class_name": "CausalVideoAutoencoder", "dims": 3, "in_channels": 3, "out_channels": 3,
@@ -92,9 +127,71 @@ HEADER_CONFIG = {
         "output_sampling_rate": 16000,
     },
 }
+# ltx-core reads the LTX-2.3 networks from these header keys: LTX-2.3's transformer flags (the four caption keys
+# select its per-stream text projections), connector sizes per stream, the two vocoder generators' sections.
+LTX_2_3_HEADER = {
+    "transformer": {
+        **HEADER_CONFIG["transformer"], "audio_connector_num_attention_heads": 2,
+        "audio_connector_attention_head_dim": 4, "connector_num_learnable_registers": 8,
+        "apply_gated_attention": True, "cross_attention_adaln": True, "connector_apply_gated_attention": True,
+        "caption_proj_before_connector": True, "caption_projection_first_linear": False,
+        "caption_proj_input_norm": False, "caption_projection_second_linear": False,
+    },
+    "vae": {
+        **{key: value for key, value in HEADER_CONFIG["vae"].items() if not key.endswith("_spatial_padding_mode")},
+        "spatial_padding_mode": "zeros",  # ltx-core 1.0.0 reads this one key for both halves
+        "encoder_blocks": [
+            ["res_x", {"num_layers": 1}], ["compress_space_res", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}], ["compress_time_res", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}], ["compress_all_res", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}], ["compress_all_res", {"multiplier": 1}],
+            ["res_x", {"num_layers": 1}],
+        ],
+        "decoder_blocks": [
+            ["res_x", {"num_layers": 1}], ["compress_space", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}], ["compress_time", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}], ["compress_all", {"multiplier": 1}],
+            ["res_x", {"num_layers": 1}], ["compress_all", {"multiplier": 2}],
+            ["res_x", {"num_layers": 1}],
+        ],
+    },
+    "audio_vae": HEADER_CONFIG["audio_vae"],
+    "vocoder": {
+        "vocoder": {
+            "upsample_initial_channel": 32, "resblock": "AMP1", "upsample_rates": [5, 2],
+            "upsample_kernel_sizes": [11, 4], "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]],
+            "stereo": True, "use_tanh_at_final": False, "activation": "snakebeta", "use_bias_at_final": False,
+        },
+        "bwe": {
+            "upsample_initial_channel": 32, "resblock": "AMP1", "upsample_rates": [6, 5],
+            "upsample_kernel_sizes": [12, 11], "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]],
+            "stereo": True, "use_tanh_at_final": False, "activation": "snakebeta", "use_bias_at_final": False,
+            "apply_final_activation": False, "input_sampling_rate": 16000, "output_sampling_rate": 48000,
+            "hop_length": 10, "n_fft": 32, "win_size": 32, "num_mels": 8,
+        },
+    },
+}
+# Per version: the reference networks' configs and classes, the header, the model_version the header names.
+VERSIONS = {
+    "2.0": (REFERENCE_CONFIGS, REFERENCE_CLASSES, HEADER_CONFIG, "2.0.0"),
+    "2.3": (LTX_2_3_CONFIGS, LTX_2_3_CLASSES, LTX_2_3_HEADER, "2.3.0"),
+}
+
 UPSAMPLER_HEADER = {
     "in_channels": 4, "mid_channels": 32, "num_blocks_per_stage": 1, "dims": 3, "spatial_upsample": True,
     "temporal_upsample": False, "spatial_scale": 2.0, "rational_resampler": True,
+}
+# LTX-2.3's upsampler files (ltx-2.3-spatial-upscaler-x2-1.1, -x1.5-1.0, ltx-2.3-temporal-upscaler-x2-1.0) at tiny
+# width: (the reference's config, the file's header).
+LTX_2_3_UPSAMPLERS = {
+    "spatial-x2-1.1": ({**UPSAMPLER, "use_rational_resampler": False},
+                       {**UPSAMPLER_HEADER, "rational_resampler": False}),
+    "spatial-x1.5": ({**UPSAMPLER, "rational_spatial_scale": 1.5},
+                     {**UPSAMPLER_HEADER, "spatial_scale": 1.5}),
+    "temporal-x2": ({**UPSAMPLER, "spatial_upsample": False, "temporal_upsample": True,
+                     "use_rational_resampler": False},
+                    {**UPSAMPLER_HEADER, "spatial_upsample": False, "temporal_upsample": True,
+                     "rational_resampler": False}),
 }
 
 # diffusers layout -> original names, the inverse of the published renames (longest names first).
@@ -109,6 +206,7 @@ _TRANSFORMER_TO_ORIGINAL = (
     ("audio_a2v_cross_attn_scale_shift_table", "scale_shift_table_a2v_ca_audio"),
     ("norm_q", "q_norm"),
     ("norm_k", "k_norm"),
+    ("prompt_adaln.", "prompt_adaln_single."),  # LTX-2.3's (audio_)prompt_adaln
 )
 _CONNECTORS_TO_ORIGINAL = (
     ("video_connector", "video_embeddings_connector"),
@@ -118,15 +216,27 @@ _CONNECTORS_TO_ORIGINAL = (
     ("norm_k", "k_norm"),
 )
 # The reference's conversion script (scripts/convert_ltx2_to_diffusers.py, not shipped in the wheel) renames
-# connectors and vocoder with these tables; the wheel's single-file loader has no function for them.
+# connectors and vocoder with these tables, per version; the wheel's single-file loader has no function for them.
 REFERENCE_CONNECTOR_RENAMES = {
-    "video_embeddings_connector": "video_connector", "audio_embeddings_connector": "audio_connector",
-    "transformer_1d_blocks": "transformer_blocks", "q_norm": "norm_q", "k_norm": "norm_k",
-    "text_embedding_projection.aggregate_embed": "text_proj_in",
+    "2.0": {"video_embeddings_connector": "video_connector", "audio_embeddings_connector": "audio_connector",
+            "transformer_1d_blocks": "transformer_blocks", "text_embedding_projection.aggregate_embed": "text_proj_in",
+            "q_norm": "norm_q", "k_norm": "norm_k"},
+    "2.3": {"video_embeddings_connector": "video_connector", "audio_embeddings_connector": "audio_connector",
+            "transformer_1d_blocks": "transformer_blocks",
+            "text_embedding_projection.audio_aggregate_embed": "audio_text_proj_in",
+            "text_embedding_projection.video_aggregate_embed": "video_text_proj_in",
+            "q_norm": "norm_q", "k_norm": "norm_k"},
 }
+# LTX-2.3's vocoder table leaves `ups` to a rule of its own: `.ups.` -> `.upsamplers.` in weights and biases.
 REFERENCE_VOCODER_RENAMES = {
-    "ups": "upsamplers", "resblocks": "resnets", "conv_pre": "conv_in", "conv_post": "conv_out",
+    "2.0": {"ups": "upsamplers", "resblocks": "resnets", "conv_pre": "conv_in", "conv_post": "conv_out"},
+    "2.3": {"resblocks": "resnets", "conv_pre": "conv_in", "conv_post": "conv_out", "act_post": "act_out",
+            "downsample.lowpass": "downsample"},
 }
+# What the script's LTX-2.3 tables add to the 0.42.1 single-file functions' (applied after them, as in the script).
+REFERENCE_2_3_TRANSFORMER_RENAMES = {"audio_prompt_adaln_single": "audio_prompt_adaln",
+                                     "prompt_adaln_single": "prompt_adaln"}
+REFERENCE_2_3_VAE_RENAMES = {"up_blocks.7": "up_blocks.3.upsamplers.0", "up_blocks.8": "up_blocks.3"}
 
 
 def _replace(name: str, pairs) -> str:
@@ -165,16 +275,35 @@ def _statistics_original(key: str) -> str:
             "latents_std": "per_channel_statistics.std-of-means"}.get(key, key)
 
 
-def to_original(component: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A reference network's state dict under the original single-file key names."""
+def _vocoder_original(key: str, version: str) -> str:
+    """LTX-2.0: `upsamplers.0.weight` -> `ups.0.weight`; LTX-2.3 as well under `vocoder.` / `bwe_generator.`, its
+    anti-aliasing downsamplers one level deeper (`.downsample.filter` -> `.downsample.lowpass.filter`)."""
+    generator, _, path = key.partition(".") if version == "2.3" else ("", "", key)
+    if generator == "mel_stft":
+        return f"vocoder.{key}"
+    leading = {"upsamplers": "ups", "resnets": "resblocks", "conv_in": "conv_pre", "conv_out": "conv_post",
+               "act_out": "act_post"}
+    first, _, rest = path.partition(".")
+    path = f"{leading.get(first, first)}.{rest}".replace(".downsample.", ".downsample.lowpass.")
+    return "vocoder." + (f"{generator}.{path}" if generator else path)
+
+
+def to_original(component: str, state: dict[str, torch.Tensor], version: str = "2.0") -> dict[str, torch.Tensor]:
+    """A reference network's state dict under the original single-file key names of LTX `version`."""
     if component == "transformer":
         return {_transformer_original(key): value for key, value in state.items()}
     if component == "connectors":
-        return {
-            ("text_embedding_projection.aggregate_embed." + key.removeprefix("text_proj_in.")
-             if key.startswith("text_proj_in.") else "model.diffusion_model." + _replace(key, _CONNECTORS_TO_ORIGINAL)):
-            value for key, value in state.items()
-        }
+        projections = {"text_proj_in.": "text_embedding_projection.aggregate_embed.",
+                       "video_text_proj_in.": "text_embedding_projection.video_aggregate_embed.",
+                       "audio_text_proj_in.": "text_embedding_projection.audio_aggregate_embed."}
+        original = {}
+        for key, value in state.items():
+            projection = next((name for name in projections if key.startswith(name)), None)
+            if projection:
+                original[projections[projection] + key.removeprefix(projection)] = value
+            else:
+                original["model.diffusion_model." + _replace(key, _CONNECTORS_TO_ORIGINAL)] = value
+        return original
     if component == "vae":
         original = {_video_vae_original(key): value for key, value in state.items()}
         channels = state["latents_mean"].shape[0]
@@ -184,23 +313,22 @@ def to_original(component: str, state: dict[str, torch.Tensor]) -> dict[str, tor
     if component == "audio_vae":
         return {"audio_vae." + _statistics_original(key): value for key, value in state.items()}
     if component == "vocoder":
-        inverse = {new: old for old, new in REFERENCE_VOCODER_RENAMES.items()}
-        return {"vocoder." + ".".join([inverse.get(key.split(".")[0], key.split(".")[0]), *key.split(".")[1:]]): value
-                for key, value in state.items()}
+        return {_vocoder_original(key, version): value for key, value in state.items()}
     raise ValueError(component)
 
 
-def make_reference(component: str, seed: int) -> torch.nn.Module:
+def make_reference(component: str, seed: int, version: str = "2.0") -> torch.nn.Module:
+    configs, classes, _, _ = VERSIONS[version]
     torch.manual_seed(seed)
-    model = perturb_(REFERENCE_CLASSES[component](**REFERENCE_CONFIGS[component]).eval(), seed=seed, scale=0.05)
+    model = perturb_(classes[component](**configs[component]).eval(), seed=seed, scale=0.05)
     if component in ("vae", "audio_vae"):
         model.latents_std.abs_().add_(0.5)
     return model
 
 
-def make_upsampler_reference() -> LTX2LatentUpsamplerModel:
+def make_upsampler_reference(config: dict = UPSAMPLER) -> LTX2LatentUpsamplerModel:
     torch.manual_seed(7)
-    return perturb_(LTX2LatentUpsamplerModel(**UPSAMPLER).eval(), seed=7, scale=0.05)
+    return perturb_(LTX2LatentUpsamplerModel(**config).eval(), seed=7, scale=0.05)
 
 
 def write_single_file(path: Path, tensors: dict[str, torch.Tensor], config: dict, **metadata: str) -> Path:
@@ -209,23 +337,26 @@ def write_single_file(path: Path, tensors: dict[str, torch.Tensor], config: dict
     return path
 
 
-def write_combined(path: Path, seed: int = 0) -> dict[str, torch.nn.Module]:
-    """An `ltx-2-19b-dev.safetensors` look-alike; returns the reference networks it was made from."""
-    references = {name: make_reference(name, seed + index) for index, name in enumerate(REFERENCE_CONFIGS)}
+def write_combined(path: Path, seed: int = 0, version: str = "2.0") -> dict[str, torch.nn.Module]:
+    """An `ltx-2-19b-dev.safetensors` (or `ltx-2.3-22b-dev.safetensors`) look-alike; returns the reference networks
+    it was made from."""
+    configs, _, header, model_version = VERSIONS[version]
+    references = {name: make_reference(name, seed + index, version) for index, name in enumerate(configs)}
     tensors: dict[str, torch.Tensor] = {}
     for name, model in references.items():
-        tensors.update(to_original(name, model.state_dict()))
-    write_single_file(path, tensors, HEADER_CONFIG, model_version="2.0.0")
+        tensors.update(to_original(name, model.state_dict(), version))
+    write_single_file(path, tensors, header, model_version=model_version)
     return references
 
 
-def quantize_fp8(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(fp8 file tensors, the float32 weights they stand for): block Linear weights in float8_e4m3fn, every
-    other one with a per-tensor `weight_scale` and an `input_scale`, the rest cast without a scale."""
+def quantize_fp8(
+    tensors: dict[str, torch.Tensor], blocks: tuple[str, ...] = ("model.diffusion_model.transformer_blocks.",)
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(fp8 file tensors, the float32 weights they stand for): the Linear weights under `blocks` in float8_e4m3fn,
+    every other one with a per-tensor `weight_scale` and an `input_scale`, the rest cast without a scale."""
     stored, meaning = dict(tensors), dict(tensors)
     quantized = [key for key, value in tensors.items()
-                 if key.startswith("model.diffusion_model.transformer_blocks.") and key.endswith(".weight")
-                 and value.dim() == 2 and "connector" not in key]
+                 if key.startswith(blocks) and key.endswith(".weight") and value.dim() == 2]
     for index, key in enumerate(quantized):
         weight = tensors[key]
         if index % 2:
@@ -241,23 +372,30 @@ def quantize_fp8(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
     return stored, meaning
 
 
-def reference_from_original(component: str, tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
+def reference_from_original(component: str, tensors: dict[str, torch.Tensor], version: str = "2.0") -> torch.nn.Module:
     """The reference network loaded strictly from original-layout tensors through the reference's conversion."""
+    configs, classes, _, _ = VERSIONS[version]
     prefixes = {"transformer": "model.diffusion_model.", "vae": "vae.", "audio_vae": "audio_vae."}
     if component == "connectors":
         state = {}
         for key, value in tensors.items():
             name = key.removeprefix("model.diffusion_model.")
             if name.startswith(("video_embeddings_connector", "audio_embeddings_connector", "text_embedding")):
-                state[_replace(name, REFERENCE_CONNECTOR_RENAMES.items())] = value
+                state[_replace(name, REFERENCE_CONNECTOR_RENAMES[version].items())] = value
     elif component == "vocoder":
-        state = {_replace(key.removeprefix("vocoder."), REFERENCE_VOCODER_RENAMES.items()): value
+        state = {_replace(key.removeprefix("vocoder."), REFERENCE_VOCODER_RENAMES[version].items()): value
                  for key, value in tensors.items() if key.startswith("vocoder.")}
+        if version == "2.3":
+            state = {key.replace(".ups.", ".upsamplers.") if key.endswith((".weight", ".bias")) else key: value
+                     for key, value in state.items()}
     else:
         state = {key: value for key, value in tensors.items() if key.startswith(prefixes[component])}
         convert = {"transformer": convert_ltx2_transformer_to_diffusers, "vae": convert_ltx2_vae_to_diffusers,
                    "audio_vae": convert_ltx2_audio_vae_to_diffusers}[component]
         state = convert(state)
-    model = REFERENCE_CLASSES[component](**REFERENCE_CONFIGS[component])
+        extra = {"transformer": REFERENCE_2_3_TRANSFORMER_RENAMES, "vae": REFERENCE_2_3_VAE_RENAMES}.get(component)
+        if version == "2.3" and extra:
+            state = {_replace(key, extra.items()): value for key, value in state.items()}
+    model = classes[component](**configs[component])
     model.load_state_dict(state, strict=True)
     return model.eval()

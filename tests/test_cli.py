@@ -288,9 +288,9 @@ def synthetic_files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("dev", ["LTX-2 single-file checkpoint (original layout), LTX version 2.0.0", "transformer", "connectors",
-             "vae", "audio_vae", "vocoder", "float32"]),
-    ("fp8", ["LTX version 2.0.0", "float8_e4m3fn", "FP8 with"]),
+    ("dev", ["LTX-2 single-file checkpoint (original layout), LTX version 2.0 (model_version 2.0.0)", "transformer",
+             "connectors", "vae", "audio_vae", "vocoder      LTX2Vocoder", "float32"]),
+    ("fp8", ["LTX version 2.0 (model_version 2.0.0)", "float8_e4m3fn", "FP8 with"]),
     ("upsampler", ["LTX-2 latent upsampler", "float32", '"mid_channels": 32']),
     ("lora", ["LoRA, original (diffusion_model.*) key names, rank 4", "transformer  2 adapted layers"]),
 ])

@@ -1,4 +1,5 @@
-"""Lightricks' original single-file checkpoints: every tensor lands where the reference's conversion puts it."""
+"""Lightricks' original single-file checkpoints (LTX-2.0 and LTX-2.3): every tensor lands where the reference's
+conversion puts it."""
 
 import json
 
@@ -8,8 +9,10 @@ from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline
 from models.test_transformer import make_inputs
 from original_checkpoint import (
     HEADER_CONFIG,
-    REFERENCE_CONFIGS,
+    LTX_2_3_HEADER,
+    LTX_2_3_UPSAMPLERS,
     UPSAMPLER_HEADER,
+    VERSIONS,
     make_upsampler_reference,
     quantize_fp8,
     reference_from_original,
@@ -23,14 +26,17 @@ from tiny_pipeline import make_text_encoder, make_tokenizer
 from ltx2 import (
     AutoencoderKLLTX2Audio,
     AutoencoderKLLTX2Video,
+    LTX2ImageToVideoPipeline,
     LTX2LatentUpsamplePipeline,
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
     LTX2TextConnectors,
     LTX2VideoTransformer3DModel,
     LTX2Vocoder,
+    LTX2VocoderWithBWE,
 )
 from ltx2.loading.checkpoint import CheckpointError
+from ltx2.loading.describe import _count, describe
 from ltx2.scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG
 from ltx2.text import load_text_encoder
 
@@ -41,12 +47,20 @@ OURS = {
     "audio_vae": AutoencoderKLLTX2Audio,
     "vocoder": LTX2Vocoder,
 }
+OURS_2_3 = {**OURS, "vocoder": LTX2VocoderWithBWE}
 
 
 @pytest.fixture(scope="module")
 def dev_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("single") / "ltx-2-19b-dev.safetensors"
     write_combined(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ltx_2_3_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("single-2.3") / "ltx-2.3-22b-dev.safetensors"
+    write_combined(path, version="2.3")
     return path
 
 
@@ -65,11 +79,11 @@ def assert_same_network(ours: torch.nn.Module, reference: torch.nn.Module) -> No
 
 
 @torch.no_grad()
-def outputs(component: str, model: torch.nn.Module) -> torch.Tensor:
+def outputs(component: str, model: torch.nn.Module, version: str = "2.0") -> torch.Tensor:
     """One forward pass of each kind of network, on seeded inputs."""
     generator = torch.Generator().manual_seed(3)
     if component == "transformer":
-        video, audio = model(**make_inputs(REFERENCE_CONFIGS["transformer"], per_token=False, masked=True))
+        video, audio = model(**make_inputs(VERSIONS[version][0]["transformer"], per_token=False, masked=True))
         return torch.cat([video.flatten(), audio.flatten()])
     if component == "connectors":
         hidden = torch.randn(2, 16, 16, 3, generator=generator)
@@ -128,7 +142,7 @@ def text_encoder_folder(tmp_path_factory):
     return folder
 
 
-def reference_pipeline(path, text_encoder_folder) -> ReferencePipeline:
+def reference_pipeline(path, text_encoder_folder, version: str = "2.0") -> ReferencePipeline:
     from diffusers import FlowMatchEulerDiscreteScheduler
     from transformers import Gemma3ForConditionalGeneration
 
@@ -137,7 +151,7 @@ def reference_pipeline(path, text_encoder_folder) -> ReferencePipeline:
         scheduler=FlowMatchEulerDiscreteScheduler(**LTX2_SCHEDULER_CONFIG),
         text_encoder=Gemma3ForConditionalGeneration.from_pretrained(text_encoder_folder).eval(),
         tokenizer=make_tokenizer(),
-        **{name: reference_from_original(name, tensors) for name in OURS},
+        **{name: reference_from_original(name, tensors, version) for name in OURS},
     )
 
 
@@ -163,9 +177,12 @@ def test_distilled_file_gets_the_distilled_schedule(dev_file, tmp_path, text_enc
     assert dict(pipe.scheduler.config, **LTX2_DISTILLED_SCHEDULER_CONFIG) == dict(pipe.scheduler.config)
 
 
-def test_original_lora_file_on_a_single_file_pipeline(dev_file, tmp_path, text_encoder_folder):
-    """The distilled LoRA's format (original names, `diffusion_model.` prefix) on every Linear of the DiT."""
-    tensors = load_file(str(dev_file))
+@pytest.mark.parametrize("version, checkpoint", [("2.0", "dev_file"), ("2.3", "ltx_2_3_file")])
+def test_original_lora_file_on_a_single_file_pipeline(request, tmp_path, text_encoder_folder, version, checkpoint):
+    """The distilled LoRA's format (original names, `diffusion_model.` prefix) on every Linear of the DiT (LTX-2.3's
+    gates and prompt AdaLN too), loaded by the reference through its own LoRA key conversion."""
+    checkpoint = request.getfixturevalue(checkpoint)
+    tensors = load_file(str(checkpoint))
     generator = torch.Generator().manual_seed(11)
     lora = {}
     for key, value in tensors.items():
@@ -174,17 +191,19 @@ def test_original_lora_file_on_a_single_file_pipeline(dev_file, tmp_path, text_e
             module = "diffusion_model." + key.removeprefix("model.diffusion_model.").removesuffix(".weight")
             lora[f"{module}.lora_A.weight"] = torch.randn(4, value.shape[1], generator=generator) / value.shape[1]
             lora[f"{module}.lora_B.weight"] = torch.randn(value.shape[0], 4, generator=generator) * 0.3
-    path = tmp_path / "ltx-2-19b-distilled-lora-384.safetensors"
+    if version == "2.3":
+        assert any("prompt_adaln_single" in key for key in lora) and any("to_gate_logits" in key for key in lora)
+    path = tmp_path / "distilled-lora-384.safetensors"
     save_file(lora, str(path))
-    ours = LTX2Pipeline.from_single_file(dev_file, text_encoder=load_text_encoder(text_encoder_folder),
+    ours = LTX2Pipeline.from_single_file(checkpoint, text_encoder=load_text_encoder(text_encoder_folder),
                                          tokenizer=make_tokenizer())
-    reference = reference_pipeline(dev_file, text_encoder_folder)
-    before = outputs("transformer", ours.transformer)
+    reference = reference_pipeline(checkpoint, text_encoder_folder, version)
+    before = outputs("transformer", ours.transformer, version)
     ours.load_lora_weights(str(path))
     reference.load_lora_weights(str(path))
-    expected = outputs("transformer", reference.transformer)
+    expected = outputs("transformer", reference.transformer, version)
     assert relative_l2(expected, before) > 0.05
-    assert relative_l2(outputs("transformer", ours.transformer), expected) <= 1e-5
+    assert relative_l2(outputs("transformer", ours.transformer, version), expected) <= 1e-5
 
 
 def test_upsample_pipeline_from_the_combined_file_and_the_upsampler_file(dev_file, tmp_path):
@@ -214,11 +233,6 @@ def test_checkpoint_errors_name_the_file_and_keys(dev_file, tmp_path):
                                HEADER_CONFIG)
     with pytest.raises(CheckpointError, match=r"no_vae\.safetensors: holds no vae weights"):
         AutoencoderKLLTX2Video.from_single_file(no_vae)
-    later = write_single_file(tmp_path / "ltx-2.3.safetensors", tensors,
-                              {**HEADER_CONFIG, "transformer": {**HEADER_CONFIG["transformer"],
-                                                                "caption_proj_before_connector": True}})
-    with pytest.raises(CheckpointError, match=r"ltx-2\.3\.safetensors: a later LTX version.*caption_proj_before"):
-        LTX2VideoTransformer3DModel.from_single_file(later)
     with pytest.raises(FileNotFoundError, match="not 'owner/repo/file.safetensors'"):
         LTX2Vocoder.from_single_file(tmp_path / "missing.safetensors")
 
@@ -232,3 +246,211 @@ def test_header_config_is_read_not_assumed(dev_file, tmp_path):
     path = write_single_file(tmp_path / "other.safetensors", tensors, header)
     model = LTX2VideoTransformer3DModel.from_single_file(path)
     assert model.config.rope_double_precision is False and model.config.rope_theta == 500.0
+
+
+# ---- LTX-2.3 (ltx-2.3-22b-dev.safetensors and the like)
+
+
+@pytest.mark.parametrize("component", list(OURS_2_3))
+def test_each_ltx_2_3_network_matches_the_reference_conversion(ltx_2_3_file, component):
+    reference = reference_from_original(component, load_file(str(ltx_2_3_file)), version="2.3")
+    ours = OURS_2_3[component].from_single_file(ltx_2_3_file)
+    assert_same_network(ours, reference)
+    assert relative_l2(outputs(component, ours, "2.3"), outputs(component, reference, "2.3")) <= 1e-5
+
+
+def test_ltx_2_3_header_is_read(ltx_2_3_file):
+    """The version and LTX-2.3's flags come from the header: gated attention, cross-attention modulation, the
+    caption projections in the connectors, the vocoder's two generators with the mel front end between them."""
+    transformer = LTX2VideoTransformer3DModel.from_single_file(ltx_2_3_file).config
+    assert transformer.gated_attn and transformer.audio_cross_attn_mod and transformer.perturbed_attn
+    assert not transformer.use_prompt_embeddings
+    connectors = LTX2TextConnectors.from_single_file(ltx_2_3_file).config
+    assert connectors.per_modality_projections and connectors.proj_bias and connectors.video_gated_attn
+    vocoder = LTX2VocoderWithBWE.from_single_file(ltx_2_3_file).config
+    bwe = LTX_2_3_HEADER["vocoder"]["bwe"]
+    assert (vocoder.filter_length, vocoder.hop_length, vocoder.num_mel_channels) == (bwe["n_fft"], 10, 8)
+    assert (vocoder.act_fn, vocoder.antialias, vocoder.final_act_fn, vocoder.bwe_final_act_fn) == \
+        ("snakebeta", True, None, None)
+    assert vocoder.output_sampling_rate == 48000
+    with pytest.raises(CheckpointError, match=r"ltx-2\.3-22b-dev\.safetensors: an LTX-2\.3 file; LTX2Vocoder is "
+                                              r"the vocoder of LTX-2\.0 files"):
+        LTX2Vocoder.from_single_file(ltx_2_3_file)
+    with pytest.raises(CheckpointError, match=r"an LTX-2\.0 file; LTX2VocoderWithBWE is the vocoder of LTX-2\.3"):
+        LTX2VocoderWithBWE.from_single_file(write_single_file(
+            ltx_2_3_file.parent / "ltx-2-19b-dev.safetensors", {"vocoder.conv_pre.weight": torch.zeros(1)},
+            HEADER_CONFIG))
+
+
+def test_ltx_2_3_fp8_file_loads_upcast_and_kept_in_fp8(ltx_2_3_file, tmp_path):
+    """Scaled and plain FP8 weights in the transformer's and the connectors' blocks."""
+    blocks = ("model.diffusion_model.transformer_blocks.",
+              "model.diffusion_model.video_embeddings_connector.transformer_1d_blocks.")
+    stored, meaning = quantize_fp8(load_file(str(ltx_2_3_file)), blocks)
+    path = write_single_file(tmp_path / "ltx-2.3-22b-dev-fp8.safetensors", stored, LTX_2_3_HEADER,
+                             model_version="2.3.0")
+    for component in ("transformer", "connectors"):
+        reference = reference_from_original(component, meaning, version="2.3")
+        ours = OURS_2_3[component].from_single_file(path)
+        assert_same_network(ours, reference)
+        assert relative_l2(outputs(component, ours, "2.3"), outputs(component, reference, "2.3")) <= 1e-5
+        kept = OURS_2_3[component].from_single_file(path, keep_fp8=True)
+        kept_fp8 = {key for key, value in kept.state_dict().items() if value.dtype == torch.float8_e4m3fn}
+        assert kept_fp8 and all(key.startswith(("transformer_blocks.", "video_connector.")) for key in kept_fp8)
+        assert torch.equal(outputs(component, kept, "2.3"), outputs(component, ours, "2.3"))
+
+
+@pytest.mark.parametrize("name", list(LTX_2_3_UPSAMPLERS))
+def test_ltx_2_3_upsampler_files(tmp_path, name):
+    config, header = LTX_2_3_UPSAMPLERS[name]
+    reference = make_upsampler_reference(config)
+    path = write_single_file(tmp_path / f"ltx-2.3-{name}.safetensors", reference.state_dict(), header,
+                             model_version="2.3.0")
+    ours = LTX2LatentUpsamplerModel.from_single_file(path)
+    assert_same_network(ours, reference)
+    assert describe(path)[0].endswith("LTX-2 latent upsampler (original single file), model_version 2.3.0")
+    latents = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = reference(latents)
+        assert ours(latents).shape == expected.shape
+        assert relative_l2(ours(latents), expected) <= 1e-5
+
+
+@pytest.mark.skipif(not hasattr(LTX2Pipeline, "default_call_kwargs"),
+                    reason="LTX2Pipeline runs LTX-2.3's transformer once LTX-2.3 generation (issue 12) is merged")
+def test_ltx_2_3_pipeline_from_single_file_generates_as_the_reference(ltx_2_3_file, text_encoder_folder):
+    """At LTX-2.3's call defaults (CFG, STG, modality isolation, rescale, cross timesteps), the STG block moved to
+    one the two-block tiny transformer has; the reference gets the same values."""
+    ours = LTX2Pipeline.from_single_file(ltx_2_3_file, text_encoder=load_text_encoder(text_encoder_folder),
+                                         tokenizer=make_tokenizer())
+    assert isinstance(ours.vocoder, LTX2VocoderWithBWE) and ours.model_version == "2.3"
+    reference = reference_pipeline(ltx_2_3_file, text_encoder_folder, "2.3")
+    arguments = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", width=64, height=64,
+                     num_frames=9, max_sequence_length=16, output_type="np", return_dict=False)
+    guidance = ours.default_call_kwargs(num_inference_steps=2, spatio_temporal_guidance_blocks=[1])
+    assert guidance["stg_scale"] > 0 and guidance["modality_scale"] > 1 and guidance["use_cross_timestep"]
+    video, audio = ours(generator=torch.Generator().manual_seed(0), num_inference_steps=2,
+                        spatio_temporal_guidance_blocks=[1], **arguments)
+    expected_video, expected_audio = reference(generator=torch.Generator().manual_seed(0), **arguments, **guidance)
+    assert audio.shape == expected_audio.shape and audio.shape[-1] % 3 == 0  # 48 kHz: 3 samples per 16 kHz one
+    assert relative_l2(torch.as_tensor(video), torch.as_tensor(expected_video)) <= 1e-3
+    assert relative_l2(audio, expected_audio) <= 1e-3
+
+
+def test_ltx_2_3_image_to_video_and_upsample_pipelines(ltx_2_3_file, tmp_path):
+    """The image-to-video pipeline takes the same networks; the upsample pipeline takes the file's LTX-2.3 VAE and
+    an upsampler file, and upsamples x1.5 as the reference does with the same networks."""
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline as ReferenceUpsamplePipeline
+
+    image_to_video = LTX2ImageToVideoPipeline.from_single_file(ltx_2_3_file, text_encoder=object(), tokenizer=object())
+    assert isinstance(image_to_video.vocoder, LTX2VocoderWithBWE)
+    assert image_to_video.connectors.config.per_modality_projections
+    config, header = LTX_2_3_UPSAMPLERS["spatial-x1.5"]
+    upsampler = write_single_file(tmp_path / "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors",
+                                  make_upsampler_reference(config).state_dict(), header, model_version="2.3.0")
+    ours = LTX2LatentUpsamplePipeline.from_single_file(
+        ltx_2_3_file, latent_upsampler=LTX2LatentUpsamplerModel.from_single_file(upsampler))
+    reference = ReferenceUpsamplePipeline(vae=reference_from_original("vae", load_file(str(ltx_2_3_file)), "2.3"),
+                                          latent_upsampler=make_upsampler_reference(config))
+    latents = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(2))
+    upsampled = ours(latents=latents, output_type="latent", return_dict=False)[0]
+    assert upsampled.shape == (1, 4, 2, 6, 6)
+    expected = reference(latents=latents, output_type="latent", return_dict=False)[0]
+    assert relative_l2(upsampled, expected) <= 1e-5
+
+
+def test_ltx_2_3_single_file_saved_as_a_pipeline_folder(ltx_2_3_file, text_encoder_folder, tmp_path):
+    """model_index.json files the vocoder with bandwidth extension under "ltx2", as diffusers' LTX-2.3 folders do;
+    the folder loads back, in ltx2 and in the reference."""
+    from diffusers.pipelines.ltx2.vocoder import LTX2VocoderWithBWE as ReferenceVocoderWithBWE
+
+    ours = LTX2Pipeline.from_single_file(ltx_2_3_file, text_encoder=load_text_encoder(text_encoder_folder),
+                                         tokenizer=make_tokenizer())
+    ours.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["vocoder"] == ["ltx2", "LTX2VocoderWithBWE"]
+    reloaded = LTX2Pipeline.from_pretrained(tmp_path)
+    assert_same_network(reloaded.vocoder, ours.vocoder)
+    assert_same_network(reloaded.transformer, ours.transformer)
+    assert_same_network(ours.vocoder, ReferenceVocoderWithBWE.from_pretrained(tmp_path / "vocoder"))
+
+
+def test_checkpoints_mixing_versions_are_refused(dev_file, ltx_2_3_file, tmp_path):
+    old, new = load_file(str(dev_file)), load_file(str(ltx_2_3_file))
+    # LTX-2.3's header and tensors, but LTX-2.0's text projection.
+    mixed = {key: value for key, value in new.items() if not key.startswith("text_embedding_projection.")}
+    mixed.update({key: value for key, value in old.items() if key.startswith("text_embedding_projection.")})
+    path = write_single_file(tmp_path / "mixed.safetensors", mixed, LTX_2_3_HEADER, model_version="2.3.0")
+    with pytest.raises(CheckpointError, match=r"mixed\.safetensors: mixes LTX versions: model_version '2\.3\.0' "
+                                              r"\(LTX-2\.3\).*keys text_embedding_projection\.aggregate_embed\.\* "
+                                              r"\(LTX-2\.0\)"):
+        LTX2TextConnectors.from_single_file(path)
+    with pytest.raises(CheckpointError, match=r"mixed\.safetensors: mixes LTX versions"):
+        LTX2Pipeline.from_single_file(path, text_encoder=object(), tokenizer=object())
+    # LTX-2.0's file with LTX-2.3's model_version; LTX-2.0's header with LTX-2.3's vocoder.
+    renamed = write_single_file(tmp_path / "renamed.safetensors", old, HEADER_CONFIG, model_version="2.3.0")
+    with pytest.raises(CheckpointError, match=r"renamed\.safetensors: mixes LTX versions: model_version '2\.3\.0' "
+                                              r"\(LTX-2\.3\); header transformer without LTX-2\.3's flags "
+                                              r"\(LTX-2\.0\); flat header vocoder \(LTX-2\.0\); keys "
+                                              r".*model\.diffusion_model\.caption_projection\.\*"):
+        LTX2VideoTransformer3DModel.from_single_file(renamed)
+    vocoder = {key: value for key, value in old.items() if not key.startswith("vocoder.")}
+    vocoder.update({key: value for key, value in new.items() if key.startswith("vocoder.")})
+    path = write_single_file(tmp_path / "vocoder.safetensors", vocoder, HEADER_CONFIG)
+    expected = r"vocoder\.safetensors: mixes LTX versions: .*keys vocoder\.bwe_generator\.\*, vocoder\.mel_stft\.\*"
+    with pytest.raises(CheckpointError, match=expected):
+        AutoencoderKLLTX2Video.from_single_file(path)
+
+
+@pytest.mark.parametrize("model_version, message", [
+    ("banana", "model_version 'banana' is not a version number"),
+    ("2.5.0", r"model_version '2\.5\.0' is not one ltx2 loads \(LTX-2\.0 and LTX-2\.3 files\)"),
+    ("3.0", r"model_version '3\.0' is not one ltx2 loads"),
+])
+def test_unknown_model_versions_are_refused(ltx_2_3_file, tmp_path, model_version, message):
+    path = write_single_file(tmp_path / "odd.safetensors", load_file(str(ltx_2_3_file)), LTX_2_3_HEADER,
+                             model_version=model_version)
+    with pytest.raises(CheckpointError, match=rf"odd\.safetensors: {message}"):
+        AutoencoderKLLTX2Audio.from_single_file(path)
+
+
+def test_ltx_2_3_release_tags_and_missing_sections(ltx_2_3_file, tmp_path):
+    tensors = load_file(str(ltx_2_3_file))
+    tagged = write_single_file(tmp_path / "rc.safetensors", tensors, LTX_2_3_HEADER, model_version="2.3.0-rc2")
+    assert isinstance(LTX2Pipeline.from_single_file(tagged, text_encoder=object(), tokenizer=object()).vocoder,
+                      LTX2VocoderWithBWE)
+    # Without a section the official defaults would build LTX-2.0's network: the section is required.
+    for section, network in (("transformer", LTX2VideoTransformer3DModel), ("vocoder", LTX2VocoderWithBWE)):
+        header = {key: value for key, value in LTX_2_3_HEADER.items() if key != section}
+        path = write_single_file(tmp_path / f"no-{section}.safetensors", tensors, header, model_version="2.3.0")
+        with pytest.raises(CheckpointError, match=rf"no-{section}\.safetensors: an LTX-2\.3 file whose header "
+                                                  rf"config has no '{section}' section"):
+            network.from_single_file(path)
+    no_bwe = {**LTX_2_3_HEADER, "vocoder": {"vocoder": LTX_2_3_HEADER["vocoder"]["vocoder"]}}
+    path = write_single_file(tmp_path / "no-bwe.safetensors", tensors, no_bwe, model_version="2.3.0")
+    with pytest.raises(CheckpointError, match=r"no-bwe\.safetensors: an LTX-2\.3 file whose header config has no "
+                                              r"'vocoder\.bwe' section"):
+        LTX2VocoderWithBWE.from_single_file(path)
+    no_vocoder = write_single_file(tmp_path / "no-vocoder-weights.safetensors",
+                                   {key: value for key, value in tensors.items() if not key.startswith("vocoder.")},
+                                   LTX_2_3_HEADER, model_version="2.3.0")
+    with pytest.raises(CheckpointError, match=r"no-vocoder-weights\.safetensors: holds no vocoder weights"):
+        LTX2VocoderWithBWE.from_single_file(no_vocoder)
+
+
+def test_info_names_the_ltx_2_3_version_and_networks(ltx_2_3_file, tmp_path):
+    references = {name: reference_from_original(name, load_file(str(ltx_2_3_file)), version="2.3")
+                  for name in OURS_2_3}
+    lines = describe(ltx_2_3_file)
+    assert lines[0].endswith("LTX-2 single-file checkpoint (original layout), LTX version 2.3 (model_version 2.3.0)")
+    for name, reference in references.items():
+        count = sum(tensor.numel() for tensor in reference.state_dict().values())  # buffers stored in the file too
+        assert f"  {name:<12} {OURS_2_3[name].__name__:<28} {_count(count)} parameters, float32" in lines
+    stored, _ = quantize_fp8(load_file(str(ltx_2_3_file)))
+    fp8 = write_single_file(tmp_path / "ltx-2.3-22b-dev-fp8.safetensors", stored, LTX_2_3_HEADER, model_version="2.3.0")
+    transformer = next(line for line in describe(fp8) if line.startswith("  transformer"))
+    scales = sum(key.endswith(".weight_scale") for key in stored)
+    assert "float8_e4m3fn x" in transformer and "float32 x" in transformer
+    assert transformer.endswith(f"FP8 with {scales} weight scales")
+    mixed = write_single_file(tmp_path / "mixed.safetensors", load_file(str(ltx_2_3_file)), HEADER_CONFIG,
+                              model_version="2.0.0")
+    assert "not loadable by ltx2: mixes LTX versions: model_version '2.0.0' (LTX-2.0)" in describe(mixed)[0]

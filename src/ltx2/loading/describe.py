@@ -10,7 +10,7 @@ from ..versions import VERSIONS, folder_version
 from .checkpoint import CheckpointError, TensorSource
 from .key_map import QUANTIZATION_SUFFIXES, split_single_file
 from .lora import locate
-from .single_file import check_version, read_metadata
+from .single_file import file_version, read_metadata
 
 _DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64", "F8_E4M3": "float8_e4m3fn",
            "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32", "U8": "uint8", "BOOL": "bool"}
@@ -101,29 +101,40 @@ def _describe_file(path: Path, source: TensorSource) -> list[str]:
     config = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
     if any(".lora_" in key for key in keys):
         return _describe_lora(path, source, keys)
+    named = source.metadata().get("model_version")
     if "initial_conv.weight" in keys:
-        return [f"{path}: LTX-2 latent upsampler (original single file)", f"  {_summary(source, keys)}",
+        version = f", model_version {named}" if named else ""
+        return [f"{path}: LTX-2 latent upsampler (original single file){version}", f"  {_summary(source, keys)}",
                 f"  config: {json.dumps(config, sort_keys=True)}" if config else "  config: none in the header"]
     groups = split_single_file(keys)
     found = {name: names for name, names in groups.items() if names and name != "unknown"}
     if not found:
         raise CheckpointError(f"{path}: no LTX-2 keys (not an original LTX-2 checkpoint, upsampler or LoRA)")
-    version = metadata.get("model_version") or "2.0 (the header names no model_version)"
     try:
-        check_version(config, str(path))
-        support = ""
+        version = file_version(source)
+        classes = _network_classes(version)
+        named = f"model_version {named}" if named else "the header names no model_version"
+        heading = f"LTX version {version} ({named})"
     except CheckpointError as error:
-        support = f"; not loadable by ltx2: {str(error).partition(': ')[2]}"
-    lines = [f"{path}: LTX-2 single-file checkpoint (original layout), LTX version {version}{support}"]
+        classes = {}
+        heading = f"not loadable by ltx2: {str(error).partition(': ')[2]}"
+    lines = [f"{path}: LTX-2 single-file checkpoint (original layout), {heading}"]
     for name, names in found.items():
         originals = list(names.values())
         weights = set(originals)
         scales = [key for key in keys if key.endswith(".weight_scale") and key.removesuffix("_scale") in weights]
         fp8 = f", FP8 with {len(scales)} weight scales" if scales else ""
-        lines.append(f"  {name:<12} {_summary(source, originals)}{fp8}")
+        lines.append(f"  {name:<12} {classes.get(name, '-'):<28} {_summary(source, originals)}{fp8}")
     if groups["unknown"]:
         lines.append(f"  unrecognised keys: {len(groups['unknown'])}")
     return lines
+
+
+def _network_classes(version: str) -> dict[str, str]:
+    """Component -> the name of the ltx2 class that loads it from a single file of `version`."""
+    from ..pipelines.base import single_file_networks
+
+    return {component: cls.__name__ for component, cls in single_file_networks(version).items()}
 
 
 def _describe_lora(path: Path, source: TensorSource, keys: list[str]) -> list[str]:

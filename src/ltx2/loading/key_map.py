@@ -1,24 +1,34 @@
 """The one key map from Lightricks' original LTX-2 checkpoints to ltx2's (diffusers-layout) state dicts.
 
-An original single file (`ltx-2-19b-dev.safetensors`, `-distilled`, their fp8 variants) holds every
-network under a prefix; the spatial upsampler and the LoRAs are separate files:
+An original single file (`ltx-2-19b-dev.safetensors`, `ltx-2.3-22b-dev.safetensors`, `-distilled`, their fp8
+variants) holds every network under a prefix; the latent upsamplers and the LoRAs are separate files:
 
-| original key                                          | component   | ltx2 key                                 |
-|-------------------------------------------------------|-------------|------------------------------------------|
-| `model.diffusion_model.<path>`                        | transformer | `<path>`, TRANSFORMER_RENAMES            |
+| original key (version where one)                     | component   | ltx2 key                                 |
+|------------------------------------------------------|-------------|------------------------------------------|
+| `model.diffusion_model.<path>`                       | transformer | `<path>`, TRANSFORMER_RENAMES            |
 | `model.diffusion_model.{video,audio}_embeddings_connector.<path>` | connectors | `{video,audio}_connector.<path>` |
-| `[model.diffusion_model.]text_embedding_projection.aggregate_embed.*` | connectors | `text_proj_in.*`   |
-| `vae.<path>`                                          | vae         | blocks regrouped (below), statistics     |
-| `audio_vae.<path>`                                    | audio_vae   | `<path>`, statistics renamed             |
-| `vocoder.<path>`                                      | vocoder     | `<path>`, VOCODER_RENAMES                |
-| `<path>` (the upsampler's own file)                   | upsampler   | `<path>` unchanged                       |
-| `diffusion_model.<path>.lora_{A,B}.weight` (LoRA)     | transformer | `<path>` renamed as the transformer's    |
+| `[model.diffusion_model.]text_embedding_projection.` |             |                                          |
+|   `aggregate_embed.*` (2.0)                          | connectors  | `text_proj_in.*`                         |
+|   `{video,audio}_aggregate_embed.*` (2.3)            | connectors  | `{video,audio}_text_proj_in.*`           |
+| `vae.<path>`                                         | vae         | blocks regrouped (below), statistics     |
+| `audio_vae.<path>`                                   | audio_vae   | `<path>`, statistics renamed             |
+| `vocoder.<path>` (2.0: one generator)                | vocoder     | `<path>`, GENERATOR_RENAMES              |
+| `vocoder.{vocoder,bwe_generator}.<path>` (2.3)       | vocoder     | the same prefix, GENERATOR_RENAMES       |
+| `vocoder.mel_stft.<path>` (2.3)                      | vocoder     | `mel_stft.<path>` unchanged              |
+| `<path>` (an upsampler's own file)                   | upsampler   | `<path>` unchanged                       |
+| `diffusion_model.<path>.lora_{A,B}.weight` (LoRA)    | transformer | `<path>` renamed as the transformer's    |
 
 In the original video VAE the encoder is a flat list `down_blocks.0..2n` alternating ResNet groups and
 downsamplers (ending in the mid block), and the decoder a flat list `up_blocks.0..2m` starting with the mid
-block and alternating upsamplers and ResNet groups; diffusers nests each sampler inside its block.
-Per-channel latent statistics become `latents_mean` / `latents_std`; the two unused statistics are dropped.
+block and alternating upsamplers and ResNet groups (LTX-2.0: m = 3, LTX-2.3: m = 4); diffusers nests each
+sampler inside its block. Per-channel latent statistics become `latents_mean` / `latents_std`; the two unused
+statistics are dropped. A vocoder generator (LTX-2.0's, and both of LTX-2.3's) renames its leading module
+(`ups` -> `upsamplers`, `resblocks` -> `resnets`, `conv_pre` / `conv_post` / `act_post` -> `conv_in` /
+`conv_out` / `act_out`) and drops the `lowpass` level of its anti-aliasing downsamplers
+(`acts1.0.downsample.lowpass.filter` -> `acts1.0.downsample.filter`).
 FP8 checkpoints add `<weight>_scale` / `input_scale` siblings, which the loader consumes (see single_file.py).
+
+Some keys exist in one LTX version's files only (VERSION_KEYS); a file holding another version's is refused.
 """
 
 from __future__ import annotations
@@ -41,19 +51,26 @@ TRANSFORMER_RENAMES = (
     ("scale_shift_table_a2v_ca_audio", "audio_a2v_cross_attn_scale_shift_table"),
     ("q_norm", "norm_q"),
     ("k_norm", "norm_k"),
+    ("prompt_adaln_single", "prompt_adaln"),  # LTX-2.3's (audio_)prompt_adaln_single
 )
 # The two main timestep embedders are renamed by prefix only: their names are substrings of the ones above.
 TRANSFORMER_PREFIX_RENAMES = (("adaln_single.", "time_embed."), ("audio_adaln_single.", "audio_time_embed."))
 CONNECTOR_RENAMES = (
     ("text_embedding_projection.aggregate_embed", "text_proj_in"),
+    ("text_embedding_projection.video_aggregate_embed", "video_text_proj_in"),
+    ("text_embedding_projection.audio_aggregate_embed", "audio_text_proj_in"),
     ("video_embeddings_connector", "video_connector"),
     ("audio_embeddings_connector", "audio_connector"),
     ("transformer_1d_blocks", "transformer_blocks"),
     ("q_norm", "norm_q"),
     ("k_norm", "norm_k"),
 )
-VOCODER_RENAMES = (("ups.", "upsamplers."), ("resblocks.", "resnets."), ("conv_pre.", "conv_in."),
-                   ("conv_post.", "conv_out."))
+# A generator's leading module; then its anti-aliased activations' downsamplers lose a level.
+GENERATOR_RENAMES = (("ups.", "upsamplers."), ("resblocks.", "resnets."), ("conv_pre.", "conv_in."),
+                     ("conv_post.", "conv_out."), ("act_post.", "act_out."))
+GENERATOR_DOWNSAMPLER = (".downsample.lowpass.", ".downsample.")
+# LTX-2.3's vocoder: two generators (16 kHz, then the bandwidth extension to 48 kHz) and the mel filters between.
+VOCODER_GENERATORS = ("vocoder.", "bwe_generator.")
 STATISTICS_RENAMES = (
     ("per_channel_statistics.mean-of-means", "latents_mean"),
     ("per_channel_statistics.std-of-means", "latents_std"),
@@ -64,6 +81,14 @@ VIDEO_VAE_RENAMES = (
     ("last_time_embedder.", "time_embedder."),
     ("last_scale_shift_table", "scale_shift_table"),
 )
+# Original keys (with `model.diffusion_model.` removed) that one LTX version's files hold and no other's: LTX-2.3
+# moved the caption projections into the connectors, one per stream, and added bandwidth extension to the vocoder.
+VERSION_KEYS = {
+    "2.0": ("text_embedding_projection.aggregate_embed.", "caption_projection.", "audio_caption_projection.",
+            "vocoder.conv_pre."),
+    "2.3": ("text_embedding_projection.video_aggregate_embed.", "text_embedding_projection.audio_aggregate_embed.",
+            "vocoder.vocoder.", "vocoder.bwe_generator.", "vocoder.mel_stft."),
+}
 _VAE_BLOCK = re.compile(r"^(encoder\.down_blocks|decoder\.up_blocks)\.(\d+)\.")
 
 
@@ -120,8 +145,25 @@ def audio_vae_key(name: str) -> str:
 
 
 def vocoder_key(name: str) -> str:
-    """The ltx2 vocoder key of an original `vocoder.` key (prefix removed)."""
-    return _replace_leading(name, VOCODER_RENAMES)
+    """The ltx2 vocoder key of an original `vocoder.` key (prefix removed): LTX-2.0's `conv_pre.weight`, or
+    LTX-2.3's `vocoder.conv_pre.weight`, `bwe_generator.ups.0.weight`, `mel_stft.mel_basis`."""
+    if name.startswith("mel_stft."):
+        return name
+    generator = next((prefix for prefix in VOCODER_GENERATORS if name.startswith(prefix)), "")
+    path = _replace_leading(name.removeprefix(generator), GENERATOR_RENAMES)
+    return generator + path.replace(*GENERATOR_DOWNSAMPLER)
+
+
+def version_keys(keys: list[str]) -> dict[str, list[str]]:
+    """{LTX version: the VERSION_KEYS prefixes of that version among `keys`, as `keys` spell them, with a `*`}."""
+    found: dict[str, dict[str, None]] = {version: {} for version in VERSION_KEYS}
+    for key in keys:
+        name = key.removeprefix(TRANSFORMER_PREFIX)
+        for version, prefixes in VERSION_KEYS.items():
+            for prefix in prefixes:
+                if name.startswith(prefix):
+                    found[version][f"{key[: len(key) - len(name)]}{prefix}*"] = None
+    return {version: list(prefixes) for version, prefixes in found.items()}
 
 
 def is_dropped(key: str) -> bool:

@@ -22,14 +22,16 @@ from .checkpoint import (
 )
 from .config import Configurable, naming_config_errors, read_config
 from .hub import resolve_folder
-from .single_file import component_config, open_single_file
+from .single_file import VERSIONS, component_config, open_single_file
 
 
 class PretrainedModel(torch.nn.Module, Configurable):
     """A network loadable from (and savable to) a diffusers-layout folder: config.json plus safetensors."""
 
-    # Which part of Lightricks' original single-file checkpoints holds this network (see loading/key_map.py).
+    # Which part of Lightricks' original single-file checkpoints holds this network (see loading/key_map.py), and
+    # the LTX versions whose files hold it there.
     single_file_component: ClassVar[str]
+    single_file_versions: ClassVar[tuple[str, ...]] = VERSIONS
     # Class names of the blocks `compile_repeated_blocks` compiles, and extra layerwise-casting skip patterns
     # (diffusers' attributes of the same names).
     _repeated_blocks: ClassVar[tuple[str, ...]] = ()
@@ -87,7 +89,8 @@ class PretrainedModel(torch.nn.Module, Configurable):
         keep_fp8: bool = False,
         **download_options: Any,
     ):
-        """Load from one of Lightricks' original checkpoints (`ltx-2-19b-dev.safetensors`, fp8 variants, ...).
+        """Load from one of Lightricks' original checkpoints (`ltx-2-19b-dev.safetensors`,
+        `ltx-2.3-22b-distilled-1.1.safetensors`, fp8 variants, an upsampler's file, ...).
 
         `path_or_url` is a local file, `owner/repo/file.safetensors` or a Hub URL; the config comes from the
         file's header and the keys through ltx2's key map. FP8 weights are upcast to `torch_dtype`, or with
@@ -105,7 +108,7 @@ class PretrainedModel(torch.nn.Module, Configurable):
         cls, source, torch_dtype: torch.dtype | None, device: torch.device | str | None, keep_fp8: bool = False
     ):
         """`from_single_file` on an already opened checkpoint (a pipeline reads all its networks from one)."""
-        config, mapped = component_config(source, cls.single_file_component)
+        config, mapped = component_config(source, cls.single_file_component, cls.__name__, cls.single_file_versions)
         return cls._build_and_fill(
             config, f"{source.description} (header config)", mapped, torch_dtype, device, keep_fp8
         )

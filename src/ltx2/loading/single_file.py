@@ -1,17 +1,19 @@
-"""Lightricks' original single-file checkpoints: the header config, per-component configs, FP8 weights.
+"""Lightricks' original single-file checkpoints: the version, the header config, per-component configs, FP8 weights.
 
 The header's `__metadata__["config"]` is a JSON document with a section per network in the official
-code's vocabulary ("transformer", "vae", "audio_vae", "vocoder"; the upsampler file's config is flat).
-Each `*_config` function below translates one section into the keyword arguments of the ltx2 class.
-Where a key is absent the official code's default applies (noted where it differs from the diffusers
-folder's value), except for choices the tensors themselves settle (widths, register counts, attention
-blocks), which are read from the tensor shapes and names. Keys are renamed by `key_map`.
+code's (ltx-core's) vocabulary ("transformer", "vae", "audio_vae", "vocoder"; an upsampler file's config is flat);
+since LTX-2.3 the header also names the `model_version` ("2.3.0"). Each `*_config` function below translates one
+section into the keyword arguments of the ltx2 class. Where a key is absent the official code's default applies
+(noted where it differs from the diffusers folder's value), except for choices the tensors themselves settle
+(widths, register counts, attention blocks, projection biases), which are read from the tensor shapes and names,
+and for what only the version settles, which takes diffusers' value for that version. Keys are renamed by `key_map`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ import torch
 from ..transforms.fp8 import FLOAT8
 from .checkpoint import CheckpointError, TensorSource, _first
 from .hub import resolve_file
-from .key_map import split_single_file
+from .key_map import split_single_file, version_keys
+
+# The LTX versions whose single files ltx2 loads; a file's version is `file_version`.
+VERSIONS = ("2.0", "2.3")
 
 _HF_URL = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/(?:blob|resolve)/([^/]+)/(.+)$")
 _TRANSFORMER_SAME_NAMES = (
@@ -29,9 +34,19 @@ _TRANSFORMER_SAME_NAMES = (
     "audio_num_attention_heads", "audio_attention_head_dim", "audio_cross_attention_dim",
     "timestep_scale_multiplier", "rope_type",
 )
-# Later LTX versions switch these on; ltx2 implements the LTX-2.0 networks only.
-_LATER_VERSION_FLAGS = ("caption_proj_before_connector", "apply_gated_attention", "cross_attention_adaln",
-                        "connector_apply_gated_attention")
+# The header transformer flags LTX-2.3 switches on (LTX-2.0 files leave them out).
+_LTX_2_3_FLAGS = ("caption_proj_before_connector", "apply_gated_attention", "cross_attention_adaln",
+                  "connector_apply_gated_attention")
+# Each flag and the ltx2 transformer keys it sets (both streams, as in ltx-core).
+_TRANSFORMER_FLAGS = {"apply_gated_attention": ("gated_attn", "audio_gated_attn"),
+                      "cross_attention_adaln": ("cross_attn_mod", "audio_cross_attn_mod")}
+_VERSION_NUMBER = re.compile(r"(\d+)\.(\d+)")
+_GENERATOR_NAMES = {
+    "upsample_initial_channel": "hidden_channels", "upsample_kernel_sizes": "upsample_kernel_sizes",
+    "upsample_rates": "upsample_factors", "resblock_kernel_sizes": "resnet_kernel_sizes",
+    "resblock_dilation_sizes": "resnet_dilations", "output_sampling_rate": "output_sampling_rate",
+    "use_bias_at_final": "final_bias",
+}
 _DOWNSAMPLERS = {"compress_space_res": "spatial", "compress_time_res": "temporal", "compress_all_res": "spatiotemporal"}
 _UPSAMPLERS = {"compress_space": "spatial", "compress_time": "temporal", "compress_all": "spatiotemporal"}
 _AUDIO_DDCONFIG_NAMES = {
@@ -115,13 +130,58 @@ def _blocks(entries: list) -> list[tuple[str, dict[str, Any]]]:
     return [(name, {"num_layers": params} if isinstance(params, int) else dict(params)) for name, params in entries]
 
 
-def check_version(config: dict[str, Any], description: str) -> None:
-    """Refuse checkpoints of later LTX versions, whose networks ltx2 does not build."""
-    transformer = config.get("transformer", {})
-    enabled = [flag for flag in _LATER_VERSION_FLAGS if transformer.get(flag)]
-    if enabled or isinstance(config.get("vocoder", {}).get("vocoder"), dict):
-        features = ", ".join(enabled) or "vocoder with bandwidth extension"
-        raise CheckpointError(f"{description}: a later LTX version than 2.0 ({features}); ltx2 implements LTX-2.0")
+def header_config(metadata: Mapping[str, Any], description: str) -> dict[str, Any]:
+    """The header's config document (empty when the header has none)."""
+    config = metadata.get("config", {})
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{description}: the header's 'config' is not a JSON object")
+    return config
+
+
+def file_version(source: TensorSource) -> str:
+    """The LTX version ("2.0" or "2.3") of an opened original single file (see `checkpoint_version`)."""
+    return checkpoint_version(read_metadata(source), source.keys(), source.description)
+
+
+def checkpoint_version(metadata: Mapping[str, Any], keys: Iterable[str], description: str) -> str:
+    """The LTX version ("2.0" or "2.3") of an original single file from its header (`metadata` as `read_metadata`
+    gives it, and its tensor names): what `model_version` names, else what the header config describes, else 2.0.
+    The header config (LTX-2.3's transformer flags, its vocoder's generator sections) and the tensors (VERSION_KEYS)
+    must agree with it: CheckpointError names what disagrees."""
+    evidence: list[tuple[str, str]] = []  # (what the file holds, the version it belongs to)
+    named = metadata.get("model_version")
+    if named is not None:
+        evidence.append((f"model_version {str(named)!r}", _named_version(str(named), description)))
+    config = header_config(metadata, description)
+    transformer, vocoder = config.get("transformer"), config.get("vocoder")
+    if isinstance(transformer, dict) and transformer:
+        flags = [flag for flag in _LTX_2_3_FLAGS if transformer.get(flag)]
+        what = f"with {', '.join(flags)}" if flags else "without LTX-2.3's flags"
+        evidence.append((f"header transformer {what}", "2.3" if flags else "2.0"))
+    if isinstance(vocoder, dict) and vocoder:
+        nested = any(isinstance(vocoder.get(part), dict) for part in ("vocoder", "bwe"))
+        what = "header vocoder in vocoder and bwe sections" if nested else "flat header vocoder"
+        evidence.append((what, "2.3" if nested else "2.0"))
+    for version, found in version_keys(list(keys)).items():
+        if found:
+            evidence.append((f"keys {_first(found)}", version))
+    versions = list(dict.fromkeys(version for _, version in evidence))
+    if len(versions) > 1:
+        found = "; ".join(f"{what} (LTX-{version})" for what, version in evidence)
+        raise CheckpointError(f"{description}: mixes LTX versions: {found}")
+    return versions[0] if versions else "2.0"
+
+
+def _named_version(named: str, description: str) -> str:
+    """ltx-core's reading of `model_version`: below 2.3 is LTX-2.0; release tags may follow the number."""
+    match = _VERSION_NUMBER.match(named.strip())
+    if not match:
+        raise CheckpointError(f"{description}: model_version {named!r} is not a version number")
+    major, minor = int(match[1]), int(match[2])
+    if major == 2 and minor <= 3:
+        return "2.3" if minor == 3 else "2.0"
+    loaded = " and LTX-".join(VERSIONS)
+    raise CheckpointError(f"{description}: model_version {named!r} is not one ltx2 loads (LTX-{loaded} files)")
 
 
 def video_scale_factors(vae: dict[str, Any]) -> tuple[int, int, int]:
@@ -134,9 +194,15 @@ def video_scale_factors(vae: dict[str, Any]) -> tuple[int, int, int]:
     return (temporal, spatial, spatial) if vae.get("encoder_blocks") else (8, 32, 32)
 
 
-def transformer_config(config: dict[str, Any], source: MappedSource) -> dict[str, Any]:
+def transformer_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
     section = config.get("transformer", {})
     result = _copy(section, _TRANSFORMER_SAME_NAMES)
+    for flag, keys in _TRANSFORMER_FLAGS.items():
+        result.update(dict.fromkeys(keys, bool(section.get(flag, False))))
+    # LTX-2.3 projects the captions in the connectors; the STG pass perturbs its self-attentions (diffusers'
+    # LTX-2.3 config; LTX-2.0's leaves them unperturbed).
+    result["use_prompt_embeddings"] = not section.get("caption_proj_before_connector", False)
+    result["perturbed_attn"] = version == "2.3"
     if "positional_embedding_theta" in section:
         result["rope_theta"] = section["positional_embedding_theta"]
     if "positional_embedding_max_pos" in section:
@@ -153,20 +219,27 @@ def transformer_config(config: dict[str, Any], source: MappedSource) -> dict[str
     return result
 
 
-def connectors_config(config: dict[str, Any], source: MappedSource) -> dict[str, Any]:
+def connectors_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
     section = config.get("transformer", {})
     caption_channels = section.get("caption_channels", 3840)
+    keys = set(source.keys())
+    # LTX-2.3 projects the text features once per stream (biased Linears to each stream's width).
+    projections = ("video_text_proj_in", "audio_text_proj_in") if version == "2.3" else ("text_proj_in",)
     result: dict[str, Any] = {
         "caption_channels": caption_channels,
-        "text_proj_in_factor": source.shape("text_proj_in.weight")[1] // caption_channels,
+        "text_proj_in_factor": source.shape(f"{projections[0]}.weight")[1] // caption_channels,
+        "per_modality_projections": version == "2.3",
+        "proj_bias": f"{projections[0]}.bias" in keys,
         "rope_type": section.get("rope_type", "split"),
         "rope_double_precision": section.get("frequencies_precision") == "float64",
         # The official default is [1] when the header names no connector positions.
         "connector_rope_base_seq_len": section.get("connector_positional_embedding_max_pos", [1])[0],
     }
+    if version == "2.3":
+        result.update(video_hidden_dim=source.shape("video_text_proj_in.weight")[0],
+                      audio_hidden_dim=source.shape("audio_text_proj_in.weight")[0])
     if "positional_embedding_theta" in section:
         result["rope_theta"] = section["positional_embedding_theta"]
-    keys = set(source.keys())
     for stream in ("video", "audio"):
         # The audio connector falls back to the video connector's sizes, as in the official code.
         for field in ("num_attention_heads", "attention_head_dim", "num_layers"):
@@ -177,10 +250,11 @@ def connectors_config(config: dict[str, Any], source: MappedSource) -> dict[str,
         registers = f"{stream}_connector.learnable_registers"
         count = source.shape(registers)[0] if registers in keys else None
         result[f"{stream}_connector_num_learnable_registers"] = count
+        result[f"{stream}_gated_attn"] = bool(section.get("connector_apply_gated_attention", False))
     return result
 
 
-def video_vae_config(config: dict[str, Any], source: MappedSource) -> dict[str, Any]:
+def video_vae_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
     section = config.get("vae", {})
     result = _copy(section, ("in_channels", "out_channels", "latent_channels", "patch_size", "timestep_conditioning"))
     result.update(_copy(section, {"causal_decoder": "decoder_causal", "encoder_spatial_padding_mode":
@@ -247,7 +321,7 @@ def _audio_sampling(config: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def audio_vae_config(config: dict[str, Any], source: MappedSource) -> dict[str, Any]:
+def audio_vae_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
     section = config.get("audio_vae", {})
     ddconfig = section.get("model", {}).get("params", {}).get("ddconfig", {})
     result = {**_copy(ddconfig, _AUDIO_DDCONFIG_NAMES), **_audio_sampling(config)}
@@ -262,16 +336,40 @@ def audio_vae_config(config: dict[str, Any], source: MappedSource) -> dict[str, 
     return result
 
 
-def vocoder_config(config: dict[str, Any], source: MappedSource) -> dict[str, Any]:
+def vocoder_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
+    """LTX-2.0's vocoder (one flat generator section), or LTX-2.3's with bandwidth extension: a `vocoder` and a
+    `bwe` generator section, the latter also naming the mel front end between the two and the sample rates."""
     section = config.get("vocoder", {})
-    if section.get("resblock", "1") != "1":
-        raise CheckpointError(f"vocoder resblock {section['resblock']!r} is not the LTX-2.0 vocoder's ('1')")
-    result = _copy(section, {"upsample_initial_channel": "hidden_channels", "upsample_kernel_sizes":
-                             "upsample_kernel_sizes", "upsample_rates": "upsample_factors", "resblock_kernel_sizes":
-                             "resnet_kernel_sizes", "resblock_dilation_sizes": "resnet_dilations",
-                             "output_sampling_rate": "output_sampling_rate", "use_bias_at_final": "final_bias"})
-    result["in_channels"] = source.shape("conv_in.weight")[1]
+    if version == "2.0":
+        return {**_generator_config(section, "1", source.description), "in_channels": source.shape("conv_in.weight")[1]}
+    result: dict[str, Any] = {}
+    for prefix, name, module in (("", "vocoder", "vocoder"), ("bwe_", "bwe", "bwe_generator")):
+        generator = _generator_config(section[name], "AMP1", source.description)
+        generator.pop("output_sampling_rate", None)  # the BWE model's own input and output rates stand instead
+        # diffusers 0.42.1's LTX-2.3 conversion ends neither generator with an activation, where ltx-core bounds
+        # the 16 kHz waveform (tanh, or clamp as LTX-2.3's header asks) before the extension: we follow diffusers.
+        generator.update(final_act_fn=None, in_channels=source.shape(f"{module}.conv_in.weight")[1])
+        result.update({prefix + key: value for key, value in generator.items()})
+    bwe = section["bwe"]
+    result.update(_copy(bwe, {"n_fft": "filter_length", "hop_length": "hop_length", "num_mels": "num_mel_channels",
+                              "input_sampling_rate": "input_sampling_rate",
+                              "output_sampling_rate": "output_sampling_rate"}))
+    if "n_fft" in bwe:
+        result["window_length"] = bwe["n_fft"]  # ltx-core's STFT windows span n_fft; `win_size` is not read
+    return result
+
+
+def _generator_config(section: dict[str, Any], resblock: str, description: str) -> dict[str, Any]:
+    """One vocoder generator: LTX-2.0's (resblock "1": leaky ReLU) or LTX-2.3's (resblock "AMP1": snake or
+    snake-beta activations, anti-aliased at 2x with 12 taps, ltx-core's fixed choice and LTX2Vocoder's default)."""
+    found = section.get("resblock", "1")  # ltx-core's default
+    if found != resblock:
+        raise CheckpointError(f"{description}: vocoder resblock {found!r}, where this LTX version's vocoder has "
+                              f"{resblock!r}")
+    result = _copy(section, _GENERATOR_NAMES)
     result["out_channels"] = 2 if section.get("stereo", True) else 1
+    if resblock == "AMP1":
+        result.update(act_fn=section.get("activation", "snake"), antialias=True)
     if not section.get("apply_final_activation", True):
         result["final_act_fn"] = None
     else:
@@ -279,8 +377,9 @@ def vocoder_config(config: dict[str, Any], source: MappedSource) -> dict[str, An
     return result
 
 
-def upsampler_config(config: dict[str, Any], source: MappedSource) -> dict[str, Any]:
-    """The upsampler file's flat config; widths, depth and resampler kind also follow from its tensors."""
+def upsampler_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
+    """An upsampler file's flat config (spatial x2, x1.5 rational, temporal x2); widths and depth follow from its
+    tensors, and so does the resampler's kind where the header does not name it."""
     keys = source.keys()
     result = {
         "in_channels": source.shape("initial_conv.weight")[1],
@@ -289,10 +388,14 @@ def upsampler_config(config: dict[str, Any], source: MappedSource) -> dict[str, 
         "use_rational_resampler": "upsampler.blur_down.kernel" in keys,
     }
     result.update(_copy(config, {"dims": "dims", "spatial_upsample": "spatial_upsample", "temporal_upsample":
-                                 "temporal_upsample", "spatial_scale": "rational_spatial_scale"}))
+                                 "temporal_upsample", "spatial_scale": "rational_spatial_scale",
+                                 "rational_resampler": "use_rational_resampler"}))
     return result
 
 
+# The header sections each network of an LTX-2.3 file is read from.
+_LTX_2_3_SECTIONS = {"transformer": ("transformer",), "connectors": ("transformer",), "vae": ("vae",),
+                     "audio_vae": ("audio_vae",), "vocoder": ("vocoder", "vocoder.vocoder", "vocoder.bwe")}
 CONFIG_BUILDERS = {
     "transformer": transformer_config,
     "connectors": connectors_config,
@@ -317,11 +420,24 @@ def component_source(source: TensorSource, component: str) -> MappedSource:
     return MappedSource(source, names, f"{source.description} ({component})")
 
 
-def component_config(source: TensorSource, component: str) -> tuple[dict[str, Any], MappedSource]:
-    """The ltx2 constructor arguments of one component of an original checkpoint, and its tensors."""
-    config = read_metadata(source).get("config", {})
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{source.description}: the header's 'config' is not a JSON object")
-    check_version(config, source.description)
+def component_config(
+    source: TensorSource, component: str, network: str, versions: tuple[str, ...]
+) -> tuple[dict[str, Any], MappedSource]:
+    """The constructor arguments of `network`, the `component` of an original checkpoint, and its tensors; the
+    file must be of one of `versions` (LTX-2.3 replaced the vocoder)."""
+    metadata = read_metadata(source)
+    config = header_config(metadata, source.description)
+    version = checkpoint_version(metadata, source.keys(), source.description)
+    if version not in versions:
+        raise CheckpointError(f"{source.description}: an LTX-{version} file; {network} is the {component} of "
+                              f"LTX-{' and LTX-'.join(versions)} files")
+    # Where a section is absent the official defaults apply, and they build LTX-2.0's networks.
+    for section in _LTX_2_3_SECTIONS.get(component, ()) if version == "2.3" else ():
+        value: Any = config
+        for part in section.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{source.description}: an LTX-2.3 file whose header config has no {section!r} "
+                                  f"section ({network} is read from it)")
     mapped = component_source(source, component)
-    return CONFIG_BUILDERS[component](config, mapped), mapped
+    return CONFIG_BUILDERS[component](config, mapped, version), mapped

@@ -177,6 +177,7 @@ class LTX2Vocoder(PretrainedModel):
     """Mel -> waveform. Defaults are the LTX-2 19B vocoder's; `config.output_sampling_rate` is 24 kHz."""
 
     single_file_component = "vocoder"
+    single_file_versions = ("2.0",)  # LTX-2.3 files hold an LTX2VocoderWithBWE
 
     def __init__(
         self,
@@ -310,6 +311,9 @@ class LTX2VocoderWithBWE(PretrainedModel):
 
     `vocoder` and `bwe_generator` are LTX2Vocoders built from the plain and the `bwe_`-prefixed keys.
     """
+
+    single_file_component = "vocoder"
+    single_file_versions = ("2.3",)
 
     def __init__(
         self,

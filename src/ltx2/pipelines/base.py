@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..loading.checkpoint import write_text_atomic
 from ..loading.hub import _repo_id, download, hub_offline, offline_error
 from ..loading.pretrained import warn_without_fp8
-from ..loading.single_file import open_single_file
+from ..loading.single_file import file_version, open_single_file
 from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
 from .offload import ModelOffload, SequentialOffload
 
@@ -62,10 +62,11 @@ def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype
     raise ValueError(f"{folder / 'model_index.json'}: component {name!r} has class {class_name!r}, unknown to ltx2")
 
 
-def _single_file_networks() -> dict[str, type]:
-    """Component name -> our network class, for every network a single-file checkpoint can hold."""
+def single_file_networks(version: str) -> dict[str, type]:
+    """Component name -> our network class, for every network a single file of LTX `version` can hold."""
     classes = [_our_class(name) for name in _OURS]
-    return {cls.single_file_component: cls for cls in classes if hasattr(cls, "single_file_component")}
+    return {cls.single_file_component: cls for cls in classes
+            if hasattr(cls, "single_file_component") and version in cls.single_file_versions}
 
 
 def _read_index(folder: Path) -> dict[str, Any]:
@@ -153,8 +154,10 @@ class Pipeline:
         **components: Any,
     ) -> Pipeline:
         """Load the networks from one of Lightricks' original combined checkpoints (`ltx-2-19b-dev.safetensors`,
-        `-distilled`, fp8 variants); `path_or_url` is a local file, `owner/repo/file.safetensors` or a Hub URL.
-        With `keep_fp8`, an fp8 file's FP8 weights stay FP8 (computed in `torch_dtype`) instead of being upcast.
+        `ltx-2.3-22b-dev.safetensors`, `-distilled`, fp8 variants); `path_or_url` is a local file,
+        `owner/repo/file.safetensors` or a Hub URL. The header's LTX version picks the networks (LTX-2.3's vocoder
+        is an LTX2VocoderWithBWE). With `keep_fp8`, an fp8 file's FP8 weights stay FP8 (computed in `torch_dtype`)
+        instead of being upcast.
 
         The file holds no text encoder or tokenizer: pass them, or they are loaded from Lightricks/LTX-2. The
         scheduler is LTX-2's, with the distilled schedule when the file name says "distilled".
@@ -163,8 +166,8 @@ class Pipeline:
         if "latent_upsampler" in cls.component_names and loaded.get("latent_upsampler") is None:
             raise ValueError("latent_upsampler=None: the combined checkpoint holds no upsampler; pass "
                              "latent_upsampler=LTX2LatentUpsamplerModel.from_single_file(<upscaler file>)")
-        networks = _single_file_networks()
         with open_single_file(path_or_url) as source:
+            networks = single_file_networks(file_version(source))
             for name in cls.component_names:
                 if name in networks and name not in loaded:
                     loaded[name] = networks[name].from_single_file_source(source, torch_dtype, None, keep_fp8)
@@ -194,7 +197,7 @@ class Pipeline:
                 index[name] = [None, None]
                 continue
             class_name = type(component).__name__
-            if class_name in ("LTX2TextConnectors", "LTX2Vocoder"):
+            if class_name in ("LTX2TextConnectors", "LTX2Vocoder", "LTX2VocoderWithBWE"):
                 library = "ltx2"
             else:
                 library = "diffusers" if class_name in _OURS else "transformers"

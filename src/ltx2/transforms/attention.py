@@ -16,25 +16,21 @@ Naming a backend that this machine cannot run (flash-attn not installed, no CUDA
 once. A call that the named backend cannot serve (flash with the text mask, for instance) runs on the default
 choice instead: with SDPA kernels torch's own checks decide, kernel by kernel, in priority order.
 
-`AttentionSettings.wrapper` is where other transforms (context parallelism) take over the call: it receives
-the query, key, value, mask and the kernel function to run locally.
+Context parallelism (ltx2.parallel) wraps individual attention modules instead (`Attention.parallel`); its
+local work comes back here, so the backend choice holds there too.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
-Wrapper = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, Kernel], torch.Tensor]
 
 # Flash for unmasked calls, memory-efficient for masked ones, cuDNN before the math fallback (torch's own order
 # puts math before cuDNN). torch 2.13 itself ranks cuDNN last, so it is not first here until bench/gpu.py's
@@ -53,10 +49,9 @@ _HAS_PRIORITY = "set_priority" in inspect.signature(sdpa_kernel).parameters
 
 @dataclass
 class AttentionSettings:
-    """How one model's attention calls run: a backend name (None: the default choice) and an optional wrapper."""
+    """How one model's attention calls run: a backend name (None: the default choice)."""
 
     backend: str | None = None
-    wrapper: Wrapper | None = None
 
 
 _DEFAULT = AttentionSettings()
@@ -65,11 +60,7 @@ _active = _DEFAULT
 
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Run one (B, H, S, D) attention with the active model's settings."""
-    settings = _active
-    kernel = partial(run_kernel, settings.backend)
-    if settings.wrapper is not None:
-        return settings.wrapper(query, key, value, mask, kernel)
-    return kernel(query, key, value, mask)
+    return run_kernel(_active.backend, query, key, value, mask)
 
 
 def run_kernel(
