@@ -12,7 +12,6 @@ from ltx2.versions import (
     LTX_2_3,
     call_defaults,
     config_version,
-    header_version,
     resolve_call_kwargs,
 )
 
@@ -27,14 +26,6 @@ def test_versions_from_configs():
     assert config_version({"perturbed_attn": True}) == LTX_2_3
     assert config_version({}, {"per_modality_projections": True}) == LTX_2_3
     assert config_version({**LTX_2_3_TRANSFORMER, "ff_bias": False}) == "2.5"
-
-
-def test_versions_from_headers():
-    assert header_version({}) == LTX_2_0
-    assert header_version({"model_version": "2.0.0"}) == LTX_2_0
-    assert header_version({"model_version": "2.3.0"}) == LTX_2_3
-    assert header_version({"model_version": "2.5"}) == "2.5"
-    assert header_version({"config": {"transformer": {"cross_attention_adaln": True}}}) == LTX_2_3
 
 
 def test_ltx_2_3_defaults_are_diffusers_0_42_1_call_defaults():

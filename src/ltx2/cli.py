@@ -301,18 +301,18 @@ def _is_local(text: str) -> bool:
 
 def model_version(model: str) -> str:
     """The LTX version of --model, from a folder's configs or a file's header; for the Hub, from Lightricks'
-    repo names, else from the few small files that tell it."""
+    repo names, else from the few small files that tell it (a single file's header alone)."""
     from .loading.checkpoint import TensorSource
     from .loading.hub import download
-    from .loading.single_file import read_metadata
-    from .versions import folder_version, header_version
+    from .loading.single_file import checkpoint_version, file_version
+    from .versions import folder_version
 
     path = Path(model)
     if path.is_dir():
         return folder_version(path)
     if path.is_file():
         with TensorSource([path], str(path)) as source:
-            return header_version(read_metadata(source))
+            return file_version(source)
     repo = "/".join(model.split("/")[:2])
     known = [version for version, release in RELEASES.items() if release.repo == repo]
     if known:
@@ -320,8 +320,9 @@ def model_version(model: str) -> str:
     if model.endswith(".safetensors"):
         from huggingface_hub import get_safetensors_metadata
 
-        metadata = get_safetensors_metadata(repo, model.split("/", 2)[2]).metadata or {}
-        return header_version({key: _json_or_text(value) for key, value in metadata.items()})
+        header = get_safetensors_metadata(repo, model.split("/", 2)[2])
+        metadata = {key: _json_or_text(value) for key, value in (header.metadata or {}).items()}
+        return checkpoint_version(metadata, header.tensors, model)
     return folder_version(download(repo, ["transformer/config.json", "connectors/config.json"]))
 
 

@@ -1,8 +1,8 @@
 """LTX versions: which one a model's configs (or a single file's header) describe, and the call defaults of each.
 
 A diffusers folder carries no version marker: LTX-2.3 shows in its component configs, which switch on what
-LTX-2.0 leaves neutral. Lightricks' single files name their version in the header (`model_version`), and their
-config tells it too.
+LTX-2.0 leaves neutral. Lightricks' single files name their version in the header (`model_version`); that is
+read by `loading.single_file.checkpoint_version`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ _LTX_2_3_TRANSFORMER = {"gated_attn": True, "audio_gated_attn": True, "cross_att
                         "audio_cross_attn_mod": True, "perturbed_attn": True, "use_prompt_embeddings": False}
 # ... and those a later version (2.5) changes as well.
 _LATER_TRANSFORMER = {"ff_bias": False, "audio_ff_bias": False, "use_keyframes_abs_pos_embedding": True}
-# The same in the original checkpoints' header config.
-_LTX_2_3_HEADER = ("caption_proj_before_connector", "apply_gated_attention", "cross_attention_adaln",
-                   "connector_apply_gated_attention")
 
 # The call defaults diffusers 0.42.1 gives LTX-2.3; LTX-2.0 keeps the seed's (40 steps, plain CFG 4.0).
 # None for an audio scale means "the video value".
@@ -63,17 +60,6 @@ def folder_version(folder: str | Path) -> str:
         path = Path(folder) / name / "config.json"
         configs[name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return config_version(configs["transformer"], configs["connectors"])
-
-
-def header_version(metadata: Mapping[str, Any]) -> str:
-    """The LTX version of an original single file, from its header's `model_version` or, lacking it, its config."""
-    named = str(metadata.get("model_version") or "")
-    if named:
-        major_minor = tuple(int(part) for part in named.split(".")[:2] if part.isdigit())
-        return LTX_2_0 if major_minor < (2, 3) else LTX_2_3 if major_minor < (2, 4) else "2.5"
-    config = metadata.get("config") if isinstance(metadata.get("config"), Mapping) else {}
-    transformer = config.get("transformer", {})
-    return LTX_2_3 if any(transformer.get(flag) for flag in _LTX_2_3_HEADER) else LTX_2_0
 
 
 def call_defaults(version: str) -> dict[str, Any]:
