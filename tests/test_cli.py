@@ -176,6 +176,10 @@ def test_dry_run_prints_the_settings_of_each_version(tiny, tmp_path):
     result = ltx2("generate", "--model", later, "--prompt", "a cat", "--dry-run", "--upscale", "1.5",
                   "--width", 1024)
     assert result.returncode == 2 and "--width 1024: must be a positive multiple of 96" in result.stderr
+    single = tmp_path / "ltx-2.3-22b-dev.safetensors"
+    write_combined(single, version="2.3")
+    result = ltx2("generate", "--model", single, "--prompt", "a cat", "--dry-run", "--preset", "one-stage")
+    assert result.returncode == 0 and "LTX version 2.3" in result.stdout and "num_inference_steps=30" in result.stdout
 
 
 def test_two_stage_on_an_ltx_2_3_folder(tmp_path):
