@@ -2,11 +2,15 @@
 
     python bench/pipeline.py --size tiny     # the tests' tiny pipeline (milliseconds per component)
     python bench/pipeline.py --size medium   # wider components, 128x192 pixels, 25 frames, 10 steps
+    python bench/pipeline.py --version 2.3   # LTX-2.3's switches on; both sides at their LTX-2.3 defaults
     python bench/pipeline.py --flow condition  # LTX2ConditionPipeline with two keyframes (first and last
                                                # frame), then LTX2InContextPipeline with a reference video
 
-Reports the median seconds of the whole call (wall and CPU) and of each component (summed over its calls), and
-the ratios. Peak memory is reported on CUDA only.
+Reports the median seconds of the whole call (wall and CPU) and of each component (summed over its calls) for
+both, and the ratios, and how the guidance passes ran: transformer calls per step and the rows each carried.
+With --version 2.0 the reference is pinned to LTX-2.0 guidance (ltx2's defaults there); with 2.3 both run their
+defaults (CFG 3, STG on the model's last block, modality isolation 3, rescale 0.7, audio CFG 7, cross
+timestep). Peak memory is reported on CUDA only.
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ class ComponentTimer:
 
     def __init__(self, pipe: object):
         self.seconds: dict[str, float] = defaultdict(float)
-        self.handles = []
+        self.transformer_rows: list[int] = []  # the batch rows of each transformer call
+        self.handles = [pipe.transformer.register_forward_pre_hook(self._count, with_kwargs=True)]
         for name in COMPONENTS:
             module = getattr(pipe, name)
             # VAEs are driven through encode/decode, so time their encoder and decoder submodules.
@@ -71,6 +76,9 @@ class ComponentTimer:
                 self.handles.append(target.register_forward_pre_hook(self._start(name)))
                 self.handles.append(target.register_forward_hook(self._stop(name)))
         self.started: dict[str, float] = {}
+
+    def _count(self, module, args, kwargs):
+        self.transformer_rows.append((args[0] if args else kwargs["hidden_states"]).shape[0])
 
     def _start(self, name: str):
         def hook(*_):
@@ -109,22 +117,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=list(SIZES), default="tiny")
     parser.add_argument("--flow", choices=["text", "condition"], default="text")
+    parser.add_argument("--version", choices=["2.0", "2.3"], default="2.0")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     size = SIZES[args.size]
     for constant, values in size["overrides"].items():
         setattr(tiny_pipeline, constant, {**getattr(tiny_pipeline, constant), **values})
     folder = Path(tempfile.mkdtemp(prefix="ltx2-bench-"))
-    tiny_pipeline.write_pipeline_folder(folder)
-    legacy = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_guidance_scale=4.0, audio_stg_scale=0.0,
-                  audio_modality_scale=1.0, audio_guidance_rescale=0.0, spatio_temporal_guidance_blocks=None,
-                  use_cross_timestep=False)
-    call = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", guidance_scale=4.0, frame_rate=25.0,
+    tiny_pipeline.write_pipeline_folder(folder, version=args.version)
+    call = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", frame_rate=25.0,
                 max_sequence_length=16, output_type="pt", **size["call"])
-    print(f"size={args.size} {size['call']} threads={torch.get_num_threads()} repeats={args.repeats}")
+    if args.version == "2.0":
+        call["guidance_scale"] = 4.0
+        legacy = dict(stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0, audio_guidance_scale=4.0,
+                      audio_stg_scale=0.0, audio_modality_scale=1.0, audio_guidance_rescale=0.0,
+                      spatio_temporal_guidance_blocks=None, use_cross_timestep=False)
+    else:  # both at their defaults, with an STG block the small model has (the default, 28, is past its last)
+        call["spatio_temporal_guidance_blocks"] = [tiny_pipeline.TRANSFORMER["num_layers"] - 1]
+        legacy = {}
+    print(f"version={args.version} flow={args.flow} size={args.size} {size['call']} "
+          f"threads={torch.get_num_threads()} repeats={args.repeats}")
+    steps = size["call"]["num_inference_steps"]
     for case, pipes, inputs in flows(folder, args.flow, call):
         totals: dict[str, list[float]] = defaultdict(list)
         parts: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in pipes}
+        calls: dict[str, list[int]] = {}
         for repeat in range(args.repeats + 1):
             for name, pipe in pipes.items():
                 pipe.set_progress_bar_config(disable=True)
@@ -144,7 +161,11 @@ def main() -> None:
                 totals[name].append(elapsed)
                 for component in COMPONENTS:
                     parts[name][component].append(timer.seconds[component])
+                calls[name] = timer.transformer_rows
         print(f"{case}:")
+        for name, rows in calls.items():
+            print(f"{name:>9}: {len(rows) // steps} transformer calls per step, rows per call "
+                  f"{rows[: len(rows) // steps]}")
         print(f"{'':>14} {'ours':>10} {'reference':>10} {'ratio':>7}")
         # CPU time of the whole call (this process, all threads) is the steadier figure on a shared machine.
         for component in (*COMPONENTS, "whole call", "whole call CPU"):

@@ -31,16 +31,24 @@ def gemma_tokenizer():
     return AutoTokenizer.from_pretrained(cached)
 
 
+# LTX-2's dev scheduler (LTX-2.3's is the same).
+DEV_SCHEDULER = dict(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024,
+                     max_image_seq_len=4096, shift_terminal=0.1)
+
+
 @pytest.fixture(scope="session")
 def pipeline_folder(tmp_path_factory):
     """(folder, reference pipeline): a tiny dev-style pipeline the reference wrote with save_pretrained."""
     folder = tmp_path_factory.mktemp("tiny-ltx2")
-    reference = write_pipeline_folder(
-        folder,
-        scheduler_config=dict(
-            use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024,
-            max_image_seq_len=4096, shift_terminal=0.1,
-        ),
-    )
+    reference = write_pipeline_folder(folder, scheduler_config=DEV_SCHEDULER)
+    reference.set_progress_bar_config(disable=True)
+    return folder, reference
+
+
+@pytest.fixture(scope="session")
+def ltx_2_3_folder(tmp_path_factory):
+    """(folder, reference pipeline): the same with LTX-2.3's switches on."""
+    folder = tmp_path_factory.mktemp("tiny-ltx2.3")
+    reference = write_pipeline_folder(folder, scheduler_config=DEV_SCHEDULER, version="2.3")
     reference.set_progress_bar_config(disable=True)
     return folder, reference

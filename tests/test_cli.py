@@ -189,6 +189,10 @@ def test_bad_conditions_exit_2_before_loading(tiny, media, tmp_path, arguments, 
     (["--preset", "fast"], "argument --preset: invalid choice: 'fast'"),
     (["--steps", "many"], "argument --steps: invalid int value: 'many'"),
     (["--lora", "none.safetensors"], "--lora none.safetensors: no such file"),
+    (["--lora", "/no/such/folder/style.safetensors"], "--lora /no/such/folder/style.safetensors: no such file"),
+    (["--stg", "1"], "--stg 1.0: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model"),
+    (["--preset", "two-stage", "--upscale", "1.5"], "--upscale 1.5: LTX-2.0 has no x1.5 latent upsampler"),
+    (["--image-crf", "60"], "--image-crf 60: must be in [0, 51]"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tiny, tmp_path, arguments, message):
     base = ["generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", "--width", "128",
@@ -198,6 +202,82 @@ def test_bad_arguments_exit_2_with_one_line(tiny, tmp_path, arguments, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("ltx2: error: ") and message in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def ltx_2_3_flags(tiny, target):
+    """A copy of the tiny pipeline whose transformer config carries LTX-2.3's flags: enough for the version."""
+    folder = linked_copy(tiny, target)
+    (folder / "transformer").unlink()
+    (folder / "transformer").mkdir()
+    config = json.loads((tiny / "transformer" / "config.json").read_text())
+    flags = dict(gated_attn=True, cross_attn_mod=True, perturbed_attn=True, use_prompt_embeddings=False)
+    (folder / "transformer" / "config.json").write_text(json.dumps({**config, **flags}))
+    return folder
+
+
+def test_dry_run_prints_the_settings_of_each_version(tiny, tmp_path):
+    """Nothing is loaded: the LTX-2.3 folder here has configs but no transformer weights."""
+    result = ltx2("generate", "--model", tiny, "--prompt", "a cat", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "LTX version 2.0" in result.stdout and "1536x1024, 121 frames at 24 fps" in result.stdout
+    assert "num_inference_steps=40 guidance_scale=4.0 stg_scale=0.0" in result.stdout and "width=768" in result.stdout
+    assert "ltx-2-19b-distilled-lora-384.safetensors" in result.stdout
+    later = ltx_2_3_flags(tiny, tmp_path / "ltx-2.3")
+    result = ltx2("generate", "--model", later, "--prompt", "a cat", "--dry-run", "--upscale", "1.5", "--guidance", 5)
+    assert result.returncode == 0, result.stderr
+    stage_one = next(line for line in result.stdout.splitlines() if "stage 1" in line)
+    for setting in ("LTX version 2.3", "1152x768", "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors",
+                    "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"):
+        assert setting in result.stdout
+    for setting in ("num_inference_steps=30", "guidance_scale=5.0", "stg_scale=1.0", "modality_scale=3.0",
+                    "guidance_rescale=0.7", "audio_guidance_scale=7.0", "spatio_temporal_guidance_blocks=[28]",
+                    "use_cross_timestep=True", "width=768", "height=512"):
+        assert setting in stage_one
+    stage_two = next(line for line in result.stdout.splitlines() if "stage 2" in line)
+    assert "guidance_scale=1.0" in stage_two and "audio_stg_scale=0.0" in stage_two
+    result = ltx2("generate", "--model", later, "--prompt", "a cat", "--dry-run", "--preset", "distilled", "--stg", 0)
+    assert "stg_scale=0.0" in result.stdout and "DISTILLED" not in result.stdout
+    assert "num_inference_steps=8" in result.stdout and "audio_guidance_scale=1.0" in result.stdout
+    result = ltx2("generate", "--model", later, "--prompt", "a cat", "--dry-run", "--upscale", "1.5",
+                  "--width", 1024)
+    assert result.returncode == 2 and "--width 1024: must be a positive multiple of 96" in result.stderr
+    single = tmp_path / "ltx-2.3-22b-dev.safetensors"
+    write_combined(single, version="2.3")
+    result = ltx2("generate", "--model", single, "--prompt", "a cat", "--dry-run", "--preset", "one-stage")
+    assert result.returncode == 0 and "LTX version 2.3" in result.stdout and "num_inference_steps=30" in result.stdout
+
+
+def test_two_stage_on_an_ltx_2_3_folder(tmp_path):
+    """The LTX-2.3 settings run end to end: stage 1 with CFG, STG, modality isolation and rescale, the x2
+    upsampler of the folder, stage 2 with the LTX-2.3 distilled LoRA's file name beside the model."""
+    from tiny_pipeline import write_pipeline_folder
+
+    folder = tmp_path / "ltx-2.3"
+    write_pipeline_folder(folder, version="2.3")
+    original_lora(folder, folder / "ltx-2.3-22b-distilled-lora-384-1.1.safetensors", module="ff.net.2")
+    result = ltx2("generate", "--model", folder, "--prompt", "a cat", "--width", 64, "--height", 64,
+                  "--num-frames", 9, "--steps", 2, "--output", tmp_path / "out.mp4")
+    assert result.returncode == 0, result.stderr
+    assert "runs without it" not in result.stderr and result.stderr.count("it/s]") >= 2
+    assert streams(tmp_path / "out.mp4")[:3] == (64, 64, 9)
+
+
+def test_enhanced_prompt_and_image_crf(tmp_path):
+    """Gemma rewrites the prompt (the reference-written tiny pipeline's Gemma knows the chat tokens), then the
+    image-to-video run re-compresses the image at the CRF given."""
+    from PIL import Image
+    from tiny_pipeline import make_reference_pipeline
+
+    folder = tmp_path / "chat"
+    make_reference_pipeline(chat=True).save_pretrained(folder)
+    image = tmp_path / "first.png"
+    Image.new("RGB", (40, 56), (200, 30, 30)).save(image)
+    result = ltx2("generate", "--model", folder, "--prompt", "a cat", "--preset", "one-stage", "--enhance-prompt",
+                  "--image", image, "--image-crf", 20, "--width", 32, "--height", 32, "--num-frames", 9, "--steps", 1,
+                  "--output", tmp_path / "out.mp4")
+    assert result.returncode == 0, result.stderr
+    assert "ltx2: enhanced prompt: " in result.stderr and "prompt enhancement" in result.stdout
+    assert streams(tmp_path / "out.mp4")[:3] == (32, 32, 9)
 
 
 def test_missing_subcommand_and_prompt_exit_2(tmp_path):
@@ -304,13 +384,15 @@ def test_info_on_folders_and_bad_paths(tiny, tmp_path):
     config = json.loads((tiny / "transformer" / "config.json").read_text())
     (later / "transformer" / "config.json").write_text(json.dumps({**config, "gated_attn": True}))
     result = ltx2("info", later)
-    assert result.returncode == 0 and "a later LTX version than 2.0 (gated_attn=True" in result.stdout
+    assert result.returncode == 0 and "diffusers pipeline folder (LTX2Pipeline), LTX version 2.3" in result.stdout
+    (later / "transformer" / "config.json").write_text(json.dumps({**config, "ff_bias": False}))
+    assert "LTX version 2.5, later than ltx2 implements" in ltx2("info", later).stdout
     ltx_2_3 = linked_copy(tiny, tmp_path / "ltx-2.3")
     (ltx_2_3 / "connectors").unlink()
     (ltx_2_3 / "connectors").mkdir()
     config = json.loads((tiny / "connectors" / "config.json").read_text())
     (ltx_2_3 / "connectors" / "config.json").write_text(json.dumps({**config, "per_modality_projections": True}))
-    assert "LTX version 2.3 (per-modality connector projections)" in describe(ltx_2_3)[0]
+    assert "LTX version 2.3" in describe(ltx_2_3)[0]
     assert ltx2("info", tmp_path / "nothing").returncode == 2
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     result = ltx2("info", tmp_path / "junk.safetensors")

@@ -17,9 +17,15 @@ from diffusers import (
 from diffusers.pipelines.ltx2 import LTX2Pipeline
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
-from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import Gemma3Config, Gemma3ForConditionalGeneration, PreTrainedTokenizerFast
+from transformers import (
+    Gemma3Config,
+    Gemma3ForConditionalGeneration,
+    Gemma3ImageProcessorPil,
+    Gemma3Processor,
+    PreTrainedTokenizerFast,
+)
 
 from parity import perturb_
 
@@ -27,6 +33,14 @@ WORDS = (
     "<pad> <eos> <bos> <unk> a robot dancing in the rain beautiful sunset over ocean cat dog shaky glitchy low "
     "quality worst blurry static"
 ).split()
+# Gemma 3's chat and image tokens, for prompt enhancement; a tiny chat template in Gemma 3's layout.
+CHAT_TOKENS = ["<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>"]
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{{ '<start_of_turn>' + m['role'] + ' ' }}{% if m['content'] is string %}"
+    "{{ m['content'] }}{% else %}{% for item in m['content'] %}{% if item['type'] == 'image' %}{{ '<start_of_image>' }}"
+    "{% else %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}{{ '<end_of_turn> ' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model ' }}{% endif %}"
+)
 TEXT_HIDDEN, TEXT_LAYERS = 16, 2
 MAX_SEQUENCE_LENGTH = 16
 
@@ -60,50 +74,110 @@ VOCODER = dict(
     resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]], leaky_relu_negative_slope=0.1, output_sampling_rate=16000,
 )
 UPSAMPLER = dict(in_channels=4, mid_channels=32, num_blocks_per_stage=1)
+# LTX-2.3's switches on the tiny networks: gated attention, cross-attention modulation and perturbed attention
+# (STG) in the transformer, which takes the text at its streams' widths from the connectors' per-modality
+# projections (see ltx_2_3_connectors); the video VAE's zero padding and plain upsamplers; the vocoder with
+# bandwidth extension.
+LTX_2_3 = dict(
+    TRANSFORMER=dict(gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
+                     perturbed_attn=True, use_prompt_embeddings=False),
+    VIDEO_VAE=dict(upsample_residual=(False, False), encoder_spatial_padding_mode="zeros",
+                   decoder_spatial_padding_mode="zeros"),
+)
+VOCODER_WITH_BWE = dict(
+    in_channels=2 * 8, hidden_channels=32, upsample_kernel_sizes=[11, 4], upsample_factors=[5, 2],
+    bwe_in_channels=2 * 8, bwe_hidden_channels=32, bwe_upsample_kernel_sizes=[12, 11], bwe_upsample_factors=[6, 5],
+    filter_length=32, hop_length=10, window_length=32, num_mel_channels=8,
+)
 
 
-def make_tokenizer() -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(WORDS)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        # Left padding as Gemma's tokenizer: diffusers' condition pipelines read it once, when they are built.
-        model_max_length=MAX_SEQUENCE_LENGTH, padding_side="left",
+def ltx_2_3_connectors(transformer: dict) -> dict:
+    """LTX-2.3's connectors for `transformer`: gated, and as wide per stream as its cross-attention, which the
+    per-modality projections feed directly."""
+    video, audio = transformer["cross_attention_dim"], transformer["audio_cross_attention_dim"]
+    return dict(
+        CONNECTORS, per_modality_projections=True, video_hidden_dim=video, audio_hidden_dim=audio,
+        video_connector_attention_head_dim=video // CONNECTORS["video_connector_num_attention_heads"],
+        audio_connector_attention_head_dim=audio // CONNECTORS["audio_connector_num_attention_heads"],
+        video_gated_attn=True, audio_gated_attn=True, proj_bias=True,
     )
 
 
-def make_text_encoder() -> Gemma3ForConditionalGeneration:
+def make_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over WORDS; with `chat`, also Gemma 3's chat and image tokens and a chat template."""
+    words = WORDS + CHAT_TOKENS if chat else WORDS
+    tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(words)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    chat_options = dict(
+        chat_template=CHAT_TEMPLATE,
+        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                              "image_token": "<image_soft_token>"},
+    ) if chat else {}
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+        # Left padding as Gemma's tokenizer: diffusers' condition pipelines read it once, when they are built.
+        model_max_length=MAX_SEQUENCE_LENGTH, padding_side="left", **chat_options,
+    )
+    if chat:
+        tokenizer.add_special_tokens({"additional_special_tokens": CHAT_TOKENS})
+    return tokenizer
+
+
+def make_text_encoder(chat: bool = False) -> Gemma3ForConditionalGeneration:
+    """A tiny Gemma 3 with a vision tower; with `chat`, its vocabulary also has the chat and image tokens."""
+    vocabulary = {word: i for i, word in enumerate(WORDS + CHAT_TOKENS)}
+    image_tokens = dict(
+        image_token_index=vocabulary["<image_soft_token>"], boi_token_index=vocabulary["<start_of_image>"],
+        eoi_token_index=vocabulary["<end_of_image>"],
+    ) if chat else {}
     config = Gemma3Config(
         text_config=dict(
-            vocab_size=len(WORDS), hidden_size=TEXT_HIDDEN, intermediate_size=32, num_hidden_layers=TEXT_LAYERS,
-            num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64,
+            vocab_size=len(vocabulary) if chat else len(WORDS), hidden_size=TEXT_HIDDEN, intermediate_size=32,
+            num_hidden_layers=TEXT_LAYERS, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+            max_position_embeddings=512 if chat else 64,
         ),
         vision_config=dict(hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
                            image_size=8, patch_size=4),
         mm_tokens_per_image=4,
+        **image_tokens,
     )
     return Gemma3ForConditionalGeneration(config).eval()
 
 
-def make_reference_pipeline(scheduler_config: dict | None = None) -> LTX2Pipeline:
-    """The reference pipeline with seeded, perturbed random weights (every table far from zero)."""
+def make_processor(tokenizer: PreTrainedTokenizerFast) -> Gemma3Processor:
+    """Gemma 3's processor for the tiny text encoder: 8x8 images, 4 image tokens."""
+    return Gemma3Processor(Gemma3ImageProcessorPil(size={"height": 8, "width": 8}), tokenizer, image_seq_length=4)
+
+
+def make_reference_pipeline(
+    scheduler_config: dict | None = None, chat: bool = False, version: str = "2.0"
+) -> LTX2Pipeline:
+    """The reference pipeline with seeded, perturbed random weights (every table far from zero). With `chat`, its
+    text encoder and tokenizer know Gemma's chat tokens and it has a processor, for prompt enhancement. With
+    version="2.3", its networks have LTX-2.3's switches on."""
+    later = LTX_2_3 if version == "2.3" else {}
+    transformer = {**TRANSFORMER, **later.get("TRANSFORMER", {})}
+    video_vae = {**VIDEO_VAE, **later.get("VIDEO_VAE", {})}
+    connectors = ltx_2_3_connectors(transformer) if later else CONNECTORS
     components = {}
     for seed, (name, build) in enumerate([
-        ("transformer", lambda: LTX2VideoTransformer3DModel(**TRANSFORMER)),
-        ("connectors", lambda: LTX2TextConnectors(**CONNECTORS)),
-        ("vae", lambda: AutoencoderKLLTX2Video(**VIDEO_VAE)),
+        ("transformer", lambda: LTX2VideoTransformer3DModel(**transformer)),
+        ("connectors", lambda: LTX2TextConnectors(**connectors)),
+        ("vae", lambda: AutoencoderKLLTX2Video(**video_vae)),
         ("audio_vae", lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE)),
-        ("vocoder", lambda: LTX2Vocoder(**VOCODER)),
-        ("text_encoder", make_text_encoder),
+        ("vocoder", lambda: LTX2VocoderWithBWE(**VOCODER_WITH_BWE) if later else LTX2Vocoder(**VOCODER)),
+        ("text_encoder", lambda: make_text_encoder(chat)),
     ]):
         torch.manual_seed(seed)
         components[name] = perturb_(build().eval(), seed=seed, scale=0.05)
     components["vae"].latents_std.abs_().add_(0.5)
     components["audio_vae"].latents_std.abs_().add_(0.5)
+    tokenizer = make_tokenizer(chat)
     return LTX2Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**(scheduler_config or {})),
-        tokenizer=make_tokenizer(),
+        tokenizer=tokenizer,
+        processor=make_processor(tokenizer) if chat else None,
         **components,
     )
 
@@ -113,8 +187,8 @@ def make_reference_upsampler() -> LTX2LatentUpsamplerModel:
     return perturb_(LTX2LatentUpsamplerModel(**UPSAMPLER).eval(), seed=7, scale=0.05)
 
 
-def write_pipeline_folder(folder: Path, scheduler_config: dict | None = None) -> LTX2Pipeline:
-    reference = make_reference_pipeline(scheduler_config)
+def write_pipeline_folder(folder: Path, scheduler_config: dict | None = None, version: str = "2.0") -> LTX2Pipeline:
+    reference = make_reference_pipeline(scheduler_config, version=version)
     reference.save_pretrained(folder)
     make_reference_upsampler().save_pretrained(folder / "latent_upsampler")
     return reference

@@ -11,6 +11,7 @@ rank (the first to fail) prints the one line that says why.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import signal
@@ -20,22 +21,43 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .pipelines.base import DEFAULT_REPO
+from .versions import LTX_2_0, LTX_2_3, VERSIONS, resolve_call_kwargs
 
-DISTILLED_FILE = "ltx-2-19b-distilled.safetensors"
-UPSAMPLER_FILE = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
-DISTILLED_LORA_FILE = "ltx-2-19b-distilled-lora-384.safetensors"
 PRESETS = ("two-stage", "distilled", "one-stage")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 TEMPORAL_COMPRESSION = 8  # pixel frames per latent frame (after the first)
-# (width, height) of the output, and stage-1 steps and guidance, when not given.
-PRESET_DEFAULTS = {
-    "two-stage": ((1536, 1024), 40, 4.0),
-    "distilled": ((1536, 1024), 8, 1.0),
-    "one-stage": ((768, 512), 40, 4.0),
+# Output (width, height) when not given: the two-stage presets run stage 1 at 1/scale of it.
+OUTPUT_SIZES = {"one-stage": (768, 512), 2.0: (1536, 1024), 1.5: (1152, 768)}
+# What output sizes must be a multiple of, per upsampler: stage 1 runs at 1/scale of it, on the VAE's 32-pixel
+# grid; the x1.5 upsampler also needs even latent sizes at stage 1.
+OUTPUT_MULTIPLES = {2.0: 64, 1.5: 96}
+# The distilled schedules run without guidance: one conditional pass per step.
+GUIDANCE_OFF = dict(guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0,
+                    audio_guidance_scale=1.0, audio_stg_scale=0.0, audio_modality_scale=1.0, audio_guidance_rescale=0.0)
+
+
+@dataclass(frozen=True)
+class Release:
+    """The files Lightricks publishes beside an LTX version's dev checkpoint, for the distilled and two-stage flows."""
+
+    repo: str
+    distilled: str
+    distilled_lora: str
+    upsamplers: dict[float, str]
+
+
+RELEASES = {
+    LTX_2_0: Release("Lightricks/LTX-2", "ltx-2-19b-distilled.safetensors", "ltx-2-19b-distilled-lora-384.safetensors",
+                     {2.0: "ltx-2-spatial-upscaler-x2-1.0.safetensors"}),
+    LTX_2_3: Release("Lightricks/LTX-2.3", "ltx-2.3-22b-distilled-1.1.safetensors",
+                     "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
+                     {2.0: "ltx-2.3-spatial-upscaler-x2-1.1.safetensors",
+                      1.5: "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"}),
 }
 
 
@@ -57,7 +79,7 @@ class Lora:
 @dataclass
 class Media:
     """A --condition or --reference-video: the file, where it goes (pixel frame), its strength; then its frames
-    (PIL images, read before any model loads) and the latent frame it was placed at."""
+    (PIL images, read before any model loads) and the latent frame it was placed at, with its first pixel frame."""
 
     text: str
     path: str
@@ -65,6 +87,7 @@ class Media:
     strength: float
     frames: list[Any] = field(default_factory=list)
     latent_index: int = 0
+    start: int = 0
 
 
 @dataclass
@@ -194,12 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"pipeline folder, Hub repo, or single .safetensors file (default {DEFAULT_REPO})")
     generate.add_argument("--preset", choices=PRESETS, default="two-stage")
     generate.add_argument("--width", type=int, default=None,
-                          help="output width (the two-stage presets run stage 1 at half size)")
+                          help="output width (the two-stage presets run stage 1 at 1/--upscale of it)")
     generate.add_argument("--height", type=int, default=None, help="output height")
     generate.add_argument("--num-frames", type=int, default=121)
     generate.add_argument("--fps", type=float, default=24.0)
-    generate.add_argument("--steps", type=int, default=None, help="stage-1 steps (distilled: 8, fixed)")
-    generate.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    generate.add_argument("--steps", type=int, default=None,
+                          help="stage-1 steps (default: 40 on LTX-2.0, 30 on LTX-2.3; distilled: 8, fixed)")
+    generate.add_argument("--guidance", type=float, default=None,
+                          help="video classifier-free guidance scale (default: the model's, 4.0 on LTX-2.0, 3.0 on "
+                               "LTX-2.3, whose audio keeps 7.0)")
+    generate.add_argument("--stg", type=float, default=None,
+                          help="spatio-temporal guidance scale of both streams (LTX-2.3; default 1.0 there)")
+    generate.add_argument("--upscale", type=float, choices=(2.0, 1.5), default=2.0,
+                          help="latent upsampler of the two-stage presets (x1.5: LTX-2.3)")
+    generate.add_argument("--image-crf", type=int, default=None,
+                          help="H.264 CRF the --image or --condition images are re-compressed at, as in training "
+                               "(default 33; 0: off)")
+    generate.add_argument("--enhance-prompt", action="store_true", help="let Gemma rewrite the prompt first")
+    generate.add_argument("--dry-run", action="store_true", help="print the settings the run would use, then exit")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--lora", type=_lora, action="append", default=[], metavar="PATH[:SCALE]")
     generate.add_argument("--offload", choices=("none", "model", "sequential"), default="none")
@@ -218,13 +253,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
-    """Reject bad arguments before anything is loaded."""
+    """Reject bad arguments before anything is loaded, and settle every setting of the run on `args`: the model's
+    LTX version and, from it, each stage's call arguments (`args.stage_one`, `args.stage_two`)."""
     import torch
 
-    (width, height), steps, guidance = PRESET_DEFAULTS[args.preset]
+    if not args.prompt.strip():
+        raise UsageError("--prompt: must not be empty")
+    _check_paths(args)
+    args.version = model_version(args.model or DEFAULT_REPO)
+    if args.version not in VERSIONS:
+        raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 does not implement")
+    if args.stg and args.version == LTX_2_0:
+        raise UsageError(f"--stg {args.stg}: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model")
+    if args.upscale not in RELEASES[args.version].upsamplers:
+        raise UsageError(f"--upscale {args.upscale:g}: LTX-{args.version} has no x{args.upscale:g} latent upsampler")
+    two_stages = args.preset != "one-stage"
+    width, height = OUTPUT_SIZES[args.upscale if two_stages else args.preset]
     args.width, args.height = args.width or width, args.height or height
-    args.steps = steps if args.steps is None else args.steps
-    args.guidance = guidance if args.guidance is None else args.guidance
+    multiple = OUTPUT_MULTIPLES[args.upscale] if two_stages else 32
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value <= 0 or value % multiple:
+            scale = f" with --upscale {args.upscale:g}" if two_stages else ""
+            raise UsageError(f"--{name} {value}: must be a positive multiple of {multiple} for --preset "
+                             f"{args.preset}{scale}")
+    if args.num_frames < 1 or (args.num_frames - 1) % 8:
+        raise UsageError(f"--num-frames {args.num_frames}: must be 8k+1 (1, 9, 17, ..., 121)")
+    if args.fps <= 0:
+        raise UsageError(f"--fps {args.fps}: must be positive")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: must be at least 1")
+    if args.preset == "distilled" and args.steps not in (None, 8):
+        raise UsageError(f"--steps {args.steps}: the distilled preset runs its fixed 8-step schedule")
+    if args.guidance is not None and args.guidance < 1:
+        raise UsageError(f"--guidance {args.guidance}: must be at least 1 (1 turns guidance off)")
+    if args.stg is not None and args.stg < 0:
+        raise UsageError(f"--stg {args.stg}: must be at least 0 (0 turns STG off)")
+    if args.image_crf is not None and not 0 <= args.image_crf <= 51:
+        raise UsageError(f"--image-crf {args.image_crf}: must be in [0, 51] (0: no re-compression)")
+    _check_conditions(args, launch)
+    args.stage_one, args.stage_two = stage_settings(args)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if launch.world > 1 and args.device.startswith("cuda"):
         if args.device != "cuda":
@@ -236,31 +304,6 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
                          f"product must be the number of processes ({launch.world}; launch with torchrun "
                          "--nproc-per-node N)")
     args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
-    multiple = 64 if args.preset != "one-stage" else 32
-    for name in ("width", "height"):
-        value = getattr(args, name)
-        if value <= 0 or value % multiple:
-            raise UsageError(f"--{name} {value}: must be a positive multiple of {multiple} for --preset {args.preset}")
-    if args.num_frames < 1 or (args.num_frames - 1) % 8:
-        raise UsageError(f"--num-frames {args.num_frames}: must be 8k+1 (1, 9, 17, ..., 121)")
-    if args.fps <= 0:
-        raise UsageError(f"--fps {args.fps}: must be positive")
-    if args.steps < 1:
-        raise UsageError(f"--steps {args.steps}: must be at least 1")
-    if args.preset == "distilled" and args.steps != 8:
-        raise UsageError(f"--steps {args.steps}: the distilled preset runs its fixed 8-step schedule")
-    if args.guidance < 1:
-        raise UsageError(f"--guidance {args.guidance}: must be at least 1 (1 turns guidance off)")
-    if not args.prompt.strip():
-        raise UsageError("--prompt: must not be empty")
-    if args.image is not None:
-        _check_image(args.image)
-    _check_conditions(args, launch)
-    if args.model and not Path(args.model).exists() and (Path(args.model).is_absolute() or args.model.startswith(".")):
-        raise UsageError(f"--model {args.model}: no such file or folder")
-    for lora in args.lora:
-        if not Path(lora.path).is_file() and lora.path.count("/") < 2:
-            raise UsageError(f"--lora {lora.path}: no such file (nor 'owner/repo/file.safetensors')")
     try:
         device = torch.device(args.device)
     except RuntimeError:
@@ -269,6 +312,17 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
     if args.offload != "none" and device.type == "cpu":
         raise UsageError(f"--offload {args.offload}: offloading moves weights to an accelerator; --device is cpu")
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Every local path named on the command line exists (Hub references are looked up when used)."""
+    if args.model and _is_local(args.model) and not Path(args.model).exists():
+        raise UsageError(f"--model {args.model}: no such file or folder")
+    if args.image is not None:
+        _check_image(args.image)
+    for lora in args.lora:
+        if _is_local(lora.path) and not Path(lora.path).is_file():
+            raise UsageError(f"--lora {lora.path}: no such file (nor 'owner/repo/file.safetensors' on the Hub)")
     output = Path(args.output)
     if output.suffix.lower() != ".mp4":
         raise UsageError(f"--output {args.output}: must end in .mp4")
@@ -276,6 +330,100 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--output {args.output}: folder {output.parent} does not exist")
     if output.is_dir():
         raise UsageError(f"--output {args.output}: is a folder")
+
+
+def _is_local(text: str) -> bool:
+    """Whether a path argument names a local file: it exists, or it cannot be a Hub reference ('owner/repo' or
+    'owner/repo/file.safetensors'), or its first folder exists here."""
+    path = Path(text)
+    hub_like = text.count("/") >= 1 and not path.is_absolute() and not text.startswith((".", "~"))
+    return path.exists() or not hub_like or Path(text.split("/")[0]).is_dir()
+
+
+def model_version(model: str) -> str:
+    """The LTX version of --model, from a folder's configs or a file's header; for the Hub, from Lightricks'
+    repo names, else from the few small files that tell it (a single file's header alone)."""
+    from .loading.checkpoint import TensorSource
+    from .loading.hub import download
+    from .loading.single_file import checkpoint_version, file_version
+    from .versions import folder_version
+
+    path = Path(model)
+    if path.is_dir():
+        return folder_version(path)
+    if path.is_file():
+        with TensorSource([path], str(path)) as source:
+            return file_version(source)
+    repo = "/".join(model.split("/")[:2])
+    known = [version for version, release in RELEASES.items() if release.repo == repo]
+    if known:
+        return known[0]
+    if model.endswith(".safetensors"):
+        from huggingface_hub import get_safetensors_metadata
+
+        header = get_safetensors_metadata(repo, model.split("/", 2)[2])
+        metadata = {key: _json_or_text(value) for key, value in (header.metadata or {}).items()}
+        return checkpoint_version(metadata, header.tensors, model)
+    return folder_version(download(repo, ["transformer/config.json", "connectors/config.json"]))
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The call arguments of stage 1 and stage 2 (None for one stage): the model version's recommended steps and
+    guidance with the command line's in their place; the distilled schedules run without guidance."""
+    from . import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
+
+    if args.preset == "distilled":
+        stage_one = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "num_inference_steps": 8,
+                     "sigmas": DISTILLED_SIGMA_VALUES}
+    else:
+        given = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, stg_scale=args.stg,
+                     audio_stg_scale=args.stg)
+        stage_one = resolve_call_kwargs(args.version, given)
+    scale = args.upscale if args.preset != "one-stage" else 1
+    stage_one.update(width=round(args.width / scale), height=round(args.height / scale))
+    if args.preset == "one-stage":
+        return stage_one, None
+    stage_two = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "sigmas": STAGE_2_DISTILLED_SIGMA_VALUES,
+                 "num_inference_steps": len(STAGE_2_DISTILLED_SIGMA_VALUES),
+                 "noise_scale": STAGE_2_DISTILLED_SIGMA_VALUES[0]}
+    return stage_one, stage_two
+
+
+def describe_run(args: argparse.Namespace) -> list[str]:
+    """The settings a run uses, as --dry-run prints them."""
+    release = RELEASES[args.version]
+    model = args.model or (f"{release.repo}/{release.distilled}" if args.preset == "distilled" else DEFAULT_REPO)
+    lines = [f"model          {model} (LTX version {args.version})", f"preset         {args.preset}",
+             f"output         {args.output}: {args.width}x{args.height}, {args.num_frames} frames at {args.fps:g} fps"]
+    lines.append("stage 1        " + _settings(args.stage_one))
+    if args.stage_two is not None:
+        lines.append(f"upsampling     x{args.upscale:g} ({release.upsamplers[args.upscale]})")
+        lines.append("stage 2        " + _settings(args.stage_two))
+        if args.preset == "two-stage":
+            lines.append(f"distilled LoRA {release.distilled_lora} (stage 2)")
+    if args.image is not None:
+        crf = 33 if args.image_crf is None else args.image_crf
+        lines.append(f"image          {args.image}" + (f", re-compressed at CRF {crf}" if crf else ""))
+    for condition in args.condition:
+        lines.append(f"condition      {condition.path}: {len(condition.frames)} frame(s) from frame "
+                     f"{condition.start} (latent frame {condition.latent_index}), strength {condition.strength:g}")
+    for video in args.reference_video:
+        lines.append(f"reference      {video.path}: {len(video.frames)} frames, strength {video.strength:g} (stage 1)")
+    lines += [f"prompt         {'enhanced by Gemma first' if args.enhance_prompt else 'as given'}: {args.prompt!r}",
+              f"loras          {', '.join(f'{lora.path}:{lora.scale:g}' for lora in args.lora) or 'none'}",
+              f"seed {args.seed}, device {args.device}, dtype {args.dtype}, offload {args.offload}"]
+    return lines
+
+
+def _settings(kwargs: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value!r}" for key, value in kwargs.items())
 
 
 def _check_image(path: str) -> None:
@@ -345,7 +493,7 @@ def place_condition(condition: Media, num_frames: int) -> list[str]:
                          f"(frames 0 to {num_frames - 1}, or -{num_frames} to -1 from the end)")
     pixel = condition.frame % num_frames
     condition.latent_index = 0 if pixel == 0 else (pixel - 1) // step + 1
-    start = 0 if pixel == 0 else (condition.latent_index - 1) * step + 1
+    condition.start = start = 0 if pixel == 0 else (condition.latent_index - 1) * step + 1
     used = (len(condition.frames) - 1) // step * step + 1
     if start + used > num_frames:
         raise UsageError(f"--condition {condition.text}: its {used} frames from frame {start} run past the last "
@@ -370,39 +518,45 @@ class Model:
 
 
 def load_model(args: argparse.Namespace, dtype: Any) -> Model:
-    """The pipeline for --model, with the latent upsampler and distilled LoRA found beside it."""
+    """The pipeline for --model, with the latent upsampler and distilled LoRA of its LTX version found beside it."""
     from . import LTX2LatentUpsamplerModel, LTX2Pipeline
     from .loading.hub import resolve_file
 
-    model = args.model or (f"{DEFAULT_REPO}/{DISTILLED_FILE}" if args.preset == "distilled" else DEFAULT_REPO)
+    release = RELEASES[args.version]
+    upsampler_file = release.upsamplers[args.upscale]
+    model = args.model or (f"{release.repo}/{release.distilled}" if args.preset == "distilled" else DEFAULT_REPO)
     path = Path(model)
     if path.is_dir():
-        upsampler_folder, lora = path / "latent_upsampler", path / DISTILLED_LORA_FILE
-        _require_upsampler(args, upsampler_folder.is_dir())
-        return Model(LTX2Pipeline.from_pretrained(path, torch_dtype=dtype),
-                     lambda: LTX2LatentUpsamplerModel.from_pretrained(upsampler_folder, torch_dtype=dtype),
+        lora = path / release.distilled_lora
+        if args.upscale == 2.0:  # a diffusers folder's latent_upsampler/ is the x2 one
+            _require_upsampler(args, (path / "latent_upsampler").is_dir(), "a latent_upsampler/ subfolder")
+            upsampler = partial(LTX2LatentUpsamplerModel.from_pretrained, path / "latent_upsampler", torch_dtype=dtype)
+        else:
+            _require_upsampler(args, (path / upsampler_file).is_file(), upsampler_file)
+            upsampler = partial(LTX2LatentUpsamplerModel.from_single_file, path / upsampler_file, torch_dtype=dtype)
+        return Model(LTX2Pipeline.from_pretrained(path, torch_dtype=dtype), upsampler,
                      lambda: str(lora) if lora.is_file() else None)
     if path.is_file():
-        upsampler_file, lora = path.parent / UPSAMPLER_FILE, path.parent / DISTILLED_LORA_FILE
-        _require_upsampler(args, upsampler_file.is_file())
+        upsampler, lora = path.parent / upsampler_file, path.parent / release.distilled_lora
+        _require_upsampler(args, upsampler.is_file(), upsampler_file)
         return Model(LTX2Pipeline.from_single_file(path, torch_dtype=dtype),
-                     lambda: LTX2LatentUpsamplerModel.from_single_file(upsampler_file, torch_dtype=dtype),
+                     lambda: LTX2LatentUpsamplerModel.from_single_file(upsampler, torch_dtype=dtype),
                      lambda: str(lora) if lora.is_file() else None)
     repo = "/".join(model.split("/")[:2])
     if model.endswith(".safetensors"):
         return Model(LTX2Pipeline.from_single_file(model, torch_dtype=dtype),
-                     lambda: LTX2LatentUpsamplerModel.from_single_file(f"{repo}/{UPSAMPLER_FILE}", torch_dtype=dtype),
-                     lambda: str(resolve_file(repo, DISTILLED_LORA_FILE)))
+                     lambda: LTX2LatentUpsamplerModel.from_single_file(f"{repo}/{upsampler_file}", torch_dtype=dtype),
+                     lambda: str(resolve_file(repo, release.distilled_lora)))
     return Model(LTX2Pipeline.from_pretrained(model, torch_dtype=dtype),
                  lambda: LTX2LatentUpsamplerModel.from_pretrained(model, subfolder="latent_upsampler",
                                                                   torch_dtype=dtype),
-                 lambda: str(resolve_file(model, DISTILLED_LORA_FILE)) if model == DEFAULT_REPO else None)
+                 lambda: str(resolve_file(model, release.distilled_lora)) if model == release.repo else None)
 
 
-def _require_upsampler(args: argparse.Namespace, present: bool) -> None:
+def _require_upsampler(args: argparse.Namespace, present: bool, what: str) -> None:
     if args.preset != "one-stage" and not present:
-        raise UsageError(f"--preset {args.preset}: no latent upsampler beside --model {args.model} "
-                         f"(a latent_upsampler/ subfolder or {UPSAMPLER_FILE}); use --preset one-stage")
+        raise UsageError(f"--preset {args.preset}: no latent upsampler beside --model {args.model} ({what}); "
+                         "use --preset one-stage")
 
 
 def _place(pipeline: Any, args: argparse.Namespace) -> None:
@@ -441,15 +595,22 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
         _place(pipe, args)
         if launch.world > 1:
             _share(pipe, args, launch, timings)
+    prompt = args.prompt
+    if args.enhance_prompt:
+        with timings.stage("prompt enhancement"):
+            # The picture Gemma sees: the --image, else the first --condition's first frame (as diffusers picks it).
+            picture = args.condition[0].frames[0] if args.image is None and args.condition else args.image
+            prompt = pipe.enhance_prompt(prompt, seed=args.seed, image=picture)[0]
+        if launch.rank == 0:
+            print(f"ltx2: enhanced prompt: {prompt}", file=sys.stderr)
     for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
         timings.wrap(pipe, method, name)
-    common: dict[str, Any] = dict(prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
+    common: dict[str, Any] = dict(prompt=prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
                                   frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
                                   return_dict=False, **_conditions(args))
     references = _references(args)
-    if args.preset == "one-stage":
-        video, audio = pipe(width=args.width, height=args.height, num_inference_steps=args.steps,
-                            guidance_scale=args.guidance, output_type="np", **common, **references)
+    if args.stage_two is None:
+        video, audio = pipe(**args.stage_one, output_type="np", **common, **references)
     else:
         video, audio = two_stages(pipe, model, args, common, references, timings)
     if launch.rank == 0:
@@ -474,11 +635,11 @@ def _conditions(args: argparse.Namespace) -> dict[str, Any]:
     from . import LTX2VideoCondition
 
     if args.image is not None:
-        return {"image": args.image}
+        return {"image": args.image, "image_crf": args.image_crf}
     if not args.condition:
         return {}
     frames = [condition.frames[0] if len(condition.frames) == 1 else condition.frames for condition in args.condition]
-    return {"conditions": [LTX2VideoCondition(picture, condition.latent_index, condition.strength)
+    return {"conditions": [LTX2VideoCondition(picture, condition.latent_index, condition.strength, args.image_crf)
                            for picture, condition in zip(frames, args.condition)]}
 
 
@@ -505,11 +666,13 @@ def _references(args: argparse.Namespace) -> dict[str, Any]:
 def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings) -> None:
     """Share the generation among the torchrun ranks, split as --parallel says or as suits the world size."""
     from .parallel import default_split
+    from .pipelines.sampling import Guidance
 
     if args.parallel is not None:
         ulysses, guidance = args.parallel["ulysses"], args.parallel["guidance"]
     else:
-        ulysses, guidance = default_split(launch.world, pipe.transformer.config.num_attention_heads, args.guidance > 1)
+        guided = len(Guidance.from_call_kwargs(args.stage_one).passes(1)) > 1
+        ulysses, guidance = default_split(launch.world, pipe.transformer.config.num_attention_heads, guided)
     timings.note(f"{launch.world} ranks: --parallel ulysses={ulysses},guidance={guidance}")
     if launch.rank != 0:
         pipe.set_progress_bar_config(disable=True)
@@ -520,18 +683,14 @@ def two_stages(
     pipe: Any, model: Model, args: argparse.Namespace, common: dict[str, Any], references: dict[str, Any],
     timings: Timings,
 ) -> Any:
-    """Stage 1 at half size, x2 latent upsampling, stage 2 on the distilled schedule (with the distilled LoRA
-    after a dev stage 1), as in LTX-2's documented two-stage flow. Frame conditions apply to both stages;
-    references and their IC-LoRAs to stage 1 only, as in Lightricks' IC-LoRA pipeline."""
-    from . import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, LTX2LatentUpsamplePipeline
+    """Stage 1 at 1/--upscale of the size, latent upsampling, stage 2 on the distilled schedule (with the
+    distilled LoRA after a dev stage 1), as in LTX-2's documented two-stage flow. Frame conditions apply to both
+    stages; references and their IC-LoRAs to stage 1 only, as in Lightricks' IC-LoRA pipeline."""
+    from . import LTX2LatentUpsamplePipeline
 
-    stage_one: dict[str, Any] = {}
     if args.preset == "distilled":
         pipe.scheduler = _without_shifting(pipe.scheduler)
-        stage_one["sigmas"] = DISTILLED_SIGMA_VALUES
-    video_latents, audio_latents = pipe(width=args.width // 2, height=args.height // 2, num_inference_steps=args.steps,
-                                        guidance_scale=args.guidance, output_type="latent", **stage_one, **common,
-                                        **references)
+    video_latents, audio_latents = pipe(**args.stage_one, output_type="latent", **common, **references)
     with timings.stage("upsampling"):
         upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.upsampler())
         _place(upsample, args)
@@ -551,9 +710,7 @@ def two_stages(
     elif args.lora:
         pipe.disable_lora()
     pipe.scheduler = _without_shifting(pipe.scheduler)
-    return pipe(latents=upsampled, audio_latents=audio_latents, num_inference_steps=len(STAGE_2_DISTILLED_SIGMA_VALUES),
-                noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0], sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
-                guidance_scale=1.0, output_type="np", **common)
+    return pipe(latents=upsampled, audio_latents=audio_latents, output_type="np", **args.stage_two, **common)
 
 
 def _peak_memory(device: str) -> str:
@@ -568,6 +725,11 @@ def _peak_memory(device: str) -> str:
 
 def run_generate(args: argparse.Namespace, launch: Launch) -> None:
     check_generate_arguments(args, launch)
+    if args.dry_run:
+        if launch.rank == 0:
+            print("ltx2: dry run; the settings below, nothing loaded or written")
+            print("\n".join(f"  {line}" for line in describe_run(args)))
+        return
     from .tiny import is_tiny_pipeline
 
     if args.model and is_tiny_pipeline(args.model) and launch.rank == 0:

@@ -11,7 +11,7 @@ from original_checkpoint import write_combined
 from ltx2 import LTX2LatentUpsamplePipeline, LTX2Pipeline, LTX2VideoTransformer3DModel, LTX2Vocoder
 
 PIPELINE_PATTERNS = ["model_index.json", "scheduler/*", "vae/*", "audio_vae/*", "text_encoder/*", "tokenizer/*",
-                     "connectors/*", "transformer/*", "vocoder/*"]
+                     "connectors/*", "transformer/*", "vocoder/*", "processor/*"]
 
 
 @pytest.fixture

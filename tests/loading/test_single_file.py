@@ -316,8 +316,6 @@ def test_ltx_2_3_upsampler_files(tmp_path, name):
         assert relative_l2(ours(latents), expected) <= 1e-5
 
 
-@pytest.mark.skipif(not hasattr(LTX2Pipeline, "default_call_kwargs"),
-                    reason="LTX2Pipeline runs LTX-2.3's transformer once LTX-2.3 generation (issue 12) is merged")
 def test_ltx_2_3_pipeline_from_single_file_generates_as_the_reference(ltx_2_3_file, text_encoder_folder):
     """At LTX-2.3's call defaults (CFG, STG, modality isolation, rescale, cross timesteps), the STG block moved to
     one the two-block tiny transformer has; the reference gets the same values."""

@@ -8,7 +8,6 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeli
 from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition as ReferenceVideoCondition
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2InContextPipeline as ReferenceInContext
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition as ReferenceReference
-from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf
 from safetensors.torch import save_file
 
 from ltx2 import (
@@ -17,8 +16,9 @@ from ltx2 import (
     LTX2ReferenceCondition,
     LTX2VideoCondition,
 )
-from ltx2.pipelines.conditioning import latent_attention_strengths, recompress, reference_attention_mask
+from ltx2.pipelines.conditioning import ConditioningInputs, latent_attention_strengths, reference_attention_mask
 from parity import LEGACY, relative_l2
+from test_ltx_2_3 import CALL as LTX_2_3_CALL
 from test_text_to_video import CALL
 
 
@@ -172,10 +172,44 @@ def test_attention_mask_and_strengths_match_reference():
     assert torch.allclose(latent_attention_strengths(pixels, 5, 4, 6), expected)
 
 
-def test_recompression_matches_reference():
-    image = np.asarray(pictures(1, seed=11, size=(37, 50))[0])
-    assert np.array_equal(recompress(image, 33), apply_image_conditioning_crf(image, 33))
-    assert recompress(image, 0) is image
+@torch.no_grad()
+def test_ltx_2_3_conditions_and_references_at_its_defaults_match_reference(ltx_2_3_folder, tmp_path):
+    """On LTX-2.3 both sides at their defaults (CFG, STG, modality isolation, rescale, cross timestep): a first and
+    a last frame on the condition pipeline, then a first frame with a reference video under an IC-LoRA."""
+    folder, _ = ltx_2_3_folder
+    first, last = pictures(2, seed=14)
+    frames = pictures(9, seed=15)
+    cases = [
+        (LTX2ConditionPipeline, ReferenceCondition,
+         dict(conditions=[LTX2VideoCondition(first, 0), LTX2VideoCondition(last, -1)]),
+         dict(conditions=[ReferenceVideoCondition(first, 0), ReferenceVideoCondition(last, -1)])),
+        (LTX2InContextPipeline, ReferenceInContext,
+         dict(conditions=[LTX2VideoCondition(first, 0)], reference_conditions=[LTX2ReferenceCondition(frames)]),
+         dict(conditions=[ReferenceVideoCondition(first, 0)], reference_conditions=[ReferenceReference(frames)])),
+    ]
+    for ours_class, reference_class, ours_inputs, reference_inputs in cases:
+        ours, reference = ours_class.from_pretrained(folder), reference_class.from_pretrained(folder)
+        if ours_class is LTX2InContextPipeline:
+            lora = make_ic_lora(ours.transformer, tmp_path / "ic.safetensors")
+            for pipe in (ours, reference):
+                pipe.load_lora_weights(lora, adapter_name="ic_lora")
+        outputs = []
+        for pipe, inputs in ((ours, ours_inputs), (reference, reference_inputs)):
+            pipe.set_progress_bar_config(disable=True)
+            outputs.append(pipe(**LTX_2_3_CALL, **inputs, output_type="latent", return_dict=False,
+                                generator=torch.Generator().manual_seed(0)))
+        (video, audio), (expected_video, expected_audio) = outputs
+        assert relative_l2(video, expected_video) <= 1e-4 and relative_l2(audio, expected_audio) <= 1e-4
+
+
+def test_prompt_enhancement_sees_the_first_picture_condition():
+    """As diffusers 0.42.1 picks it: the image-to-video image, else the first condition given as PIL image(s)."""
+    first, second = pictures(2, seed=16)
+    clip = np.zeros((9, 8, 8, 3), np.uint8)
+    conditions = [LTX2VideoCondition(clip), LTX2VideoCondition([first, second], 2), LTX2VideoCondition(second, -1)]
+    assert ConditioningInputs(conditions).enhancement_image() is first
+    assert ConditioningInputs(conditions[:1]).enhancement_image() is None
+    assert ConditioningInputs(conditions, image="first.png").enhancement_image() == "first.png"
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,43 @@ def test_stage_one_latents_match_reference(pipes):
 
 
 @torch.no_grad()
+def test_every_guidance_keyword_on_ltx_2_0_matches_reference(pipes):
+    """LTX-2.0 weights with LTX-2.3's guidance passed in full: CFG, STG (an unperturbed pass on a model without
+    perturbed attention, in both), modality isolation, rescale and separate audio scales, in x0 space."""
+    ours, reference = pipes
+    guidance = dict(guidance_scale=3.0, stg_scale=1.0, modality_scale=3.0, guidance_rescale=0.7,
+                    audio_guidance_scale=7.0, audio_stg_scale=1.0, audio_modality_scale=3.0,
+                    audio_guidance_rescale=0.7, spatio_temporal_guidance_blocks=[1], use_cross_timestep=False)
+    video, audio = our_call(ours, 5, output_type="latent", **guidance)
+    expected_video, expected_audio = reference(**{**CALL, **guidance}, output_type="latent", return_dict=False,
+                                               generator=torch.Generator().manual_seed(5))
+    assert_close(video, expected_video, 1e-4)
+    assert_close(audio, expected_audio, 1e-4)
+    plain, _ = our_call(ours, 5, output_type="latent")
+    assert relative_l2(plain, video) > 1e-3
+
+
+@torch.no_grad()
+def test_ltx_2_0_defaults_and_an_explicit_zero_audio_scale(pipes):
+    ours, reference = pipes
+    assert ours.model_version == "2.0"
+    defaults = ours.default_call_kwargs()
+    steps_and_scales = defaults["num_inference_steps"], defaults["guidance_scale"], defaults["audio_guidance_scale"]
+    assert steps_and_scales == (40, 4.0, 4.0)
+    assert defaults["stg_scale"] == 0.0 and defaults["use_cross_timestep"] is False
+    assert ours.default_call_kwargs(guidance_scale=2.0)["audio_guidance_scale"] == 2.0
+    # audio_guidance_rescale=0.0 is zero here; diffusers' `audio_x or x` takes the video value 0.7 instead.
+    options = dict(guidance_scale=3.0, guidance_rescale=0.7, audio_guidance_rescale=0.0)
+    _, audio = our_call(ours, 6, output_type="latent", **options)
+    _, expected_audio = reference(**{**CALL, **LEGACY, **options}, output_type="latent", return_dict=False,
+                                  generator=torch.Generator().manual_seed(6), audio_guidance_scale=3.0)
+    assert relative_l2(audio, expected_audio) > 1e-4
+    _, without_rescale = our_call(ours, 6, output_type="latent", guidance_scale=3.0, guidance_rescale=0.7,
+                                  audio_guidance_rescale=1e-30)
+    assert_close(audio, without_rescale, 1e-6)
+
+
+@torch.no_grad()
 def test_decoded_video_and_audio_match_reference(pipes):
     ours, reference = pipes
     video, audio = our_call(ours, 1, output_type="pt", num_videos_per_prompt=2)

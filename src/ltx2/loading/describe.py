@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections import Counter
 from pathlib import Path
 
+from ..versions import VERSIONS, folder_version
 from .checkpoint import CheckpointError, TensorSource
 from .key_map import QUANTIZATION_SUFFIXES, split_single_file
 from .lora import locate
@@ -77,28 +77,8 @@ def _describe_pipeline(folder: Path) -> list[str]:
 
 
 def _folder_version(folder: Path) -> str:
-    """The LTX version a diffusers folder's configs imply: LTX-2.3's connectors project per modality, and later
-    versions change transformer keys from their LTX-2.0 values."""
-    from ..configs import LTX_2_3_TRANSFORMER
-    from ..models.connectors import LTX2TextConnectors
-    from ..models.transformer import LTX2VideoTransformer3DModel
-
-    connectors_path = folder / "connectors" / "config.json"
-    connectors = json.loads(connectors_path.read_text(encoding="utf-8")) if connectors_path.is_file() else {}
-    if connectors.get("per_modality_projections"):
-        return "LTX version 2.3 (per-modality connector projections)"
-    # The transformer's defaults are LTX-2.0's; LTX-2.3 changes some of them.
-    defaults = inspect.signature(LTX2VideoTransformer3DModel.__init__).parameters
-    transformer_2_0 = {key: defaults[key].default for key, value in LTX_2_3_TRANSFORMER.items()
-                       if defaults[key].default != value}
-    later = []
-    for name, baseline in (("transformer", transformer_2_0), ("connectors", LTX2TextConnectors.neutral_config)):
-        config_path = folder / name / "config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-        later += [f"{key}={config[key]!r}" for key, value in baseline.items() if key in config and config[key] != value]
-    if later:
-        return f"a later LTX version than 2.0 ({', '.join(later)})"
-    return "LTX version 2.0"
+    version = folder_version(folder)
+    return f"LTX version {version}" if version in VERSIONS else f"LTX version {version}, later than ltx2 implements"
 
 
 def _folder_class(folder: Path) -> str | None:

@@ -51,6 +51,10 @@ def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(folder / name)
+    if class_name.endswith("Processor"):  # Gemma's chat and image processor, for prompt enhancement
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(folder / name)
     if class_name.startswith("Gemma3"):
         from ..text import load_text_encoder
 

@@ -15,26 +15,22 @@ the schedule's resolution shift counts appended tokens too, and a fractional ref
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
 
 from ..models.transformer import video_positions
+from ..versions import DEFAULT_IMAGE_CRF
+from .images import recompress
 from .latents import normalize_video_latents, pack_video_latents
 
 FrameInput = PIL.Image.Image | list[PIL.Image.Image] | np.ndarray | torch.Tensor
-
-# H.264 CRF that single conditioning images are re-compressed at, as the models were trained: LTX-2.0 to 2.3
-# (Gemma 3 text encoder) 33, LTX-2.5 (Gemma 4) 18.
-IMAGE_CRF = 33
-GEMMA4_IMAGE_CRF = 18
 
 
 @dataclass
@@ -44,7 +40,7 @@ class LTX2VideoCondition:
     `frames`: a PIL image, a list of them, or an array (F, H, W, 3) / (H, W, 3) or tensor (F, 3, H, W) /
     (3, H, W) with pixel values in [0, 255]. A condition at index 0 replaces the first latent frames (image to
     video, continuing a clip); elsewhere it is appended as keyframe tokens. `strength` 1 keeps it exactly.
-    A single image is re-compressed as H.264 at `crf` first (None: the model's default; 0: not at all).
+    A single image is re-compressed as H.264 at `crf` first (None: the model's default, 33; 0: not at all).
     """
 
     frames: FrameInput
@@ -67,16 +63,31 @@ class LTX2ReferenceCondition:
 
 @dataclass
 class ConditioningInputs:
-    """What one call conditions on, as given: frame conditions, reference videos and the references' options."""
+    """What one call conditions on, as given: frame conditions, reference videos and the references' options,
+    and the image-to-video image as the user gave it (for prompt enhancement)."""
 
     conditions: list[LTX2VideoCondition] = field(default_factory=list)
     references: list[LTX2ReferenceCondition] = field(default_factory=list)
     reference_downscale_factor: int = 1
     attention_strength: float = 1.0
     attention_mask: torch.Tensor | None = None
+    image: Any = None
 
     def __bool__(self) -> bool:
         return bool(self.conditions or self.references)
+
+    def enhancement_image(self) -> PIL.Image.Image | str | Path | None:
+        """The picture prompt enhancement shows Gemma: the image-to-video image, else the first condition given as
+        a PIL image or list of them (its first frame), as diffusers 0.42.1 picks it; None for text alone."""
+        if self.image is not None:
+            return self.image
+        for condition in self.conditions:
+            frames = condition.frames
+            if isinstance(frames, list) and frames and isinstance(frames[0], PIL.Image.Image):
+                return frames[0]
+            if isinstance(frames, PIL.Image.Image):
+                return frames
+        return None
 
 
 @dataclass
@@ -198,29 +209,6 @@ def latent_attention_strengths(mask: torch.Tensor, frames: int, height: int, wid
     return latent.flatten(1)
 
 
-def default_image_crf(text_encoder: Any) -> int:
-    """The CRF the model behind this text encoder was trained with (the version seam for image conditioning)."""
-    model_type = getattr(getattr(text_encoder, "config", None), "model_type", None)
-    return GEMMA4_IMAGE_CRF if model_type in ("gemma4", "gemma4_unified") else IMAGE_CRF
-
-
-def recompress(image: np.ndarray, crf: int) -> np.ndarray:
-    """One (H, W, 3) uint8 frame through an H.264 encode at `crf` and back (cropped to even sizes)."""
-    if crf == 0:
-        return image
-    height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=1, options={"crf": str(crf), "preset": "veryfast"})
-        stream.height, stream.width = height, width
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24")
-        container.mux(stream.encode(frame.reformat(format="yuv420p")))
-        container.mux(stream.encode())
-    buffer.seek(0)
-    with av.open(buffer) as container:
-        return next(container.decode(video=0)).to_ndarray(format="rgb24")
-
-
 def condition_frames(frames: FrameInput, argument: str) -> np.ndarray:
     """A condition's frames -> (F, H, W, 3) array of pixel values in [0, 255] (uint8 kept as uint8)."""
     if isinstance(frames, PIL.Image.Image):
@@ -303,9 +291,9 @@ class ConditioningStages:
                                  f"(valid: {-frames} to {frames - 1})")
             _check_strength(f"{name}.strength", condition.strength)
             array = condition_frames(condition.frames, f"{name}.frames")
-            crf = default_image_crf(self.text_encoder) if condition.crf is None else condition.crf
-            if not isinstance(crf, int) or crf < 0:
-                raise ValueError(f"{name}.crf={condition.crf!r} must be None or an integer >= 0")
+            crf = DEFAULT_IMAGE_CRF if condition.crf is None else condition.crf
+            if not isinstance(crf, int) or not 0 <= crf <= 51:
+                raise ValueError(f"{name}.crf={condition.crf!r} must be None or an integer in [0, 51]")
             if array.shape[0] == 1 and crf != 0 and array.dtype != np.uint8:
                 raise ValueError(f"{name}: re-compressing an image at crf={crf} needs uint8 pixels (a PIL image or "
                                  f"uint8 array), got {array.dtype}; pass crf=0 to skip re-compression")
@@ -384,7 +372,7 @@ class ConditioningStages:
         """A condition's frames -> (1, 3, F, height, width) in [-1, 1]; a single image re-compressed first."""
         frames = condition_frames(condition.frames, "conditions[].frames")
         if frames.shape[0] == 1:
-            crf = default_image_crf(self.text_encoder) if condition.crf is None else condition.crf
+            crf = DEFAULT_IMAGE_CRF if condition.crf is None else condition.crf
             frames = recompress(frames[0], crf)[None]
         return cover_and_crop(frames, height, width)
 

@@ -10,15 +10,9 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
-from .conditioning import (
-    ConditioningInputs,
-    ConditioningItem,
-    LatentConditioning,
-    LTX2VideoCondition,
-    default_image_crf,
-    noised,
-    recompress,
-)
+from ..versions import DEFAULT_IMAGE_CRF
+from .conditioning import ConditioningInputs, ConditioningItem, LatentConditioning, LTX2VideoCondition, noised
+from .images import RESAMPLE, read_image, recompress, recompress_image
 from .latents import normalize_video_latents, pack_video_latents
 from .sampling import Generator, randn
 from .text_to_video import Geometry, LTX2Pipeline
@@ -27,18 +21,20 @@ ImageInput = str | Path | PIL.Image.Image | np.ndarray | torch.Tensor | list
 
 
 def load_image(
-    image: ImageInput, height: int, width: int, resample: PIL.Image.Resampling = PIL.Image.LANCZOS
+    image: ImageInput, height: int, width: int, resample: int = PIL.Image.LANCZOS, crf: int = 0
 ) -> torch.Tensor:
     """An image (path, PIL, array or tensor; one or a list) -> (N, 3, height, width) in [-1, 1].
 
-    PIL images are resized with `resample` (diffusers' default Lanczos; its image-to-video pipeline uses
-    bilinear); arrays and tensors (values in [0, 1], or uint8) with nearest neighbour, as diffusers does.
+    With `crf` > 0 each image first goes through one H.264 frame at that CRF (arrays and tensors rounded to 8 bits
+    for it). PIL images are then resized with `resample`; arrays and tensors (values in [0, 1], or uint8) with
+    nearest neighbour, as diffusers' image processor does.
     """
     if isinstance(image, list):
-        return torch.cat([load_image(item, height, width, resample) for item in image])
-    image = open_image(image)
+        return torch.cat([load_image(item, height, width, resample, crf) for item in image])
+    if isinstance(image, (str, Path)):
+        image = read_image(image)
     if isinstance(image, PIL.Image.Image):
-        resized = image.convert("RGB").resize((width, height), resample=resample)
+        resized = recompress_image(image.convert("RGB"), crf).resize((width, height), resample=resample)
         pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         return pixels * 2 - 1
     if isinstance(image, np.ndarray):
@@ -50,18 +46,11 @@ def load_image(
     pixels = pixels[None] if pixels.ndim == 3 else pixels
     if pixels.ndim != 4 or pixels.shape[1] != 3:
         raise ValueError(f"image must have 3 channels as (3, H, W), (H, W, 3) or (N, 3, H, W), got {tuple(image.shape)}")
+    if crf:
+        eight_bit = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pixels = torch.from_numpy(np.stack([recompress(frame, crf) for frame in eight_bit]) / 255.0).float()
+        pixels = pixels.permute(0, 3, 1, 2)
     return F.interpolate(pixels, size=(height, width)) * 2 - 1
-
-
-def open_image(image: ImageInput) -> ImageInput:
-    """A path read as an RGB PIL image; anything else as it is."""
-    if not isinstance(image, (str, Path)):
-        return image
-    try:
-        with PIL.Image.open(image) as opened:
-            return opened.convert("RGB")
-    except (OSError, ValueError) as error:
-        raise ValueError(f"image {str(image)!r} could not be read as an image ({error})") from None
 
 
 class LTX2ImageToVideoPipeline(LTX2Pipeline):
@@ -83,6 +72,8 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
     ):
         """Generate video and audio whose first frame is `image` (see LTX2Pipeline.__call__ for the rest).
 
+        The image is re-compressed as one H.264 frame at `image_crf` (None: 33, the compression LTX-2.0 and 2.3
+        were trained on; 0 skips it), then resized bilinearly to the video size, as diffusers 0.42.1 does.
         `image`: a path, PIL image, array or tensor, or a list of them (one per prompt). At stage 2 (5D `latents`
         given) the image is not needed: frame 0 of the latents stays as given.
         """
@@ -91,23 +82,17 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
         if arguments["latents"] is None:
             if image is None:
                 raise ValueError("image is required unless latents are given")
-            pixels = self.first_frame(image, image_crf, arguments["height"], arguments["width"])
-            # The frames are already pixels in [-1, 1]; condition_pixels below takes them as they are.
+            crf = DEFAULT_IMAGE_CRF if image_crf is None else image_crf
+            pixels = load_image(image, arguments["height"], arguments["width"], resample=RESAMPLE, crf=crf)
+            # Already pixels in [-1, 1]: condition_pixels below takes them as they are.
             conditions = [LTX2VideoCondition(pixels, index=0, strength=1.0, crf=0)]
-        return super().__call__(**arguments, _conditioning=ConditioningInputs(conditions))
+        return super().__call__(**arguments, _conditioning=ConditioningInputs(conditions, image=image))
 
-    def first_frame(self, image: ImageInput, crf: int | None, height: int, width: int) -> torch.Tensor:
-        """The image(s) re-compressed at `crf` and resized (bilinear): (N, 3, height, width) in [-1, 1]."""
-        crf = default_image_crf(self.text_encoder) if crf is None else crf
-        if not isinstance(crf, int) or crf < 0:
-            raise ValueError(f"image_crf={crf!r} must be None or an integer >= 0")
-        if crf != 0:
-            images = [open_image(item) for item in (image if isinstance(image, list) else [image])]
-            if not all(isinstance(item, PIL.Image.Image) for item in images):
-                raise ValueError(f"image_crf={crf}: re-compressing needs PIL images or image files, got "
-                                 f"{type(image).__name__}; pass image_crf=0 to use the pixels as they are")
-            image = [PIL.Image.fromarray(recompress(np.asarray(item.convert("RGB")), crf)) for item in images]
-        return load_image(image, height, width, resample=PIL.Image.BILINEAR)
+    def default_call_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """LTX2Pipeline's, and the image_crf an image is re-compressed at."""
+        image_crf = overrides.pop("image_crf", None)
+        crf = DEFAULT_IMAGE_CRF if image_crf is None else image_crf
+        return {**super().default_call_kwargs(**overrides), "image_crf": crf}
 
     def condition_pixels(self, condition: LTX2VideoCondition, height: int, width: int) -> torch.Tensor:
         """The image(s) __call__ loaded, as one-frame clips (N, 3, 1, H, W)."""

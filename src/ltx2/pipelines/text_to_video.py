@@ -7,17 +7,30 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
 import torch
 
 from ..loading.lora import LoraLoaderMixin
 from ..models.audio_vae import audio_latent_frames
 from ..models.transformer import video_positions
 from ..parallel import parallelize_pipeline, run_guidance_passes
+from ..prompt_enhancement import (
+    GENERATION_KWARGS,
+    MAX_NEW_TOKENS,
+    SEED,
+    default_system_prompt,
+    enhance,
+    enhancer_image,
+    generation_model,
+    processor_for,
+)
 from ..scheduler import calculate_shift
 from ..text import PromptEncoder
+from ..versions import config_version, resolve_call_kwargs
 from .base import Pipeline
 from .conditioning import (
     ConditioningInputs,
@@ -27,6 +40,7 @@ from .conditioning import (
     condition_latents,
     noised,
 )
+from .images import read_image
 from .latents import (
     denormalize_audio_latents,
     denormalize_video_latents,
@@ -39,10 +53,9 @@ from .latents import (
 )
 from .sampling import (
     OUTPUT_TYPES,
-    GuidanceScales,
+    Guidance,
     LTX2PipelineOutput,
     decode_noise,
-    guidance_passes,
     postprocess_video,
     randn,
     renoise,
@@ -79,7 +92,9 @@ class TextContext:
 class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
     """Text to video+audio with LTX-2. Components and call arguments follow diffusers' LTX2Pipeline."""
 
-    component_names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder")
+    # processor: Gemma's chat and image processor, optional (prompt enhancement builds one from the tokenizer).
+    component_names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer",
+                       "vocoder", "processor")
     offload_sequence = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
 
     def __init__(self, **components: Any):
@@ -106,17 +121,17 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         width: int = 768,
         num_frames: int = 121,
         frame_rate: float = 24.0,
-        num_inference_steps: int = 40,
+        num_inference_steps: int | None = None,
         sigmas: list[float] | None = None,
         timesteps: list[float] | None = None,
-        guidance_scale: float = 4.0,
-        guidance_rescale: float = 0.0,
-        stg_scale: float = 0.0,
-        modality_scale: float = 1.0,
+        guidance_scale: float | None = None,
+        stg_scale: float | None = None,
+        modality_scale: float | None = None,
+        guidance_rescale: float | None = None,
         audio_guidance_scale: float | None = None,
-        audio_guidance_rescale: float | None = None,
         audio_stg_scale: float | None = None,
         audio_modality_scale: float | None = None,
+        audio_guidance_rescale: float | None = None,
         spatio_temporal_guidance_blocks: list[int] | None = None,
         noise_scale: float = 0.0,
         num_videos_per_prompt: int = 1,
@@ -129,6 +144,12 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         negative_prompt_attention_mask: torch.Tensor | None = None,
         decode_timestep: float | list[float] = 0.0,
         decode_noise_scale: float | list[float] | None = None,
+        use_cross_timestep: bool | None = None,
+        system_prompt: str | None = None,
+        enable_prompt_enhancement: bool = False,
+        prompt_max_new_tokens: int | None = None,
+        prompt_enhancement_kwargs: dict[str, Any] | None = None,
+        prompt_enhancement_seed: int = SEED,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
@@ -137,43 +158,54 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         *,
         _conditioning: ConditioningInputs | None = None,
     ) -> LTX2PipelineOutput | tuple[Any, torch.Tensor]:
-        """Generate video and audio. Defaults are LTX-2.0's: 40 steps, plain CFG 4.0 on both streams.
+        """Generate video and audio. Arguments are diffusers' LTX2Pipeline's.
 
-        Pass `output_type="latent"` to get (video latents (B, 128, F, H, W), audio latents (B, 8, T, 16)),
-        both denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
+        Steps and guidance left at None take the defaults of the model's LTX version (`default_call_kwargs()`):
+        LTX-2.0 keeps 40 steps and plain CFG 4.0 on both streams; LTX-2.3 gets diffusers 0.42.1's 30 steps, CFG 3,
+        STG 1 on block 28, modality 3, rescale 0.7, audio CFG 7, cross timestep. An audio scale left at None takes
+        its video value on LTX-2.0 (the LTX-2.3 default on LTX-2.3); an explicit 0.0 means zero, where diffusers'
+        `audio_x or x` would silently take the video value instead.
+
+        With `enable_prompt_enhancement`, Gemma first rewrites each prompt (see `enhance_prompt`). Pass
+        `output_type="latent"` to get (video latents (B, 128, F, H, W), audio latents (B, 8, T, 16)), both
+        denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
         `_conditioning` is how the conditioned pipelines (image to video, conditions, references) pass their
         inputs in; it is not one of diffusers' arguments.
         """
         inputs = _conditioning or ConditioningInputs()
-        video_guidance = GuidanceScales(guidance_scale, stg_scale, modality_scale, guidance_rescale)
-        audio_guidance = GuidanceScales(
-            audio_guidance_scale or guidance_scale, audio_stg_scale or stg_scale,
-            audio_modality_scale or modality_scale, audio_guidance_rescale or guidance_rescale,
+        options = self.default_call_kwargs(
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, stg_scale=stg_scale,
+            modality_scale=modality_scale, guidance_rescale=guidance_rescale, audio_guidance_scale=audio_guidance_scale,
+            audio_stg_scale=audio_stg_scale, audio_modality_scale=audio_modality_scale,
+            audio_guidance_rescale=audio_guidance_rescale, use_cross_timestep=use_cross_timestep,
+            spatio_temporal_guidance_blocks=spatio_temporal_guidance_blocks,
         )
+        guidance = Guidance.from_call_kwargs(options)
         self.check_inputs(
-            prompt, height, width, num_frames, frame_rate, num_inference_steps, sigmas, output_type, latents,
+            prompt, height, width, num_frames, frame_rate, options["num_inference_steps"], sigmas, output_type, latents,
             audio_latents, prompt_embeds, prompt_attention_mask, negative_prompt_embeds,
-            negative_prompt_attention_mask, callback_on_step_end_tensor_inputs, max_sequence_length,
-            video_guidance, audio_guidance, spatio_temporal_guidance_blocks,
+            negative_prompt_attention_mask, callback_on_step_end_tensor_inputs, max_sequence_length, guidance,
+            options["spatio_temporal_guidance_blocks"], prompt_max_new_tokens, prompt_enhancement_kwargs,
         )
         self.check_conditioning(inputs, height, width, num_frames, latents)
-        cfg = video_guidance.cfg > 1 or audio_guidance.cfg > 1
         device = self.device
+        if enable_prompt_enhancement and prompt is not None:
+            prompt = self.enhance_prompt(prompt, system_prompt, prompt_max_new_tokens, prompt_enhancement_seed,
+                                         generator, prompt_enhancement_kwargs, image=inputs.enhancement_image())
         embeds = self.encode_prompt(
-            prompt, negative_prompt, cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
+            prompt, negative_prompt, guidance.cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
             prompt_attention_mask, negative_prompt_attention_mask, max_sequence_length, device,
         )
-        context = self.text_context(*embeds, cfg=cfg)
+        context = self.text_context(*embeds, cfg=guidance.cfg)
         geometry = self.geometry(height, width, num_frames, frame_rate, latents, audio_latents)
         batch = embeds[0].shape[0]
         items = self.condition_items(inputs, geometry, batch, latents, device)
         video, conditioning = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device, items)
         audio = self.prepare_audio_latents(batch, geometry, noise_scale, generator, audio_latents, device)
-        schedulers = self.set_timesteps(num_inference_steps, sigmas, timesteps, video.shape[1], device)
+        schedulers = self.set_timesteps(options["num_inference_steps"], sigmas, timesteps, video.shape[1], device)
         video, audio = self.denoise(
-            video, audio, context, geometry, schedulers, video_guidance, audio_guidance,
-            spatio_temporal_guidance_blocks, callback_on_step_end, callback_on_step_end_tensor_inputs,
-            conditioning,
+            video, audio, context, geometry, schedulers, guidance, callback_on_step_end,
+            callback_on_step_end_tensor_inputs, conditioning,
         )
         frames, waveform = self.decode(video, audio, geometry, output_type, decode_timestep, decode_noise_scale, generator)
         self._release()
@@ -186,6 +218,53 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         bound = inspect.signature(LTX2Pipeline.__call__).bind(None, **given)
         bound.apply_defaults()
         return {name: value for name, value in bound.arguments.items() if name not in ("self", "_conditioning")}
+
+    @property
+    def model_version(self) -> str:
+        """The LTX version of this pipeline's networks ("2.0" or "2.3"), read from the component configs."""
+        transformer = self.transformer.config if self.transformer is not None else {}
+        connectors = self.connectors.config if self.connectors is not None else {}
+        return config_version(transformer, connectors)
+
+    def default_call_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """The steps and guidance a call uses for this pipeline's LTX version, with `overrides` (call arguments;
+        None ones ignored) in their place: what `__call__` resolves its None arguments to."""
+        return resolve_call_kwargs(self.model_version, overrides)
+
+    def enhance_prompt(
+        self,
+        prompt: str | list[str],
+        system_prompt: str | None = None,
+        max_new_tokens: int | None = None,
+        seed: int = SEED,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        generation_kwargs: dict[str, Any] | None = None,
+        device: torch.device | str | None = None,
+        image: PIL.Image.Image | str | Path | None = None,
+    ) -> list[str]:
+        """Each prompt rewritten by the text encoder (Gemma 3), with the system prompt for text-to-video, or for
+        image-to-video when `image` (the first frame) is given, as diffusers 0.42.1 does for LTX-2.0/2.3.
+
+        system_prompt None takes the one diffusers ships (its T2V/I2V_DEFAULT_SYSTEM_PROMPT; diffusers itself
+        requires one). Gemma runs where it lives unless `device` is given. Sampling uses `seed`, or the generator's
+        initial seed when a generator is given, as diffusers does, in a forked random stream; decoding defaults to
+        temperature 0.7 sampling, up to 512 new tokens. Each prompt of a list is rewritten on its own. The LM head
+        (tied to the token embeddings) and, for an image, the vision tower are put together for this call only.
+        """
+        if generator is not None:
+            seed = (generator[0] if isinstance(generator, list) else generator).initial_seed()
+        if image is not None:
+            image = enhancer_image(read_image(image) if isinstance(image, (str, Path)) else image)
+        text_encoder = self._activate("text_encoder")
+        run_on = torch.device(device) if device is not None else self._text_encoder_device(text_encoder)
+        model = generation_model(text_encoder, vision=image is not None, device=run_on)
+        processor = processor_for(self.processor, self.tokenizer, model)
+        system_prompt = default_system_prompt(image is not None) if system_prompt is None else system_prompt
+        kwargs = dict(GENERATION_KWARGS if generation_kwargs is None else generation_kwargs)
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        return [enhance(model, processor, text, system_prompt, image, max_new_tokens or MAX_NEW_TOKENS, seed, kwargs,
+                        run_on) for text in prompts]
+
 
     # Stages, in the order __call__ runs them.
 
@@ -207,9 +286,10 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         negative_prompt_attention_mask: torch.Tensor | None,
         callback_tensor_inputs: list[str],
         max_sequence_length: int,
-        video_guidance: GuidanceScales,
-        audio_guidance: GuidanceScales,
+        guidance: Guidance,
         stg_blocks: list[int] | None,
+        prompt_max_new_tokens: int | None = None,
+        prompt_enhancement_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Reject bad arguments before any model runs, naming the argument, its value and the rule."""
         spatial, temporal = self.vae_spatial_compression_ratio, self.vae_temporal_compression_ratio
@@ -258,8 +338,16 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         unknown = set(callback_tensor_inputs) - set(CALLBACK_TENSORS)
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs {sorted(unknown)} not in {CALLBACK_TENSORS}")
-        if (video_guidance.stg > 0 or audio_guidance.stg > 0) and not stg_blocks:
+        if (guidance.video.stg > 0 or guidance.audio.stg > 0) and not stg_blocks:
             raise ValueError("stg_scale > 0 needs spatio_temporal_guidance_blocks (the blocks to perturb)")
+        if stg_blocks and not all(isinstance(block, int) and block >= 0 for block in stg_blocks):
+            raise ValueError(f"spatio_temporal_guidance_blocks must be block indices (ints >= 0), got {stg_blocks}")
+        tokens = prompt_max_new_tokens
+        if tokens is not None and (not isinstance(tokens, int) or tokens < 1):
+            raise ValueError(f"prompt_max_new_tokens must be an integer >= 1, got {tokens}")
+        if prompt_enhancement_kwargs is not None and not isinstance(prompt_enhancement_kwargs, dict):
+            kind = type(prompt_enhancement_kwargs).__name__
+            raise ValueError(f"prompt_enhancement_kwargs must be a dict, got {kind}")
         registers = self.connectors.config.video_connector_num_learnable_registers
         length = max_sequence_length if prompt_embeds is None else prompt_embeds.shape[1]
         if length < 1 or (registers and length % registers):
@@ -307,12 +395,14 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         dtype: torch.dtype | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         text_encoder = self._activate("text_encoder")
-        # Gemma runs where it lives, unless weights are streamed to the execution device.
-        parameter = next(text_encoder.parameters())
-        run_on = self.device if self._offload is not None else parameter.device
+        run_on = self._text_encoder_device(text_encoder)
         embeds, mask = self.prompt_encoder.encode(self.tokenizer, text_encoder, prompts, max_sequence_length, run_on)
         embeds = embeds.repeat_interleave(copies, dim=0).to(device, dtype or embeds.dtype)
         return embeds, mask.repeat_interleave(copies, dim=0).to(device)
+
+    def _text_encoder_device(self, text_encoder: torch.nn.Module) -> torch.device:
+        """Gemma runs where it lives, unless weights are streamed to the execution device."""
+        return self.device if self._offload is not None else next(text_encoder.parameters()).device
 
     @property
     def vae_spatial_compression_ratio(self) -> int:
@@ -460,9 +550,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         context: TextContext,
         geometry: Geometry,
         schedulers: tuple[Any, Any],
-        video_guidance: GuidanceScales,
-        audio_guidance: GuidanceScales,
-        stg_blocks: list[int] | None,
+        guidance: Guidance,
         callback: Callable[..., dict[str, Any]] | None,
         callback_tensor_inputs: list[str],
         conditioning: LatentConditioning | None = None,
@@ -471,8 +559,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         timestep t (1 - m) and its guided x0 is pulled to the clean value by its strength m."""
         video_scheduler, audio_scheduler = schedulers
         transformer = self._activate("transformer")
-        passes = guidance_passes(video.shape[0], context.video.shape[0] != video.shape[0], video_guidance,
-                                 audio_guidance)
+        passes = guidance.passes(video.shape[0])
 
         def predict(latents: torch.Tensor, audio_latents: torch.Tensor, t: torch.Tensor, rows: list[slice],
                     options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -497,7 +584,8 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
                 encoder_hidden_states=text, audio_encoder_hidden_states=audio_text, timestep=video_timestep,
                 audio_timestep=timestep, encoder_attention_mask=mask, audio_encoder_attention_mask=mask,
                 num_frames=geometry.frames, height=geometry.height, width=geometry.width, fps=geometry.fps,
-                audio_num_frames=geometry.audio_frames, return_dict=False, **options,
+                audio_num_frames=geometry.audio_frames, sigma=timestep, use_cross_timestep=guidance.cross_timestep,
+                return_dict=False, **options,
             )
             return velocity.float(), audio_velocity.float()
 
@@ -508,11 +596,10 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
                 predictions = run_guidance_passes(passes, functools.partial(predict, video, audio, t),
                                                   self._guidance_groups)
                 # x0 = x - sigma * v for every prediction; the guided x0 is turned back into a velocity.
-                x0 = {name: video - sigma * v for name, (v, _) in predictions.items()}
-                audio_x0 = {name: audio - audio_sigma * v for name, (_, v) in predictions.items()}
-                terms = ("cond", "uncond", "perturbed", "isolated")  # the order GuidanceScales.combine takes
-                guided = video_guidance.combine(*(x0.get(name) for name in terms))
-                audio_guided = audio_guidance.combine(*(audio_x0.get(name) for name in terms))
+                guided = guidance.video.combine({name: video - sigma * v for name, (v, _) in predictions.items()})
+                audio_guided = guidance.audio.combine(
+                    {name: audio - audio_sigma * v for name, (_, v) in predictions.items()}
+                )
                 if conditioning is not None:
                     guided = conditioning.pull_to_clean(guided)
                 video = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
