@@ -85,7 +85,7 @@ def generate(
             return {"latents": steps[-1], "video": video, "audio": audio}
         if flow == "image-to-video":
             image = torch.rand(1, 3, 24, 40, generator=seed(5))
-            video, audio = pipe(image=image, **call, output_type="latent", generator=seed(1))
+            video, audio = pipe(image=image, image_crf=0, **call, output_type="latent", generator=seed(1))
             return {"latents": video, "audio_latents": audio}
         video, audio = pipe(**call, output_type="latent", generator=seed(2))
         upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder, subfolder="latent_upsampler")

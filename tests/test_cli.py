@@ -22,7 +22,10 @@ from safetensors.torch import load_file, save_file
 
 from ltx2.loading.describe import describe
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+# PYTHONPATH made absolute, so runs in another working directory import the same ltx2.
+PYTHON_PATH = os.pathsep.join(os.path.abspath(path) for path in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                              if path)
+ENV = {**os.environ, "PYTHONPATH": PYTHON_PATH, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 SMALL = ["--width", "128", "--height", "128", "--num-frames", "17", "--steps", "2"]
 
 
@@ -105,6 +108,68 @@ def test_image_to_video_and_lora(tiny, tmp_path):
                   "--lora", f"{tmp_path / 'style.safetensors'}:0.5", *SMALL, "--output", output)
     assert result.returncode == 0, result.stderr
     assert streams(output)[:3] == (128, 128, 17)
+
+
+@pytest.fixture(scope="module")
+def media(tiny, tmp_path_factory):
+    """Pictures of another size than the output, a 12-frame clip, and an IC-LoRA whose metadata asks for
+    references at half size."""
+    import numpy as np
+    from PIL import Image
+
+    from ltx2 import encode_video
+
+    folder = tmp_path_factory.mktemp("media")
+    Image.new("RGB", (160, 120), (200, 30, 30)).save(folder / "first.png")
+    Image.new("RGB", (160, 120), (30, 30, 200)).save(folder / "last.jpg")
+    clip = (np.random.default_rng(0).random((12, 96, 128, 3)) * 255).astype(np.uint8)
+    encode_video(clip, fps=12, output_path=str(folder / "clip.mp4"))
+    lora = load_file(str(original_lora(tiny, folder / "ic.safetensors")))
+    save_file(lora, str(folder / "ic.safetensors"), metadata={"reference_downscale_factor": "2"})
+    return folder
+
+
+def test_conditions_place_images_and_clips(tiny, media, tmp_path):
+    output = tmp_path / "conditioned.mp4"
+    result = ltx2("generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", *SMALL,
+                  "--condition", media / "first.png", "--condition", f"{media / 'last.jpg'}@-1:0.9",
+                  "--condition", f"{media / 'clip.mp4'}@5", "--output", output)
+    assert result.returncode == 0, result.stderr
+    assert streams(output)[:3] == (128, 128, 17)
+    assert "last.jpg@-1:0.9: placed at frame 9 (latent frame 2)" in result.stderr
+    assert "clip.mp4@5: placed at frame 1 (latent frame 1)" in result.stderr
+    assert "using its first 9 of 12 frames" in result.stderr
+
+
+def test_reference_video_with_an_ic_lora(tiny, media, tmp_path):
+    """Two stages: the reference (at the LoRA's half size) and the IC-LoRA in stage 1 only, the first frame in both."""
+    output = tmp_path / "controlled.mp4"
+    result = ltx2("generate", "--model", tiny, "--prompt", "a cat", *SMALL, "--reference-video",
+                  f"{media / 'clip.mp4'}:0.9", "--lora", media / "ic.safetensors", "--condition", media / "first.png",
+                  "--output", output)
+    assert result.returncode == 0, result.stderr
+    assert streams(output)[:3] == (128, 128, 17)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--condition", "missing.png"], "--condition missing.png: no such file"),
+    (["--condition", __file__], "not a readable image or video"),
+    (["--condition", "{media}/first.png@9"], "frame 9 is outside the video (frames 0 to 8, or -9 to -1"),
+    (["--condition", "{media}/first.png@-10"], "frame -10 is outside the video"),
+    (["--condition", "{media}/clip.mp4@-1"], "its 9 frames from frame 1 run past the last frame (8)"),
+    (["--condition", "{media}/first.png:1.5"], "strength 1.5 must be in [0, 1]"),
+    (["--reference-video", "{media}/clip.mp4"], "--reference-video: needs the IC-LoRA it controls"),
+    (["--reference-video", __file__, "--lora", "{media}/ic.safetensors"], "not a readable image or video"),
+    (["--image", "{media}/first.png", "--condition", "{media}/last.jpg"], "not with --condition or --reference"),
+])
+def test_bad_conditions_exit_2_before_loading(tiny, media, tmp_path, arguments, message):
+    base = ["generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", "--width", "128",
+            "--height", "128", "--num-frames", "9", "--output", "out.mp4"]
+    result = ltx2(*base, *(argument.format(media=media) for argument in arguments), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ltx2: error: ") and message in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -116,7 +116,8 @@ def make_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
     ) if chat else {}
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        model_max_length=MAX_SEQUENCE_LENGTH, **chat_options,
+        # Left padding as Gemma's tokenizer: diffusers' condition pipelines read it once, when they are built.
+        model_max_length=MAX_SEQUENCE_LENGTH, padding_side="left", **chat_options,
     )
     if chat:
         tokenizer.add_special_tokens({"additional_special_tokens": CHAT_TOKENS})

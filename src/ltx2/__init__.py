@@ -9,7 +9,16 @@ from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
 from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from .parallel import ContextParallelConfig
-from .pipelines import LTX2ImageToVideoPipeline, LTX2LatentUpsamplePipeline, LTX2Pipeline, LTX2PipelineOutput
+from .pipelines import (
+    LTX2ConditionPipeline,
+    LTX2ImageToVideoPipeline,
+    LTX2InContextPipeline,
+    LTX2LatentUpsamplePipeline,
+    LTX2Pipeline,
+    LTX2PipelineOutput,
+    LTX2ReferenceCondition,
+    LTX2VideoCondition,
+)
 from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
 __version__ = "0.1.0"
@@ -21,15 +30,19 @@ __all__ = [
     "ContextParallelConfig",
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
+    "LTX2ConditionPipeline",
     "LTX2ImageToVideoPipeline",
+    "LTX2InContextPipeline",
     "LTX2LatentUpsamplePipeline",
     "LTX2LatentUpsamplerModel",
     "LTX2Pipeline",
     "LTX2PipelineOutput",
+    "LTX2ReferenceCondition",
     "LTX2TextConnectors",
     "LTX2Vocoder",
     "LTX2VocoderWithBWE",
     "LoraLoaderMixin",
+    "LTX2VideoCondition",
     "LTX2VideoTransformer3DModel",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
     "encode_video",

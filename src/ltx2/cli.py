@@ -30,6 +30,7 @@ from .versions import LTX_2_0, LTX_2_3, VERSIONS, resolve_call_kwargs
 
 PRESETS = ("two-stage", "distilled", "one-stage")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+TEMPORAL_COMPRESSION = 8  # pixel frames per latent frame (after the first)
 # Output (width, height) when not given: the two-stage presets run stage 1 at 1/scale of it.
 OUTPUT_SIZES = {"one-stage": (768, 512), 2.0: (1536, 1024), 1.5: (1152, 768)}
 # What output sizes must be a multiple of, per upsampler: stage 1 runs at 1/scale of it, on the VAE's 32-pixel
@@ -73,6 +74,20 @@ class _Parser(argparse.ArgumentParser):
 class Lora:
     path: str
     scale: float
+
+
+@dataclass
+class Media:
+    """A --condition or --reference-video: the file, where it goes (pixel frame), its strength; then its frames
+    (PIL images, read before any model loads) and the latent frame it was placed at, with its first pixel frame."""
+
+    text: str
+    path: str
+    frame: int
+    strength: float
+    frames: list[Any] = field(default_factory=list)
+    latent_index: int = 0
+    start: int = 0
 
 
 @dataclass
@@ -156,6 +171,24 @@ def _lora(text: str) -> Lora:
     return Lora(text, 1.0)
 
 
+def _media(text: str, with_frame: bool) -> Media:
+    """PATH[@FRAME][:STRENGTH] (or PATH[:STRENGTH]); a part that does not parse stays part of the path."""
+    path, frame, strength = text, 0, 1.0
+    head, _, tail = path.rpartition(":")
+    if head and not Path(text).exists():
+        try:
+            path, strength = head, float(tail)
+        except ValueError:
+            pass
+    head, _, tail = path.rpartition("@")
+    if with_frame and head and not Path(path).exists():
+        try:
+            path, frame = head, int(tail)
+        except ValueError:
+            pass
+    return Media(text, path, frame, strength)
+
+
 def _parallel_split(text: str) -> dict[str, int]:
     degrees = {"ulysses": 1, "guidance": 1}
     for item in text.split(","):
@@ -174,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--prompt", required=True)
     generate.add_argument("--negative-prompt", default=None)
     generate.add_argument("--image", default=None, help="first frame (image-to-video)")
+    generate.add_argument("--condition", type=lambda text: _media(text, True), action="append", default=[],
+                          metavar="PATH[@FRAME][:STRENGTH]",
+                          help="an image or video placed from pixel frame FRAME (default 0; negative counts from the "
+                               "end, -1 is the last) with STRENGTH (default 1); repeatable")
+    generate.add_argument("--reference-video", type=lambda text: _media(text, False), action="append", default=[],
+                          metavar="PATH[:STRENGTH]", help="a control video for the IC-LoRA given with --lora")
     generate.add_argument("--model", default=None,
                           help=f"pipeline folder, Hub repo, or single .safetensors file (default {DEFAULT_REPO})")
     generate.add_argument("--preset", choices=PRESETS, default="two-stage")
@@ -192,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--upscale", type=float, choices=(2.0, 1.5), default=2.0,
                           help="latent upsampler of the two-stage presets (x1.5: LTX-2.3)")
     generate.add_argument("--image-crf", type=int, default=None,
-                          help="H.264 CRF the --image is re-compressed at, as in training (default 33; 0: off)")
+                          help="H.264 CRF the --image or --condition images are re-compressed at, as in training "
+                               "(default 33; 0: off)")
     generate.add_argument("--enhance-prompt", action="store_true", help="let Gemma rewrite the prompt first")
     generate.add_argument("--dry-run", action="store_true", help="print the settings the run would use, then exit")
     generate.add_argument("--seed", type=int, default=0)
@@ -251,6 +291,7 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--stg {args.stg}: must be at least 0 (0 turns STG off)")
     if args.image_crf is not None and not 0 <= args.image_crf <= 51:
         raise UsageError(f"--image-crf {args.image_crf}: must be in [0, 51] (0: no re-compression)")
+    _check_conditions(args, launch)
     args.stage_one, args.stage_two = stage_settings(args)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if launch.world > 1 and args.device.startswith("cuda"):
@@ -370,6 +411,11 @@ def describe_run(args: argparse.Namespace) -> list[str]:
     if args.image is not None:
         crf = 33 if args.image_crf is None else args.image_crf
         lines.append(f"image          {args.image}" + (f", re-compressed at CRF {crf}" if crf else ""))
+    for condition in args.condition:
+        lines.append(f"condition      {condition.path}: {len(condition.frames)} frame(s) from frame "
+                     f"{condition.start} (latent frame {condition.latent_index}), strength {condition.strength:g}")
+    for video in args.reference_video:
+        lines.append(f"reference      {video.path}: {len(video.frames)} frames, strength {video.strength:g} (stage 1)")
     lines += [f"prompt         {'enhanced by Gemma first' if args.enhance_prompt else 'as given'}: {args.prompt!r}",
               f"loras          {', '.join(f'{lora.path}:{lora.scale:g}' for lora in args.lora) or 'none'}",
               f"seed {args.seed}, device {args.device}, dtype {args.dtype}, offload {args.offload}"]
@@ -390,6 +436,76 @@ def _check_image(path: str) -> None:
             image.verify()
     except (UnidentifiedImageError, OSError) as error:
         raise UsageError(f"--image {path}: not a readable image ({error})") from None
+
+
+def _check_conditions(args: argparse.Namespace, launch: Launch) -> None:
+    """Read every --condition and --reference-video and place the conditions on latent frames (rank 0 says
+    where, when that is not the frame asked for)."""
+    if args.image is not None and (args.condition or args.reference_video):
+        raise UsageError(f"--image {args.image}: not with --condition or --reference-video; "
+                         f"use --condition {args.image}@0 for the first frame")
+    if args.reference_video and not args.lora:
+        raise UsageError("--reference-video: needs the IC-LoRA it controls, given with --lora")
+    for media, option in [*((m, "--condition") for m in args.condition), *((m, "--reference-video")
+                                                                           for m in args.reference_video)]:
+        if not 0 <= media.strength <= 1:
+            raise UsageError(f"{option} {media.text}: strength {media.strength:g} must be in [0, 1]")
+        media.frames = read_media(media.path, args.num_frames, option)
+    for condition in args.condition:
+        for note in place_condition(condition, args.num_frames):
+            if launch.rank == 0:
+                print(f"ltx2: --condition {condition.text}: {note}", file=sys.stderr)
+
+
+def read_media(path: str, limit: int, option: str) -> list[Any]:
+    """An image (one PIL frame) or the first `limit` frames of a video any FFmpeg build reads, as RGB PIL images."""
+    import av
+    from PIL import Image, UnidentifiedImageError
+
+    if not Path(path).is_file():
+        raise UsageError(f"{option} {path}: no such file")
+    try:
+        with Image.open(path) as image:
+            if getattr(image, "n_frames", 1) == 1:
+                return [image.convert("RGB")]
+    except (UnidentifiedImageError, OSError):
+        pass
+    try:
+        with av.open(path) as container:
+            frames = []
+            for frame in container.decode(video=0):
+                frames.append(frame.to_image())
+                if len(frames) == limit:
+                    break
+    except (av.FFmpegError, IndexError, ValueError) as error:
+        raise UsageError(f"{option} {path}: not a readable image or video ({error})") from None
+    if not frames:
+        raise UsageError(f"{option} {path}: not a readable image or video (no video frames)")
+    return frames
+
+
+def place_condition(condition: Media, num_frames: int) -> list[str]:
+    """The latent frame for a condition at pixel frame `frame`: conditions start where a latent frame starts
+    (0, 1, 9, 17, ...); a clip must fit before the end and is cut to 8k+1 frames. Returns notes on both."""
+    step = TEMPORAL_COMPRESSION
+    if not -num_frames <= condition.frame < num_frames:
+        raise UsageError(f"--condition {condition.text}: frame {condition.frame} is outside the video "
+                         f"(frames 0 to {num_frames - 1}, or -{num_frames} to -1 from the end)")
+    pixel = condition.frame % num_frames
+    condition.latent_index = 0 if pixel == 0 else (pixel - 1) // step + 1
+    condition.start = start = 0 if pixel == 0 else (condition.latent_index - 1) * step + 1
+    used = (len(condition.frames) - 1) // step * step + 1
+    if start + used > num_frames:
+        raise UsageError(f"--condition {condition.text}: its {used} frames from frame {start} run past the last "
+                         f"frame ({num_frames - 1}); start it at frame {num_frames - used} or earlier")
+    notes = []
+    if pixel != start:
+        notes.append(f"placed at frame {start} (latent frame {condition.latent_index}), where the latent frame "
+                     f"holding frame {pixel} starts")
+    if used != len(condition.frames):
+        notes.append(f"using its first {used} of {len(condition.frames)} frames (clips are 8k+1 frames)")
+    condition.frames = condition.frames[:used]
+    return notes
 
 
 @dataclass
@@ -464,14 +580,14 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
     """Run the chosen preset and write args.output (rank 0); returns seconds per stage."""
     import torch
 
-    from . import LTX2ImageToVideoPipeline, encode_video
+    from . import encode_video
 
     timings = Timings(verbose=launch.rank == 0)
     if args.device.startswith("cuda"):
         timings.synchronize = torch.cuda.synchronize
     with timings.stage("loading"):
         model = load_model(args, getattr(torch, DTYPES[args.dtype]))
-        pipe = model.pipeline if args.image is None else LTX2ImageToVideoPipeline(**model.pipeline.components)
+        pipe = _pipeline_class(args)(**model.pipeline.components)
         for index, lora in enumerate(args.lora):
             pipe.load_lora_weights(lora.path, adapter_name=f"user_{index}")
         if args.lora:
@@ -482,25 +598,69 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
     prompt = args.prompt
     if args.enhance_prompt:
         with timings.stage("prompt enhancement"):
-            prompt = pipe.enhance_prompt(prompt, seed=args.seed, image=args.image)[0]
+            # The picture Gemma sees: the --image, else the first --condition's first frame (as diffusers picks it).
+            picture = args.condition[0].frames[0] if args.image is None and args.condition else args.image
+            prompt = pipe.enhance_prompt(prompt, seed=args.seed, image=picture)[0]
         if launch.rank == 0:
             print(f"ltx2: enhanced prompt: {prompt}", file=sys.stderr)
     for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
         timings.wrap(pipe, method, name)
     common: dict[str, Any] = dict(prompt=prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
                                   frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
-                                  return_dict=False)
-    if args.image is not None:
-        common.update(image=args.image, image_crf=args.image_crf)
+                                  return_dict=False, **_conditions(args))
+    references = _references(args)
     if args.stage_two is None:
-        video, audio = pipe(**args.stage_one, output_type="np", **common)
+        video, audio = pipe(**args.stage_one, output_type="np", **common, **references)
     else:
-        video, audio = two_stages(pipe, model, args, common, timings)
+        video, audio = two_stages(pipe, model, args, common, references, timings)
     if launch.rank == 0:
         with timings.stage("writing"):
             encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
                          audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
     return timings.seconds
+
+
+def _pipeline_class(args: argparse.Namespace) -> type:
+    from . import LTX2ConditionPipeline, LTX2ImageToVideoPipeline, LTX2InContextPipeline, LTX2Pipeline
+
+    if args.reference_video:
+        return LTX2InContextPipeline
+    if args.condition:
+        return LTX2ConditionPipeline
+    return LTX2ImageToVideoPipeline if args.image is not None else LTX2Pipeline
+
+
+def _conditions(args: argparse.Namespace) -> dict[str, Any]:
+    """The conditioning arguments of every stage: the first-frame image or the frame conditions."""
+    from . import LTX2VideoCondition
+
+    if args.image is not None:
+        return {"image": args.image, "image_crf": args.image_crf}
+    if not args.condition:
+        return {}
+    frames = [condition.frames[0] if len(condition.frames) == 1 else condition.frames for condition in args.condition]
+    return {"conditions": [LTX2VideoCondition(picture, condition.latent_index, condition.strength, args.image_crf)
+                           for picture, condition in zip(frames, args.condition)]}
+
+
+def _references(args: argparse.Namespace) -> dict[str, Any]:
+    """The reference videos (stage 1 only), at the downscale factor the IC-LoRA's metadata gives (default 1)."""
+    from . import LTX2ReferenceCondition
+    from .loading.lora import open_lora
+
+    if not args.reference_video:
+        return {}
+    factors = set()
+    for lora in args.lora:
+        with open_lora(lora.path) as source:
+            factor = source.metadata().get("reference_downscale_factor")
+        if factor is not None:
+            factors.add(max(1, round(float(factor))))
+    if len(factors) > 1:
+        raise UsageError(f"--lora: the IC-LoRAs ask for different reference downscale factors {sorted(factors)}")
+    return {"reference_conditions": [LTX2ReferenceCondition(video.frames, video.strength)
+                                     for video in args.reference_video],
+            "reference_downscale_factor": factors.pop() if factors else 1}
 
 
 def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings) -> None:
@@ -519,18 +679,24 @@ def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings
     pipe.enable_parallelism(ulysses, guidance)
 
 
-def two_stages(pipe: Any, model: Model, args: argparse.Namespace, common: dict[str, Any], timings: Timings) -> Any:
+def two_stages(
+    pipe: Any, model: Model, args: argparse.Namespace, common: dict[str, Any], references: dict[str, Any],
+    timings: Timings,
+) -> Any:
     """Stage 1 at 1/--upscale of the size, latent upsampling, stage 2 on the distilled schedule (with the
-    distilled LoRA after a dev stage 1), as in LTX-2's documented two-stage flow."""
+    distilled LoRA after a dev stage 1), as in LTX-2's documented two-stage flow. Frame conditions apply to both
+    stages; references and their IC-LoRAs to stage 1 only, as in Lightricks' IC-LoRA pipeline."""
     from . import LTX2LatentUpsamplePipeline
 
     if args.preset == "distilled":
         pipe.scheduler = _without_shifting(pipe.scheduler)
-    video_latents, audio_latents = pipe(**args.stage_one, output_type="latent", **common)
+    video_latents, audio_latents = pipe(**args.stage_one, output_type="latent", **common, **references)
     with timings.stage("upsampling"):
         upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.upsampler())
         _place(upsample, args)
         upsampled = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
+    # With references, the user's LoRAs are IC-LoRAs: stage 2 runs without them.
+    adapters = {} if references else {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
     if args.preset == "two-stage":
         with timings.stage("loading"):
             distilled = model.distilled_lora()
@@ -538,8 +704,11 @@ def two_stages(pipe: Any, model: Model, args: argparse.Namespace, common: dict[s
                 timings.note("no distilled LoRA beside --model; stage 2 runs without it")
             else:
                 pipe.load_lora_weights(distilled, adapter_name="stage_2_distilled")
-                users = [f"user_{index}" for index in range(len(args.lora))]
-                pipe.set_adapters([*users, "stage_2_distilled"], [*(user.scale for user in args.lora), 1.0])
+                adapters["stage_2_distilled"] = 1.0
+    if adapters:
+        pipe.set_adapters(list(adapters), list(adapters.values()))
+    elif args.lora:
+        pipe.disable_lora()
     pipe.scheduler = _without_shifting(pipe.scheduler)
     return pipe(latents=upsampled, audio_latents=audio_latents, output_type="np", **args.stage_two, **common)
 

@@ -270,7 +270,11 @@ class StreamEmbedders(NamedTuple):
 
         def embed(adaln: AdaLNSingle, timesteps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             # (B,) or (B, T) timesteps -> (B, 1 or T, n * dim) modulation and (B, 1 or T, dim) embedding
-            values, embedded = adaln(timesteps.flatten(), dtype)
+            if timesteps.ndim == 1:
+                values, embedded = adaln(timesteps, dtype)
+            else:  # per-token timesteps (conditioning) take a few distinct values: embed each once
+                distinct, index = torch.unique(timesteps, return_inverse=True)
+                values, embedded = (part[index] for part in adaln(distinct, dtype))
             return values.view(batch, -1, values.shape[-1]), embedded.view(batch, -1, embedded.shape[-1])
 
         values, embedded = embed(self.time_embed, timestep)

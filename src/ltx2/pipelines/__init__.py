@@ -1,8 +1,20 @@
 """The generation pipelines."""
 
+from .condition import LTX2ConditionPipeline
+from .conditioning import LTX2ReferenceCondition, LTX2VideoCondition
 from .image_to_video import LTX2ImageToVideoPipeline
+from .in_context import LTX2InContextPipeline
 from .latent_upsample import LTX2LatentUpsamplePipeline
 from .sampling import LTX2PipelineOutput
 from .text_to_video import LTX2Pipeline
 
-__all__ = ["LTX2ImageToVideoPipeline", "LTX2LatentUpsamplePipeline", "LTX2Pipeline", "LTX2PipelineOutput"]
+__all__ = [
+    "LTX2ConditionPipeline",
+    "LTX2ImageToVideoPipeline",
+    "LTX2InContextPipeline",
+    "LTX2LatentUpsamplePipeline",
+    "LTX2Pipeline",
+    "LTX2PipelineOutput",
+    "LTX2ReferenceCondition",
+    "LTX2VideoCondition",
+]

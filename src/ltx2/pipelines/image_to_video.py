@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from ..versions import DEFAULT_IMAGE_CRF
+from .conditioning import ConditioningInputs, ConditioningItem, LatentConditioning, LTX2VideoCondition, noised
 from .images import RESAMPLE, read_image, recompress, recompress_image
 from .latents import normalize_video_latents, pack_video_latents
-from .sampling import randn
+from .sampling import Generator, randn
 from .text_to_video import Geometry, LTX2Pipeline
 
 ImageInput = str | Path | PIL.Image.Image | np.ndarray | torch.Tensor | list
@@ -53,13 +54,19 @@ def load_image(
 
 
 class LTX2ImageToVideoPipeline(LTX2Pipeline):
-    """Image (first frame) + text to video+audio. Takes LTX2Pipeline's arguments plus `image`."""
+    """Image (first frame) + text to video+audio: one condition at latent frame 0, kept exactly.
 
+    Takes LTX2Pipeline's arguments plus `image` and `image_crf` (the H.264 CRF the image is re-compressed at
+    first, as the model was trained; None: the model's default, 0: none).
+    """
+
+    @torch.no_grad()
     def __call__(
         self,
         image: ImageInput | None = None,
         prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
+        *,
         image_crf: int | None = None,
         **kwargs: Any,
     ):
@@ -67,20 +74,19 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
 
         The image is re-compressed as one H.264 frame at `image_crf` (None: 33, the compression LTX-2.0 and 2.3
         were trained on; 0 skips it), then resized bilinearly to the video size, as diffusers 0.42.1 does.
-        At stage 2 (5D `latents` given) the image is not needed: frame 0 of the latents stays as given.
+        `image`: a path, PIL image, array or tensor, or a list of them (one per prompt). At stage 2 (5D `latents`
+        given) the image is not needed: frame 0 of the latents stays as given.
         """
-        self._image_input = image
-        if kwargs.get("latents") is None:
+        arguments = self.call_arguments(prompt=prompt, negative_prompt=negative_prompt, **kwargs)
+        conditions = []
+        if arguments["latents"] is None:
             if image is None:
                 raise ValueError("image is required unless latents are given")
-            height, width = kwargs.get("height", 512), kwargs.get("width", 768)
             crf = DEFAULT_IMAGE_CRF if image_crf is None else image_crf
-            image = load_image(image, height, width, resample=RESAMPLE, crf=crf)
-        self._image = image
-        try:
-            return super().__call__(prompt, negative_prompt, **kwargs)
-        finally:
-            self._image = self._image_input = None
+            pixels = load_image(image, arguments["height"], arguments["width"], resample=RESAMPLE, crf=crf)
+            # Already pixels in [-1, 1]: condition_pixels below takes them as they are.
+            conditions = [LTX2VideoCondition(pixels, index=0, strength=1.0, crf=0)]
+        return super().__call__(**arguments, _conditioning=ConditioningInputs(conditions, image=image))
 
     def default_call_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """LTX2Pipeline's, and the image_crf an image is re-compressed at."""
@@ -88,43 +94,26 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
         crf = DEFAULT_IMAGE_CRF if image_crf is None else image_crf
         return {**super().default_call_kwargs(**overrides), "image_crf": crf}
 
-    def enhancement_image(self) -> ImageInput | None:
-        """The first frame, which image-to-video prompt enhancement shows Gemma."""
-        return self._image_input
+    def condition_pixels(self, condition: LTX2VideoCondition, height: int, width: int) -> torch.Tensor:
+        """The image(s) __call__ loaded, as one-frame clips (N, 3, 1, H, W)."""
+        return condition.frames[:, :, None]
+
+    def condition_items(
+        self, inputs: ConditioningInputs, geometry: Geometry, batch: int, latents: torch.Tensor | None,
+        device: torch.device,
+    ) -> list[ConditioningItem]:
+        """The encoded image at frame 0; at stage 2 the given latents' first frame, kept as it is."""
+        if latents is None:
+            return super().condition_items(inputs, geometry, batch, latents, device)
+        first = normalize_video_latents(latents[:, :, :1].to(device), self.vae.latents_mean, self.vae.latents_std,
+                                        self.vae.config.scaling_factor)
+        return [ConditioningItem(pack_video_latents(first).float(), 1.0)]
 
     def prepare_latents(
-        self,
-        batch: int,
-        geometry: Geometry,
-        noise_scale: float,
-        generator: torch.Generator | list[torch.Generator] | None,
-        latents: torch.Tensor | None,
-        device: torch.device,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Packed video latents whose first latent frame is the encoded image (or the given latents' first frame),
-        and the mask (B, S) of those first-frame tokens."""
-        shape = (batch, self.transformer.config.in_channels, geometry.frames, geometry.height, geometry.width)
-        mask = torch.zeros((shape[0], 1, *shape[2:]), device=device)
-        mask[:, :, 0] = 1.0
-        tokens_mask = pack_video_latents(mask).squeeze(-1)  # (B, S)
-        mean, std, scaling = self.vae.latents_mean, self.vae.latents_std, self.vae.config.scaling_factor
-        if latents is not None:
-            latents = normalize_video_latents(latents.to(device), mean, std, scaling)
-            noise = randn(tuple(latents.shape), generator, device, latents.dtype)
-            scale = noise_scale * (1 - mask)
-            return pack_video_latents(scale * noise + (1 - scale) * latents).to(torch.float32), tokens_mask
-        first_frames = self.encode_image(self._image, batch, generator, device)
-        first_frames = normalize_video_latents(first_frames, mean, std, scaling).repeat(1, 1, geometry.frames, 1, 1)
-        noise = randn(shape, generator, device, torch.float32)
-        return pack_video_latents(first_frames * mask + noise * (1 - mask)), tokens_mask
-
-    def encode_image(
-        self, image: torch.Tensor, batch: int, generator: torch.Generator | list[torch.Generator] | None,
-        device: torch.device,
-    ) -> torch.Tensor:
-        """(N, 3, H, W) images -> (batch, C, 1, h, w) latents (posterior mode), one image per prompt or one for all."""
-        if image.shape[0] not in (1, batch):
-            raise ValueError(f"got {image.shape[0]} images for a batch of {batch}")
-        vae = self._activate("vae")
-        pixels = image.to(device, vae.dtype).expand(batch, -1, -1, -1)
-        return torch.cat([vae.encode(pixels[i : i + 1, :, None]).latent_dist.mode() for i in range(batch)]).float()
+        self, batch: int, geometry: Geometry, noise_scale: float, generator: Generator, latents: torch.Tensor | None,
+        device: torch.device, items: list[ConditioningItem] = (),
+    ) -> tuple[torch.Tensor, LatentConditioning | None]:
+        """As LTX2Pipeline's, but the reference draws its noise over the (B, C, F, H, W) grid at stage 2 too."""
+        clean, conditioning = self.conditioned_latents(batch, geometry, latents, device, items)
+        noise = pack_video_latents(randn(self.grid_shape(clean.shape[0], geometry), generator, device, torch.float32))
+        return noised(clean, conditioning, noise, 1.0 if latents is None else noise_scale), conditioning

@@ -29,15 +29,15 @@ def read_image(path: str | Path) -> PIL.Image.Image:
 def recompress(pixels: np.ndarray, crf: int) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> the same image after one H.264 frame at `crf` (libx264, yuv420p), decoded back.
 
-    crf 0 returns the pixels unchanged. 4:2:0 chroma needs even sizes, so an odd last row or column is dropped,
-    as Lightricks' code does.
+    crf 0 returns the pixels unchanged, whatever they are. 4:2:0 chroma needs even sizes, so an odd last row or
+    column is dropped, as Lightricks' code does.
     """
     if not isinstance(crf, int) or not 0 <= crf <= 51:
         raise ValueError(f"image_crf must be an integer in [0, 51] (0: no re-compression), got {crf!r}")
-    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ValueError(f"recompress needs (H, W, 3) uint8 RGB pixels, got {pixels.dtype} {pixels.shape}")
     if crf == 0:
         return pixels
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"recompress needs (H, W, 3) uint8 RGB pixels, got {pixels.dtype} {pixels.shape}")
     height, width = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 
 from ..loading.lora import LoraLoaderMixin
 from ..models.audio_vae import audio_latent_frames
+from ..models.transformer import video_positions
 from ..parallel import parallelize_pipeline, run_guidance_passes
 from ..prompt_enhancement import (
     GENERATION_KWARGS,
@@ -30,6 +32,14 @@ from ..scheduler import calculate_shift
 from ..text import PromptEncoder
 from ..versions import config_version, resolve_call_kwargs
 from .base import Pipeline
+from .conditioning import (
+    ConditioningInputs,
+    ConditioningItem,
+    ConditioningStages,
+    LatentConditioning,
+    condition_latents,
+    noised,
+)
 from .images import read_image
 from .latents import (
     denormalize_audio_latents,
@@ -79,7 +89,7 @@ class TextContext:
     mask: torch.Tensor
 
 
-class LTX2Pipeline(LoraLoaderMixin, Pipeline):
+class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
     """Text to video+audio with LTX-2. Components and call arguments follow diffusers' LTX2Pipeline."""
 
     # processor: Gemma's chat and image processor, optional (prompt enhancement builds one from the tokenizer).
@@ -145,6 +155,8 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],  # noqa: B006 (the reference's signature)
         max_sequence_length: int = 1024,
+        *,
+        _conditioning: ConditioningInputs | None = None,
     ) -> LTX2PipelineOutput | tuple[Any, torch.Tensor]:
         """Generate video and audio. Arguments are diffusers' LTX2Pipeline's.
 
@@ -157,7 +169,10 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         With `enable_prompt_enhancement`, Gemma first rewrites each prompt (see `enhance_prompt`). Pass
         `output_type="latent"` to get (video latents (B, 128, F, H, W), audio latents (B, 8, T, 16)), both
         denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
+        `_conditioning` is how the conditioned pipelines (image to video, conditions, references) pass their
+        inputs in; it is not one of diffusers' arguments.
         """
+        inputs = _conditioning or ConditioningInputs()
         options = self.default_call_kwargs(
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, stg_scale=stg_scale,
             modality_scale=modality_scale, guidance_rescale=guidance_rescale, audio_guidance_scale=audio_guidance_scale,
@@ -172,10 +187,11 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
             negative_prompt_attention_mask, callback_on_step_end_tensor_inputs, max_sequence_length, guidance,
             options["spatio_temporal_guidance_blocks"], prompt_max_new_tokens, prompt_enhancement_kwargs,
         )
+        self.check_conditioning(inputs, height, width, num_frames, latents)
         device = self.device
         if enable_prompt_enhancement and prompt is not None:
             prompt = self.enhance_prompt(prompt, system_prompt, prompt_max_new_tokens, prompt_enhancement_seed,
-                                         generator, prompt_enhancement_kwargs, image=self.enhancement_image())
+                                         generator, prompt_enhancement_kwargs, image=inputs.enhancement_image())
         embeds = self.encode_prompt(
             prompt, negative_prompt, guidance.cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
             prompt_attention_mask, negative_prompt_attention_mask, max_sequence_length, device,
@@ -183,16 +199,25 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         context = self.text_context(*embeds, cfg=guidance.cfg)
         geometry = self.geometry(height, width, num_frames, frame_rate, latents, audio_latents)
         batch = embeds[0].shape[0]
-        video, conditioning_mask = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device)
+        items = self.condition_items(inputs, geometry, batch, latents, device)
+        video, conditioning = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device, items)
         audio = self.prepare_audio_latents(batch, geometry, noise_scale, generator, audio_latents, device)
-        schedulers = self.set_timesteps(options["num_inference_steps"], sigmas, timesteps, geometry, device)
+        schedulers = self.set_timesteps(options["num_inference_steps"], sigmas, timesteps, video.shape[1], device)
         video, audio = self.denoise(
             video, audio, context, geometry, schedulers, guidance, callback_on_step_end,
-            callback_on_step_end_tensor_inputs, conditioning_mask,
+            callback_on_step_end_tensor_inputs, conditioning,
         )
         frames, waveform = self.decode(video, audio, geometry, output_type, decode_timestep, decode_noise_scale, generator)
         self._release()
         return LTX2PipelineOutput(frames=frames, audio=waveform) if return_dict else (frames, waveform)
+
+    @classmethod
+    def call_arguments(cls, **given: Any) -> dict[str, Any]:
+        """LTX2Pipeline's call arguments: those given, the others at their defaults (pipelines that add inputs
+        pass the rest through with this)."""
+        bound = inspect.signature(LTX2Pipeline.__call__).bind(None, **given)
+        bound.apply_defaults()
+        return {name: value for name, value in bound.arguments.items() if name not in ("self", "_conditioning")}
 
     @property
     def model_version(self) -> str:
@@ -240,9 +265,6 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         return [enhance(model, processor, text, system_prompt, image, max_new_tokens or MAX_NEW_TOKENS, seed, kwargs,
                         run_on) for text in prompts]
 
-    def enhancement_image(self) -> PIL.Image.Image | str | Path | None:
-        """The image prompt enhancement shows Gemma: none for text-to-video."""
-        return None
 
     # Stages, in the order __call__ runs them.
 
@@ -445,17 +467,42 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         generator: torch.Generator | list[torch.Generator] | None,
         latents: torch.Tensor | None,
         device: torch.device,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Packed (B, F*H*W, C) float32 video latents: fresh noise, or given latents normalized and re-noised.
+        items: list[ConditioningItem] = (),
+    ) -> tuple[torch.Tensor, LatentConditioning | None]:
+        """Packed (B, S, C) float32 video latents, fresh noise or the given latents re-noised by noise_scale,
+        with the conditioning items put in; and their per-token conditioning (None without items).
 
-        Also returns the conditioning mask (B, F*H*W) of tokens that are given rather than generated: none here.
+        As the reference draws them: fresh noise over the (B, C, F, H, W) grid, re-noising noise as tokens.
         """
-        if latents is not None:
-            normalized = normalize_video_latents(latents, self.vae.latents_mean, self.vae.latents_std,
+        clean, conditioning = self.conditioned_latents(batch, geometry, latents, device, items)
+        if latents is None:
+            grid_noise = randn(self.grid_shape(batch, geometry), generator, device, torch.float32)
+            noise, noise_scale = pack_video_latents(grid_noise), 1.0
+        else:
+            noise = randn(tuple(clean.shape), generator, device, torch.float32)
+        return noised(clean, conditioning, noise, noise_scale), conditioning
+
+    def grid_shape(self, batch: int, geometry: Geometry) -> tuple[int, int, int, int, int]:
+        """(B, C, F, H, W) of the generated video latents."""
+        return batch, self.transformer.config.in_channels, geometry.frames, geometry.height, geometry.width
+
+    def conditioned_latents(
+        self, batch: int, geometry: Geometry, latents: torch.Tensor | None, device: torch.device,
+        items: list[ConditioningItem],
+    ) -> tuple[torch.Tensor, LatentConditioning | None]:
+        """The given latents normalized (or zeros) and packed, with the items put in; not yet noised."""
+        if latents is None:
+            base = torch.zeros(batch, geometry.video_tokens, self.transformer.config.in_channels, device=device)
+        else:
+            normalized = normalize_video_latents(latents.to(device), self.vae.latents_mean, self.vae.latents_std,
                                                  self.vae.config.scaling_factor)
-            return renoise(pack_video_latents(normalized), noise_scale, generator).to(device, torch.float32), None
-        shape = (batch, self.transformer.config.in_channels, geometry.frames, geometry.height, geometry.width)
-        return pack_video_latents(randn(shape, generator, device, torch.float32)), None
+            base = pack_video_latents(normalized).float()
+        if not items:
+            return base, None
+        config = self.transformer.config
+        positions = video_positions(base.shape[0], geometry.frames, geometry.height, geometry.width,
+                                    tuple(config.vae_scale_factors), config.causal_offset, geometry.fps, device)
+        return condition_latents(base, list(items), positions)
 
     def prepare_audio_latents(
         self,
@@ -479,14 +526,15 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         num_inference_steps: int,
         sigmas: list[float] | None,
         timesteps: list[float] | None,
-        geometry: Geometry,
+        video_tokens: int,
         device: torch.device,
     ) -> tuple[Any, Any]:
-        """Configure the scheduler, and a copy of it that steps the audio stream."""
+        """Configure the scheduler (shifted for `video_tokens`, appended tokens included), and a copy of it that
+        steps the audio stream."""
         if sigmas is None and timesteps is None:
             sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
         config = self.scheduler.config
-        mu = calculate_shift(geometry.video_tokens, config.base_image_seq_len, config.max_image_seq_len,
+        mu = calculate_shift(video_tokens, config.base_image_seq_len, config.max_image_seq_len,
                              config.base_shift, config.max_shift)
         audio_scheduler = copy.deepcopy(self.scheduler)
         for scheduler in (self.scheduler, audio_scheduler):
@@ -505,11 +553,10 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         guidance: Guidance,
         callback: Callable[..., dict[str, Any]] | None,
         callback_tensor_inputs: list[str],
-        conditioning_mask: torch.Tensor | None = None,
+        conditioning: LatentConditioning | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sampling loop: each step predicts x0 for every guidance pass, combines them and steps both streams.
-        `conditioning_mask` (B, S) marks video tokens that are given (image-to-video): they see timestep 0 and are
-        never stepped."""
+        """The sampling loop. Guidance is combined in x0 space. With `conditioning`, each video token sees the
+        timestep t (1 - m) and its guided x0 is pulled to the clean value by its strength m."""
         video_scheduler, audio_scheduler = schedulers
         transformer = self._activate("transformer")
         passes = guidance.passes(video.shape[0])
@@ -524,8 +571,14 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
             )
             timestep = t.expand(video_in.shape[0])
             video_timestep = timestep
-            if conditioning_mask is not None:
-                video_timestep = timestep[:, None] * (1 - torch.cat([conditioning_mask] * copies))
+            if conditioning is not None:
+                token_mask, positions = conditioning.repeated(copies)
+                video_timestep = timestep[:, None] * (1 - token_mask)
+                if positions is not None:
+                    options = {**options, "video_coords": positions}
+                if conditioning.attention_mask is not None:
+                    mask_all = conditioning.attention_mask.expand(video_in.shape[0], -1, -1)
+                    options = {**options, "video_self_attention_mask": mask_all}
             velocity, audio_velocity = transformer(
                 hidden_states=video_in.to(text.dtype), audio_hidden_states=audio_in.to(text.dtype),
                 encoder_hidden_states=text, audio_encoder_hidden_states=audio_text, timestep=video_timestep,
@@ -547,10 +600,9 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
                 audio_guided = guidance.audio.combine(
                     {name: audio - audio_sigma * v for name, (_, v) in predictions.items()}
                 )
-                stepped = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
-                if conditioning_mask is not None:
-                    stepped = torch.where(conditioning_mask[:, :, None].bool(), video, stepped)
-                video = stepped
+                if conditioning is not None:
+                    guided = conditioning.pull_to_clean(guided)
+                video = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
                 audio = audio_scheduler.step((audio - audio_guided) / audio_sigma, t, audio, return_dict=False)[0]
                 if callback is not None:
                     outputs = callback(self, i, t, {"latents": video} if callback_tensor_inputs else {})
@@ -568,7 +620,8 @@ class LTX2Pipeline(LoraLoaderMixin, Pipeline):
         decode_noise_scale: float | list[float] | None,
         generator: torch.Generator | list[torch.Generator] | None,
     ) -> tuple[Any, torch.Tensor]:
-        """Unpack, denormalize, and decode to frames and a waveform (or return the raw latents)."""
+        """Drop appended tokens, unpack, denormalize, and decode to frames and a waveform (or return the latents)."""
+        video = video[:, : geometry.video_tokens]
         video = unpack_video_latents(video, geometry.frames, geometry.height, geometry.width)
         audio = unpack_audio_latents(
             denormalize_audio_latents(audio, self.audio_vae.latents_mean, self.audio_vae.latents_std),
