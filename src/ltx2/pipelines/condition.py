@@ -41,6 +41,7 @@ class LTX2ConditionPipeline(LTX2Pipeline):
         self, inputs: ConditioningInputs, prompt: Any, negative_prompt: Any, noise_scale: float | None,
         kwargs: dict[str, Any],
     ) -> Any:
+        """LTX2Pipeline's call with these conditioning inputs and noise_scale resolved (the first sigma, or 1)."""
         arguments = self.call_arguments(prompt=prompt, negative_prompt=negative_prompt, **kwargs)
         if noise_scale is None:
             noise_scale = arguments["sigmas"][0] if arguments["sigmas"] is not None else 1.0

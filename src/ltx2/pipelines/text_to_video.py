@@ -265,7 +265,6 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         return [enhance(model, processor, text, system_prompt, image, max_new_tokens or MAX_NEW_TOKENS, seed, kwargs,
                         run_on) for text in prompts]
 
-
     # Stages, in the order __call__ runs them.
 
     def check_inputs(
