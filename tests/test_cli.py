@@ -113,7 +113,7 @@ def test_image_to_video_and_lora(tiny, tmp_path):
 @pytest.fixture(scope="module")
 def media(tiny, tmp_path_factory):
     """Pictures of another size than the output, a 12-frame clip, and an IC-LoRA whose metadata asks for
-    references at half size."""
+    references at half size (and the same LoRA asking for full size)."""
     import numpy as np
     from PIL import Image
 
@@ -126,6 +126,7 @@ def media(tiny, tmp_path_factory):
     encode_video(clip, fps=12, output_path=str(folder / "clip.mp4"))
     lora = load_file(str(original_lora(tiny, folder / "ic.safetensors")))
     save_file(lora, str(folder / "ic.safetensors"), metadata={"reference_downscale_factor": "2"})
+    save_file(lora, str(folder / "ic_full.safetensors"), metadata={"reference_downscale_factor": "1"})
     return folder
 
 
@@ -151,6 +152,16 @@ def test_reference_video_with_an_ic_lora(tiny, media, tmp_path):
     assert streams(output)[:3] == (128, 128, 17)
 
 
+def test_dry_run_lists_conditions_and_references(tiny, media, tmp_path):
+    result = ltx2("generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", *SMALL, "--dry-run",
+                  "--condition", f"{media / 'last.jpg'}@-1:0.9", "--reference-video", f"{media / 'clip.mp4'}:0.8",
+                  "--lora", media / "ic.safetensors", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "last.jpg: 1 frame(s) from frame 9 (latent frame 2), strength 0.9" in result.stdout
+    assert "clip.mp4: 9 frames, strength 0.8, downscaled x2 (stage 1)" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--condition", "missing.png"], "--condition missing.png: no such file"),
     (["--condition", __file__], "not a readable image or video"),
@@ -161,6 +172,8 @@ def test_reference_video_with_an_ic_lora(tiny, media, tmp_path):
     (["--reference-video", "{media}/clip.mp4"], "--reference-video: needs the IC-LoRA it controls"),
     (["--reference-video", __file__, "--lora", "{media}/ic.safetensors"], "not a readable image or video"),
     (["--image", "{media}/first.png", "--condition", "{media}/last.jpg"], "not with --condition or --reference"),
+    (["--reference-video", "{media}/clip.mp4", "--lora", "{media}/ic.safetensors", "--lora",
+      "{media}/ic_full.safetensors"], "the IC-LoRAs ask for different reference downscale factors [1, 2]"),
 ])
 def test_bad_conditions_exit_2_before_loading(tiny, media, tmp_path, arguments, message):
     base = ["generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", "--width", "128",

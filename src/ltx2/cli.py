@@ -415,7 +415,10 @@ def describe_run(args: argparse.Namespace) -> list[str]:
         lines.append(f"condition      {condition.path}: {len(condition.frames)} frame(s) from frame "
                      f"{condition.start} (latent frame {condition.latent_index}), strength {condition.strength:g}")
     for video in args.reference_video:
-        lines.append(f"reference      {video.path}: {len(video.frames)} frames, strength {video.strength:g} (stage 1)")
+        # The pipeline uses at most the video's frames, cut to 8k+1.
+        used = (min(len(video.frames), args.num_frames) - 1) // TEMPORAL_COMPRESSION * TEMPORAL_COMPRESSION + 1
+        lines.append(f"reference      {video.path}: {used} frames, strength {video.strength:g}, "
+                     f"downscaled x{args.reference_downscale_factor} (stage 1)")
     lines += [f"prompt         {'enhanced by Gemma first' if args.enhance_prompt else 'as given'}: {args.prompt!r}",
               f"loras          {', '.join(f'{lora.path}:{lora.scale:g}' for lora in args.lora) or 'none'}",
               f"seed {args.seed}, device {args.device}, dtype {args.dtype}, offload {args.offload}"]
@@ -455,6 +458,22 @@ def _check_conditions(args: argparse.Namespace, launch: Launch) -> None:
         for note in place_condition(condition, args.num_frames):
             if launch.rank == 0:
                 print(f"ltx2: --condition {condition.text}: {note}", file=sys.stderr)
+    args.reference_downscale_factor = reference_downscale_factor(args.lora) if args.reference_video else 1
+
+
+def reference_downscale_factor(loras: list[Lora]) -> int:
+    """The factor the IC-LoRAs' metadata gives the reference video's size (1 when none says)."""
+    from .loading.lora import open_lora
+
+    factors = set()
+    for lora in loras:
+        with open_lora(lora.path) as source:
+            factor = source.metadata().get("reference_downscale_factor")
+        if factor is not None:
+            factors.add(max(1, round(float(factor))))
+    if len(factors) > 1:
+        raise UsageError(f"--lora: the IC-LoRAs ask for different reference downscale factors {sorted(factors)}")
+    return factors.pop() if factors else 1
 
 
 def read_media(path: str, limit: int, option: str) -> list[Any]:
@@ -644,23 +663,14 @@ def _conditions(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _references(args: argparse.Namespace) -> dict[str, Any]:
-    """The reference videos (stage 1 only), at the downscale factor the IC-LoRA's metadata gives (default 1)."""
+    """The reference videos (stage 1 only), at the downscale factor the IC-LoRAs ask for."""
     from . import LTX2ReferenceCondition
-    from .loading.lora import open_lora
 
     if not args.reference_video:
         return {}
-    factors = set()
-    for lora in args.lora:
-        with open_lora(lora.path) as source:
-            factor = source.metadata().get("reference_downscale_factor")
-        if factor is not None:
-            factors.add(max(1, round(float(factor))))
-    if len(factors) > 1:
-        raise UsageError(f"--lora: the IC-LoRAs ask for different reference downscale factors {sorted(factors)}")
     return {"reference_conditions": [LTX2ReferenceCondition(video.frames, video.strength)
                                      for video in args.reference_video],
-            "reference_downscale_factor": factors.pop() if factors else 1}
+            "reference_downscale_factor": args.reference_downscale_factor}
 
 
 def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings) -> None:
