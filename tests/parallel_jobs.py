@@ -119,10 +119,18 @@ def transformer_inputs(config: Any) -> dict[str, Any]:
     )
 
 
+def self_attention_mask() -> torch.Tensor:
+    """A (2, S, S) video self-attention mask in [0, 1], a third of it zero (as reference-video strengths)."""
+    tokens = VIDEO[0] * VIDEO[1] * VIDEO[2]
+    mask = torch.rand(2, tokens, tokens, generator=torch.Generator().manual_seed(2))
+    return torch.where(mask < 0.3, 0.0, mask)
+
+
 def transformer_outputs(model: LTX2VideoTransformer3DModel) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     inputs = transformer_inputs(model.config)
     with torch.no_grad():
-        return {"joint": model(**inputs), "isolated": model(**inputs, isolate_modalities=True)}
+        return {"joint": model(**inputs), "isolated": model(**inputs, isolate_modalities=True),
+                "masked": model(**inputs, video_self_attention_mask=self_attention_mask())}
 
 
 def probe_transformer(folder: Path) -> dict[str, Any]:
@@ -155,10 +163,11 @@ def probe_transformer(folder: Path) -> dict[str, Any]:
     parallel.attention = attend
     try:
         outputs = {}
-        for key, isolate in (("joint", False), ("isolated", True)):
+        for key, options in (("joint", {}), ("isolated", dict(isolate_modalities=True)),
+                             ("masked", dict(video_self_attention_mask=self_attention_mask()))):
             calls.clear()
             with torch.no_grad():
-                outputs[key] = model(**transformer_inputs(model.config), isolate_modalities=isolate)
+                outputs[key] = model(**transformer_inputs(model.config), **options)
             outputs[f"{key} calls"] = dict(calls)
     finally:
         for name, function in originals.items():

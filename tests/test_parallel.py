@@ -90,10 +90,12 @@ def test_every_rank_returns_the_same(ranks):
 
 def test_transformer_matches_one_process(ranks, one_process):
     _, results = ranks
-    for key in ("joint", "isolated"):
+    for key in ("joint", "isolated", "masked"):
         for ours, expected in zip(results[0]["transformer"][key], one_process["transformer"][key]):
             assert ours.shape == expected.shape
             assert relative_l2(ours, expected) <= 1e-5
+    masked, joint = one_process["transformer"]["masked"][0], one_process["transformer"]["joint"][0]
+    assert relative_l2(masked, joint) > 1e-3  # the video self-attention mask changes the video output
 
 
 def test_collectives_run_and_each_rank_projects_its_share(ranks):
@@ -105,6 +107,7 @@ def test_collectives_run_and_each_rank_projects_its_share(ranks):
     layers, heads = 2, 4
     assert probe["joint calls"] == {"all_to_all_single": 2 * 4 * layers, "all_gather": 2}
     assert probe["isolated calls"] == {"all_to_all_single": 2 * 2 * layers, "all_gather": 2}
+    assert probe["masked calls"] == probe["joint calls"]
     video, audio = math.ceil(math.prod(VIDEO) / world), math.ceil(AUDIO / world)
     assert probe["query tokens"] == {("attn1", video), ("audio_attn1", audio), ("audio_to_video_attn", video),
                                      ("video_to_audio_attn", audio)}

@@ -8,7 +8,8 @@ returns the same result.
   masked as keys and cut from the output). Each rank projects, modulates and feeds forward its own tokens; around
   each self- and audio<->video attention one all-to-all trades token shards for head groups, so that the attention
   sees every token for H/N heads, and a second trades back. Text cross-attention needs nothing: its keys (the
-  prompt) are on every rank. RoPE tables and per-token timesteps come from the sharded positions and timesteps.
+  prompt) are on every rank. RoPE tables and per-token timesteps come from the sharded positions and timesteps;
+  a video self-attention mask (IC-LoRA attention strengths) goes whole to the video self-attention.
 - Guidance-pass parallelism: the transformer passes of one sampling step (CFG's unconditional and conditional,
   STG, modality isolation) run on different groups of ranks, which then share their predictions.
 - Distributed tiled VAE decode: the tiles of each decoding pass are spread over the ranks and shared, then
@@ -28,10 +29,11 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
 from .models.layers import attention
-from .models.transformer import AudioVisualModelOutput
+from .models.transformer import AudioVisualModelOutput, additive_self_mask
 
 # The transformer block's attentions whose queries are sharded tokens, and the stream their keys come from.
 # The text cross-attentions (attn2, audio_attn2) are absent: their keys are the prompt, on every rank.
@@ -102,10 +104,15 @@ class TokenShards:
         self.degree = dist.get_world_size(group)
         self.rank = dist.get_rank(group)
         self.lengths: dict[str, int] = {}
+        self.video_self_mask: torch.Tensor | None = None  # the forward's video_self_attention_mask, padded
+
+    def padded(self, length: int) -> int:
+        """`length` tokens rounded up to a multiple of the group size."""
+        return -(-length // self.degree) * self.degree
 
     def split(self, x: torch.Tensor, dim: int, length: int) -> torch.Tensor:
         """This rank's shard of `x` along `dim`, after zero padding to a multiple of the group size."""
-        shard = -(-length // self.degree)
+        shard = self.padded(length) // self.degree
         padding = shard * self.degree - length
         if padding:
             shape = list(x.shape)
@@ -119,6 +126,11 @@ class TokenShards:
         parts = [torch.empty_like(x) for _ in range(self.degree)]
         dist.all_gather(parts, x, group=self.group)
         return torch.cat(parts, dim=dim).narrow(dim, 0, length)
+
+    def pad_square(self, mask: torch.Tensor, length: int) -> torch.Tensor:
+        """(B, S, S) multiplicative mask -> (B, S', S') with S' the padded token count, padded with ones."""
+        padding = self.padded(length) - length
+        return F.pad(mask, (0, padding, 0, padding), value=1.0) if padding else mask
 
     def key_padding_mask(self, stream: str, keys: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
         """Additive (1, 1, 1, keys) mask hiding the padded tokens of `stream`; None when it has none."""
@@ -142,15 +154,19 @@ class TokenShards:
             audio_timestep, inputs["num_frames"], inputs["height"], inputs["width"], inputs["fps"],
             inputs["audio_num_frames"], inputs["video_coords"], inputs["audio_coords"],
         )
-        if inputs["video_self_attention_mask"] is not None:
-            raise NotImplementedError("video_self_attention_mask is not supported under context parallelism yet")
         self.lengths = {"video": video.shape[1], "audio": audio.shape[1]}
+        # After its all-to-all the video self-attention sees every token, so it takes the whole mask, which the
+        # model (seeing only this rank's tokens) must not check: padded tokens attend everywhere and are hidden
+        # as keys by key_padding_mask.
+        mask = inputs["video_self_attention_mask"]
+        self.video_self_mask = None if mask is None else self.pad_square(mask, self.lengths["video"])
         sharded = {
             "hidden_states": self.split(video, 1, self.lengths["video"]),
             "audio_hidden_states": self.split(audio, 1, self.lengths["audio"]),
             "video_coords": self.split(video_coords, 2, self.lengths["video"]),  # (B, 3, S, 2)
             "audio_coords": self.split(audio_coords, 2, self.lengths["audio"]),  # (B, 1, Sa, 2)
             "num_frames": None, "height": None, "width": None, "audio_num_frames": None,
+            "video_self_attention_mask": None,
         }
         for name, stream in (("timestep", "video"), ("audio_timestep", "audio")):
             if inputs[name] is not None and inputs[name].ndim == 2:  # one timestep per token
@@ -176,9 +192,10 @@ def _all_to_all(rows: torch.Tensor, group: dist.ProcessGroup) -> torch.Tensor:
 class UlyssesAttention:
     """Attention between token shards: all-to-all to (all tokens, H/N heads), attend, all-to-all back."""
 
-    def __init__(self, shards: TokenShards, key_stream: str):
+    def __init__(self, shards: TokenShards, key_stream: str, video_self_attention: bool = False):
         self.shards = shards
         self.key_stream = key_stream
+        self.video_self_attention = video_self_attention  # takes the forward's video_self_attention_mask
 
     def __call__(
         self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
@@ -201,6 +218,9 @@ class UlyssesAttention:
         query_part, key_part, value_part = received.split([query.numel() // n, key.numel() // n, key.numel() // n], 1)
         keys = all_tokens(key_part, key_tokens)
         padding = self.shards.key_padding_mask(self.key_stream, keys.shape[2], query.dtype, query.device)
+        if self.video_self_attention and self.shards.video_self_mask is not None:
+            bias = additive_self_mask(self.shards.video_self_mask, query.dtype)  # (B, 1, S', S')
+            padding = bias if padding is None else bias + padding
         out = attention(all_tokens(query_part, query_tokens), keys, all_tokens(value_part, key_tokens), padding)
         # (B, H/n, n * Sq, D) -> (n, B, H/n, Sq, D): row j holds group rank j's queries, sent back to it.
         out = _all_to_all(out.unflatten(2, (n, query_tokens)).permute(2, 0, 1, 3, 4).contiguous(), group)
@@ -221,7 +241,7 @@ def apply_context_parallel(transformer: Any, config: ContextParallelConfig) -> N
     shards = TokenShards(group)
     for block in transformer.transformer_blocks:
         for name, key_stream in SHARDED_ATTENTIONS.items():
-            getattr(block, name).parallel = UlyssesAttention(shards, key_stream)
+            getattr(block, name).parallel = UlyssesAttention(shards, key_stream, name == "attn1")
     transformer.register_forward_pre_hook(shards.before_forward, with_kwargs=True)
     transformer.register_forward_hook(shards.after_forward, with_kwargs=True)
     transformer._parallel_config = config

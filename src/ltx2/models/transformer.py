@@ -576,7 +576,7 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         video_cond, video_embedded = video_embedders.condition(
             timestep, video_cross_t, gate_ratio, sigma, video.dtype, encoder_hidden_states,
             _additive_mask(encoder_attention_mask, video.dtype),
-            _additive_self_mask(video_self_attention_mask, video.dtype), (video_rope, video_cross_rope)
+            additive_self_mask(video_self_attention_mask, video.dtype), (video_rope, video_cross_rope)
         )  # fmt: skip
         audio_cond, audio_embedded = audio_embedders.condition(
             audio_timestep, audio_cross_t, gate_ratio, audio_sigma, audio.dtype, audio_encoder_hidden_states,
@@ -776,7 +776,7 @@ def _additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tenso
     return mask.to(dtype).view(mask.shape[0], 1, 1, -1)
 
 
-def _additive_self_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+def additive_self_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """(B, S, S) multiplicative mask in [0, 1] -> (B, 1, S, S) additive bias (1 - mask) * -10000, for every head."""
     if mask is None:
         return None
