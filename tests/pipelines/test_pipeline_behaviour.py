@@ -118,3 +118,26 @@ def test_progress_bar_can_be_silenced(pipe, capsys):
     pipe.set_progress_bar_config(disable=True)
     generate(pipe, num_inference_steps=1, output_type="latent")
     assert capsys.readouterr().err == ""
+
+
+@torch.no_grad()
+def test_vae_config_without_compression_ratios(pipe, pipeline_folder, tmp_path):
+    """A VAE config.json with null compression ratios (the encoder's blocks imply them) generates the same."""
+    import json
+
+    folder, _ = pipeline_folder
+    for item in folder.iterdir():
+        if item.name != "vae":
+            (tmp_path / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    (tmp_path / "vae").mkdir()
+    config = json.loads((folder / "vae" / "config.json").read_text())
+    (tmp_path / "vae" / "config.json").write_text(
+        json.dumps({**config, "spatial_compression_ratio": None, "temporal_compression_ratio": None})
+    )
+    for weights in (folder / "vae").glob("*.safetensors"):
+        (tmp_path / "vae" / weights.name).symlink_to(weights)
+    unstated = LTX2Pipeline.from_pretrained(tmp_path)
+    unstated.set_progress_bar_config(disable=True)
+    assert unstated.vae.config.spatial_compression_ratio is None
+    for ours, expected in zip(generate(unstated, output_type="latent"), generate(pipe, output_type="latent")):
+        assert torch.equal(ours, expected)

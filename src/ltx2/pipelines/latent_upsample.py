@@ -55,8 +55,8 @@ class LTX2LatentUpsamplePipeline(Pipeline):
         if video is not None:
             latents = self.encode_video(video, height, width, generator, device)
         elif latents.ndim == 3:
-            spatial = self.vae.config.spatial_compression_ratio
-            frames = (num_frames - 1) // self.vae.config.temporal_compression_ratio + 1
+            spatial = self.vae.spatial_compression_ratio
+            frames = (num_frames - 1) // self.vae.temporal_compression_ratio + 1
             latents = unpack_video_latents(latents, frames, height // spatial, width // spatial,
                                            spatial_patch_size, temporal_patch_size)
         mean, std, scaling = self.vae.latents_mean, self.vae.latents_std, self.vae.config.scaling_factor
@@ -78,7 +78,7 @@ class LTX2LatentUpsamplePipeline(Pipeline):
         self, video: Any, height: int, width: int, latents: torch.Tensor | None, tone_map_compression_ratio: float,
         output_type: str,
     ) -> None:
-        spatial = self.vae.config.spatial_compression_ratio
+        spatial = self.vae.spatial_compression_ratio
         for name, value in (("height", height), ("width", width)):
             if value <= 0 or value % spatial:
                 raise ValueError(f"{name} must be a positive multiple of {spatial}, got {value}")
@@ -99,7 +99,7 @@ class LTX2LatentUpsamplePipeline(Pipeline):
 
         Frame counts that are not 8k+1 are cut down to the nearest one below, as the reference does.
         """
-        temporal = self.vae.config.temporal_compression_ratio
+        temporal = self.vae.temporal_compression_ratio
         frames = load_image(list(video) if isinstance(video, (list, np.ndarray)) else video, height, width)
         frames = frames[: (frames.shape[0] - 1) // temporal * temporal + 1]
         vae = self._activate("vae")

@@ -405,11 +405,11 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
 
     @property
     def vae_spatial_compression_ratio(self) -> int:
-        return self.vae.config.spatial_compression_ratio if self.vae is not None else 32
+        return self.vae.spatial_compression_ratio if self.vae is not None else 32
 
     @property
     def vae_temporal_compression_ratio(self) -> int:
-        return self.vae.config.temporal_compression_ratio if self.vae is not None else 8
+        return self.vae.temporal_compression_ratio if self.vae is not None else 8
 
     @property
     def audio_latent_mel_bins(self) -> int:
