@@ -105,6 +105,7 @@ class TokenShards:
         self.rank = dist.get_rank(group)
         self.lengths: dict[str, int] = {}
         self.video_self_mask: torch.Tensor | None = None  # the forward's video_self_attention_mask, padded
+        self.video_self_bias: torch.Tensor | None = None  # its additive form with the key padding, made once
 
     def padded(self, length: int) -> int:
         """`length` tokens rounded up to a multiple of the group size."""
@@ -160,6 +161,7 @@ class TokenShards:
         # as keys by key_padding_mask.
         mask = inputs["video_self_attention_mask"]
         self.video_self_mask = None if mask is None else self.pad_square(mask, self.lengths["video"])
+        self.video_self_bias = None
         sharded = {
             "hidden_states": self.split(video, 1, self.lengths["video"]),
             "audio_hidden_states": self.split(audio, 1, self.lengths["audio"]),
@@ -176,7 +178,8 @@ class TokenShards:
         return (), {**inputs, **sharded}
 
     def after_forward(self, model: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
-        """Forward hook: every rank returns the whole output."""
+        """Forward hook: every rank returns the whole output (and the forward's masks are let go)."""
+        self.video_self_mask = self.video_self_bias = None
         video, audio = (output.sample, output.audio_sample) if isinstance(output, AudioVisualModelOutput) else output
         video, audio = self.gather(video, 1, self.lengths["video"]), self.gather(audio, 1, self.lengths["audio"])
         return AudioVisualModelOutput(video, audio) if isinstance(output, AudioVisualModelOutput) else (video, audio)
@@ -219,8 +222,11 @@ class UlyssesAttention:
         keys = all_tokens(key_part, key_tokens)
         padding = self.shards.key_padding_mask(self.key_stream, keys.shape[2], query.dtype, query.device)
         if self.video_self_attention and self.shards.video_self_mask is not None:
-            bias = additive_self_mask(self.shards.video_self_mask, query.dtype)  # (B, 1, S', S')
-            padding = bias if padding is None else bias + padding
+            shards = self.shards
+            if shards.video_self_bias is None:  # once per forward: every block's self-attention takes the same
+                bias = additive_self_mask(shards.video_self_mask, query.dtype)  # (B, 1, S', S')
+                shards.video_self_bias = bias if padding is None else bias + padding
+            padding = shards.video_self_bias
         out = attention(all_tokens(query_part, query_tokens), keys, all_tokens(value_part, key_tokens), padding)
         # (B, H/n, n * Sq, D) -> (n, B, H/n, Sq, D): row j holds group rank j's queries, sent back to it.
         out = _all_to_all(out.unflatten(2, (n, query_tokens)).permute(2, 0, 1, 3, 4).contiguous(), group)
