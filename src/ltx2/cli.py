@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 a failure (its cause on one line), 2 bad arguments (the
 130 interrupted. The output file appears only once complete.
 
 Under torchrun (`torchrun --nproc-per-node N -m ltx2 generate ...`) the ranks share each generation (see
-ltx2.parallel); rank 0 alone prints progress and the summary and writes the MP4, and however the run ends, one
+ltx2.pipelines.parallel); rank 0 alone prints progress and the summary and writes the MP4, and however the run ends, one
 rank (the first to fail) prints the one line that says why.
 """
 
@@ -36,9 +36,6 @@ OUTPUT_SIZES = {"one-stage": (768, 512), 2.0: (1536, 1024), 1.5: (1152, 768)}
 # What output sizes must be a multiple of, per upsampler: stage 1 runs at 1/scale of it, on the VAE's 32-pixel
 # grid; the x1.5 upsampler also needs even latent sizes at stage 1.
 OUTPUT_MULTIPLES = {2.0: 64, 1.5: 96}
-# The distilled schedules run without guidance: one conditional pass per step.
-GUIDANCE_OFF = dict(guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0,
-                    audio_guidance_scale=1.0, audio_stg_scale=0.0, audio_modality_scale=1.0, audio_guidance_rescale=0.0)
 
 
 @dataclass(frozen=True)
@@ -378,6 +375,7 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     """The call arguments of stage 1 and stage 2 (None for one stage): the model version's recommended steps and
     guidance with the command line's in their place; the distilled schedules run without guidance."""
     from . import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
+    from .pipelines.guidance import GUIDANCE_OFF
 
     if args.preset == "distilled":
         stage_one = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "num_inference_steps": 8,
@@ -675,8 +673,8 @@ def _references(args: argparse.Namespace) -> dict[str, Any]:
 
 def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings) -> None:
     """Share the generation among the torchrun ranks, split as --parallel says or as suits the world size."""
-    from .parallel import default_split
-    from .pipelines.sampling import Guidance
+    from .pipelines.guidance import Guidance
+    from .pipelines.parallel import default_split
 
     if args.parallel is not None:
         ulysses, guidance = args.parallel["ulysses"], args.parallel["guidance"]
