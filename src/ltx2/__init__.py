@@ -18,8 +18,9 @@ from .pipelines import (
     LTX2ReferenceCondition,
     LTX2VideoCondition,
 )
+from .scheduler import FlowMatchEulerDiscreteScheduler
 from .transforms.context_parallel import ContextParallelConfig
-from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
+from .versions import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
 __version__ = "0.1.0"
 

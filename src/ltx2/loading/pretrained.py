@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..transforms import attention, fp8, group_offload, regional_compile
+from ..versions import VERSIONS
 from .checkpoint import (
     CheckpointError,
     Layout,
@@ -22,7 +23,7 @@ from .checkpoint import (
 )
 from .config import Configurable, naming_config_errors, read_config
 from .hub import resolve_folder
-from .single_file import VERSIONS, component_config, open_single_file
+from .single_file import component_config, open_single_file
 
 
 class PretrainedModel(torch.nn.Module, Configurable):
