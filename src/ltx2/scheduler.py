@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .loading.checkpoint import write_text_atomic
+from .files import write_text_atomic
 from .loading.config import Configurable, naming_config_errors, read_config
 from .loading.hub import resolve_folder
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..files import write_text_atomic
 from ..transforms import attention, fp8, group_offload, regional_compile
 from ..versions import VERSIONS
 from .checkpoint import (
@@ -19,7 +20,6 @@ from .checkpoint import (
     iter_meta_tensors,
     open_weights,
     save_weights,
-    write_text_atomic,
 )
 from .config import Configurable, naming_config_errors, read_config
 from .hub import resolve_folder
