@@ -126,17 +126,11 @@ class FlowMatchEulerDiscreteScheduler(Configurable):
     def set_begin_index(self, begin_index: int = 0) -> None:
         self._begin_index = begin_index
 
-    def set_timesteps(
-        self,
-        num_inference_steps: int | None = None,
-        device: torch.device | str | None = None,
-        sigmas: list[float] | np.ndarray | None = None,
-        mu: float | None = None,
-        timesteps: list[float] | np.ndarray | None = None,
-    ) -> None:
-        """Build `sigmas` (N + 1 values, ending in 0) and `timesteps` (N values), as `schedule` does, and keep them
-        for `step` (diffusers' stateful API; the pipelines call `schedule` and keep the result in a local)."""
-        made = self.schedule(num_inference_steps, device, sigmas, mu, timesteps)
+    def set_timesteps(self, *args: Any, **kwargs: Any) -> None:
+        """Build `sigmas` (N + 1 values, ending in 0) and `timesteps` (N values) from `schedule`'s arguments
+        (num_inference_steps, device, sigmas, mu, timesteps) and keep them for `step`: diffusers' stateful API; the
+        pipelines call `schedule` and keep the result in a local."""
+        made = self.schedule(*args, **kwargs)
         self.timesteps, self.sigmas = made.timesteps, made.sigmas
         self.num_inference_steps = len(made.timesteps)
         self._step_index: int | None = None
