@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import signal
@@ -25,8 +26,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .pipelines.base import DEFAULT_REPO
 from .versions import (
+    DEFAULT_REPO,
     DEFAULT_IMAGE_CRF,
     DISTILLED_SIGMA_VALUES,
     LTX_2_0,
@@ -246,6 +247,7 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
 
     if not args.prompt.strip():
         raise UsageError("--prompt: must not be empty")
+    _check_numbers(args)
     _check_paths(args)
     args.version = model_version(args.model or DEFAULT_REPO)
     if args.version not in VERSIONS:
@@ -256,7 +258,8 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--upscale {args.upscale:g}: LTX-{args.version} has no x{args.upscale:g} latent upsampler")
     two_stages = args.preset != "one-stage"
     width, height = OUTPUT_SIZES[args.upscale if two_stages else args.preset]
-    args.width, args.height = args.width or width, args.height or height
+    args.width = width if args.width is None else args.width
+    args.height = height if args.height is None else args.height
     multiple = OUTPUT_MULTIPLES[args.upscale] if two_stages else 32
     for name in ("width", "height"):
         value = getattr(args, name)
@@ -264,23 +267,11 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
             scale = f" with --upscale {args.upscale:g}" if two_stages else ""
             raise UsageError(f"--{name} {value}: must be a positive multiple of {multiple} for --preset "
                              f"{args.preset}{scale}")
-    step = TEMPORAL_COMPRESSION
-    if args.num_frames < 1 or (args.num_frames - 1) % step:
-        raise UsageError(f"--num-frames {args.num_frames}: must be {step}k+1 (1, {step + 1}, {2 * step + 1}, ...)")
-    if args.fps <= 0:
-        raise UsageError(f"--fps {args.fps}: must be positive")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps {args.steps}: must be at least 1")
     if args.preset == "distilled" and args.steps not in (None, DISTILLED_STEPS):
         raise UsageError(f"--steps {args.steps}: the distilled preset runs its fixed {DISTILLED_STEPS}-step schedule")
-    if args.guidance is not None and args.guidance < 1:
-        raise UsageError(f"--guidance {args.guidance}: must be at least 1 (1 turns guidance off)")
-    if args.stg is not None and args.stg < 0:
-        raise UsageError(f"--stg {args.stg}: must be at least 0 (0 turns STG off)")
-    if args.image_crf is not None and not 0 <= args.image_crf <= 51:
-        raise UsageError(f"--image-crf {args.image_crf}: must be in [0, 51] (0: no re-compression)")
     _check_conditions(args, launch)
     args.stage_one, args.stage_two = stage_settings(args)
+    _check_reference_size(args)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if launch.world > 1 and args.device.startswith("cuda"):
         if args.device != "cuda":
@@ -300,6 +291,36 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
     if args.offload != "none" and device.type == "cpu":
         raise UsageError(f"--offload {args.offload}: offloading moves weights to an accelerator; --device is cpu")
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Every number on the command line is finite and in its range (argparse has checked the types)."""
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name} {value}: must be positive")
+    step = TEMPORAL_COMPRESSION
+    if args.num_frames < 1 or (args.num_frames - 1) % step:
+        raise UsageError(f"--num-frames {args.num_frames}: must be {step}k+1 (1, {step + 1}, {2 * step + 1}, ...)")
+    if not math.isfinite(args.fps) or args.fps <= 0:
+        raise UsageError(f"--fps {args.fps}: must be a positive, finite frame rate")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: must be at least 1")
+    if args.guidance is not None and not (math.isfinite(args.guidance) and args.guidance >= 1):
+        raise UsageError(f"--guidance {args.guidance}: must be a finite number, at least 1 (1 turns guidance off)")
+    if args.stg is not None and not (math.isfinite(args.stg) and args.stg >= 0):
+        raise UsageError(f"--stg {args.stg}: must be a finite number, at least 0 (0 turns STG off)")
+    if args.image_crf is not None and not 0 <= args.image_crf <= 51:
+        raise UsageError(f"--image-crf {args.image_crf}: must be in [0, 51] (0: no re-compression)")
+    if not 0 <= args.seed < 2**64:
+        raise UsageError(f"--seed {args.seed}: must be in [0, 2**64)")
+    for lora in args.lora:
+        if not math.isfinite(lora.scale):
+            raise UsageError(f"--lora {lora.path}:{lora.scale}: the scale must be a finite number")
+    for media, option in [*((m, "--condition") for m in args.condition),
+                          *((m, "--reference-video") for m in args.reference_video)]:
+        if not 0 <= media.strength <= 1:  # NaN fails this too
+            raise UsageError(f"{option} {media.text}: strength {media.strength:g} must be in [0, 1]")
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -439,14 +460,25 @@ def _check_conditions(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError("--reference-video: needs the IC-LoRA it controls, given with --lora")
     for media, option in [*((m, "--condition") for m in args.condition), *((m, "--reference-video")
                                                                            for m in args.reference_video)]:
-        if not 0 <= media.strength <= 1:
-            raise UsageError(f"{option} {media.text}: strength {media.strength:g} must be in [0, 1]")
         media.frames = read_media(media.path, args.num_frames, option)
     for condition in args.condition:
         for note in place_condition(condition, args.num_frames):
             if launch.rank == 0:
                 print(f"ltx2: --condition {condition.text}: {note}", file=sys.stderr)
     args.reference_downscale_factor = reference_downscale_factor(args.lora) if args.reference_video else 1
+
+
+def _check_reference_size(args: argparse.Namespace) -> None:
+    """The IC-LoRA's downscale factor must leave stage 1's size on the VAE's grid (the pipeline's rule, checked here
+    before anything loads, in the terms of the size asked for)."""
+    factor, spatial = args.reference_downscale_factor, VIDEO_VAE_COMPRESSION[1]
+    width, height = args.stage_one["width"], args.stage_one["height"]
+    if (width // factor) % spatial == 0 and (height // factor) % spatial == 0:
+        return
+    stage = f"stage 1 runs at {width}x{height}, 1/{args.upscale:g} of it, and " if args.stage_two is not None else ""
+    raise UsageError(f"--width {args.width} --height {args.height}: {stage}the IC-LoRA's references are downscaled "
+                     f"x{factor}, which must leave a multiple of {spatial} pixels; make the "
+                     f"{'stage-1 ' if stage else ''}size a multiple of {spatial * factor}")
 
 
 def reference_downscale_factor(loras: list[Lora]) -> int:
