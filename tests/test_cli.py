@@ -237,13 +237,20 @@ def test_dry_run_prints_the_settings_of_each_version(tiny, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "LTX version 2.0" in result.stdout and "1536x1024, 121 frames at 24 fps" in result.stdout
     assert "num_inference_steps=40 guidance_scale=4.0 stg_scale=0.0" in result.stdout and "width=768" in result.stdout
-    assert "ltx-2-19b-distilled-lora-384.safetensors" in result.stdout
+    # Exactly the files the run would use: the folder's upsampler; it has no distilled LoRA.
+    assert f"upsampling     x2: {tiny / 'latent_upsampler'}" in result.stdout
+    assert "distilled LoRA none beside --model: stage 2 runs without it" in result.stdout
+    assert "text encoder   the model's" in result.stdout
     later = ltx_2_3_flags(tiny, tmp_path / "ltx-2.3")
+    result = ltx2("generate", "--model", later, "--prompt", "a cat", "--dry-run", "--upscale", "1.5", "--guidance", 5)
+    assert result.returncode == 2 and "no latent upsampler beside --model" in result.stderr  # no x1.5 file there
+    for name in ("ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors", "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"):
+        (later / name).write_bytes(b"")  # present is enough: a dry run reads neither
     result = ltx2("generate", "--model", later, "--prompt", "a cat", "--dry-run", "--upscale", "1.5", "--guidance", 5)
     assert result.returncode == 0, result.stderr
     stage_one = next(line for line in result.stdout.splitlines() if "stage 1" in line)
-    for setting in ("LTX version 2.3", "1152x768", "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors",
-                    "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"):
+    for setting in ("LTX version 2.3", "1152x768", f"x1.5: {later / 'ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors'}",
+                    f"distilled LoRA {later / 'ltx-2.3-22b-distilled-lora-384-1.1.safetensors'}"):
         assert setting in result.stdout
     for setting in ("num_inference_steps=30", "guidance_scale=5.0", "stg_scale=1.0", "modality_scale=3.0",
                     "guidance_rescale=0.7", "audio_guidance_scale=7.0", "spatio_temporal_guidance_blocks=[28]",
@@ -353,6 +360,56 @@ def test_interrupted_run_exits_130_and_leaves_no_output(tiny, tmp_path):
     assert process.returncode == 130, seen + rest
     assert "interrupted; no output written" in rest
     assert list(tmp_path.iterdir()) == []
+
+
+def test_make_tiny_2_3_with_loras_runs_every_flow(tmp_path):
+    """`make-tiny --version 2.3 --with-loras`: an LTX-2.3 pipeline (STG, the 48 kHz vocoder) whose two-stage preset
+    finds its distilled LoRA, and an IC-LoRA that a reference video drives; files honour the umask."""
+    folder = tmp_path / "tiny-2.3"
+    result = ltx2("make-tiny", folder, "--version", "2.3", "--with-loras")
+    assert result.returncode == 0, result.stderr
+    assert "LTX-2.3 pipeline" in result.stdout and "tiny-ic-lora.safetensors" in result.stdout
+    info = ltx2("info", folder).stdout
+    assert "LTX version 2.3" in info and "LTX2VocoderWithBWE" in info
+    output = tmp_path / "out.mp4"
+    result = ltx2("generate", "--model", folder, "--prompt", "a cat", *SMALL, "--output", output)
+    assert result.returncode == 0, result.stderr
+    assert "runs without it" not in result.stderr and "none of them STG's block 28" in result.stderr
+    assert streams(output)[4].sample_rate == 48000
+    controlled = tmp_path / "controlled.mp4"
+    result = ltx2("generate", "--model", folder, "--prompt", "a cat", *SMALL, "--reference-video", output, "--lora",
+                  folder / "tiny-ic-lora.safetensors", "--output", controlled, "--dry-run")
+    assert result.returncode == 0 and "downscaled x2 (stage 1)" in result.stdout, result.stderr
+    assert ltx2("make-tiny", tmp_path / "other", "--version", "1.0").returncode == 2
+
+
+def test_single_file_with_a_local_text_encoder(pipeline_folder, tmp_path):
+    """--text-encoder DIR: a single file runs offline with the Gemma of a local pipeline folder (without it, the
+    single file would need Lightricks/LTX-2's from the Hub); a folder without a Gemma is refused up front."""
+    folder, _ = pipeline_folder
+    single = tmp_path / "ltx-2-19b-dev.safetensors"
+    write_combined(single)
+    output = tmp_path / "out.mp4"
+    common = ["generate", "--model", single, "--prompt", "a cat", "--preset", "one-stage", "--width", "64",
+              "--height", "64", "--num-frames", "9", "--steps", "2", "--output", output]
+    result = ltx2(*common, "--text-encoder", folder)
+    assert result.returncode == 0, result.stderr
+    assert streams(output)[:3] == (64, 64, 9)
+    result = ltx2(*common, "--text-encoder", tmp_path)
+    assert result.returncode == 2 and f"--text-encoder {tmp_path}: no Gemma 3 here" in result.stderr
+
+
+def test_stg_without_its_block_and_overlapping_conditions(tiny, media, tmp_path):
+    """An explicit --stg on a model without the STG block is an error; overlapping conditions get a note."""
+    later = ltx_2_3_flags(tiny, tmp_path / "ltx-2.3")
+    result = ltx2("generate", "--model", later, "--prompt", "a cat", "--preset", "one-stage", "--stg", "2",
+                  "--dry-run")
+    assert result.returncode == 2 and "--stg 2: the model's transformer has 2 blocks, none of them STG's block 28" \
+        in result.stderr
+    result = ltx2("generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", *SMALL, "--dry-run",
+                  "--condition", f"{media / 'clip.mp4'}@0", "--condition", f"{media / 'last.jpg'}@5")
+    assert result.returncode == 0, result.stderr
+    assert "last.jpg@5: overlaps --condition" in result.stderr and "latent frame(s) 1-1" in result.stderr
 
 
 def test_interrupt_while_importing_exits_130_with_one_line(tiny, tmp_path, monkeypatch, capsys):
