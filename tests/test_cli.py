@@ -412,6 +412,30 @@ def test_stg_without_its_block_and_overlapping_conditions(tiny, media, tmp_path)
     assert "last.jpg@5: overlaps --condition" in result.stderr and "latent frame(s) 1-1" in result.stderr
 
 
+def test_bad_configs_exit_2_naming_the_file_and_info_flags_them(tiny, tmp_path):
+    """Invalid JSON names its file; a config whose block count its weights do not have is exit 2 (like a wrong
+    type), and `ltx2 info` flags it."""
+    broken = linked_copy(tiny, tmp_path / "broken")
+    (broken / "transformer").unlink()
+    (broken / "transformer").mkdir()
+    weights = "diffusion_pytorch_model.safetensors"
+    (broken / "transformer" / weights).symlink_to(tiny / "transformer" / weights)
+    config = json.loads((tiny / "transformer" / "config.json").read_text())
+    (broken / "transformer" / "config.json").write_text(json.dumps({**config, "num_layers": 3}))
+    info = ltx2("info", broken)
+    assert info.returncode == 0 and "bad config:" in info.stdout and "num_layers=3, but the weights hold" in info.stdout
+    run = ["generate", "--model", broken, "--prompt", "a cat", "--preset", "one-stage", *SMALL,
+           "--output", tmp_path / "out.mp4"]
+    result = ltx2(*run)
+    assert result.returncode == 2 and "num_layers=3, but the weights hold" in result.stderr, result.stderr
+    (broken / "transformer" / "config.json").write_text(json.dumps({**config, "num_layers": "two"}))
+    assert ltx2(*run).returncode == 2
+    (broken / "transformer" / "config.json").write_text("{not json")
+    for result in (ltx2(*run), ltx2("info", broken)):
+        assert result.returncode == 2 and "transformer/config.json: not valid JSON" in result.stderr, result.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_interrupt_while_importing_exits_130_with_one_line(tiny, tmp_path, monkeypatch, capsys):
     """Ctrl-C while the command still imports torch (the slow part of starting): exit 130, one line, no output."""
     import builtins

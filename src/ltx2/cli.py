@@ -919,9 +919,12 @@ def main(argv: list[str] | None = None) -> int:
         launch.report("ltx2: interrupted; no output written")
         return 130
     except Exception as error:
-        from .loading.checkpoint import CheckpointError
+        from .loading.checkpoint import CheckpointError, ConfigMismatchError
 
-        if isinstance(error, ValueError) and not isinstance(error, CheckpointError):
+        # A bad config (wrong types, or block counts and widths its weights do not have) is bad input, like a bad
+        # argument; a checkpoint that cannot be read is a failure.
+        if isinstance(error, ValueError) and (not isinstance(error, CheckpointError)
+                                              or isinstance(error, ConfigMismatchError)):
             launch.report(f"ltx2: error{launch.where}: {_one_line(error)}")
             return 2
         launch.report(f"ltx2: failed{launch.where}: {type(error).__name__}: {_one_line(error)}")
