@@ -182,9 +182,8 @@ def test_bad_conditions_exit_2_before_loading(tiny, media, tmp_path, arguments, 
     (["--width", "100"], "--width 100: must be a positive multiple of 32"),
     (["--preset", "two-stage", "--width", "96"], "--width 96: must be a positive multiple of 64"),
     (["--num-frames", "10"], "--num-frames 10: must be 8k+1"),
-    (["--fps", "0"], "--fps 0.0: must be positive"),
     (["--steps", "0"], "--steps 0: must be at least 1"),
-    (["--guidance", "0.5"], "--guidance 0.5: must be at least 1"),
+    (["--guidance", "0.5"], "--guidance 0.5: must be a finite number, at least 1"),
     (["--prompt", "  "], "--prompt: must not be empty"),
     (["--image", "missing.png"], "--image missing.png: no such file"),
     (["--image", __file__], "not a readable image"),
@@ -218,6 +217,19 @@ def test_bad_arguments_exit_2_with_one_line(tiny, tmp_path, arguments, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("ltx2: error: ") and message in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def own_transformer_config(tiny, target, **changes):
+    """A linked copy of the tiny pipeline with a transformer folder of its own (its weights linked) whose config has
+    `changes`; returns the copy and the config's path, to rewrite."""
+    folder = linked_copy(tiny, target)
+    (folder / "transformer").unlink()
+    (folder / "transformer").mkdir()
+    weights = "diffusion_pytorch_model.safetensors"
+    (folder / "transformer" / weights).symlink_to(tiny / "transformer" / weights)
+    config = json.loads((tiny / "transformer" / "config.json").read_text())
+    (folder / "transformer" / "config.json").write_text(json.dumps({**config, **changes}))
+    return folder, folder / "transformer" / "config.json"
 
 
 def ltx_2_3_flags(tiny, target):
@@ -412,6 +424,25 @@ def test_stg_without_its_block_and_overlapping_conditions(tiny, media, tmp_path)
     assert "last.jpg@5: overlaps --condition" in result.stderr and "latent frame(s) 1-1" in result.stderr
 
 
+def test_bad_configs_exit_2_naming_the_file_and_info_flags_them(tiny, tmp_path):
+    """Invalid JSON names its file; a config whose block count its weights do not have is exit 2 (like a wrong
+    type), and `ltx2 info` flags it."""
+    broken, config_path = own_transformer_config(tiny, tmp_path / "broken", num_layers=3)
+    config = json.loads((tiny / "transformer" / "config.json").read_text())
+    info = ltx2("info", broken)
+    assert info.returncode == 0 and "bad config:" in info.stdout and "num_layers=3, but the weights hold" in info.stdout
+    run = ["generate", "--model", broken, "--prompt", "a cat", "--preset", "one-stage", *SMALL,
+           "--output", tmp_path / "out.mp4"]
+    result = ltx2(*run)
+    assert result.returncode == 2 and "num_layers=3, but the weights hold" in result.stderr, result.stderr
+    config_path.write_text(json.dumps({**config, "num_layers": "two"}))
+    assert ltx2(*run).returncode == 2
+    config_path.write_text("{not json")
+    for result in (ltx2(*run), ltx2("info", broken)):
+        assert result.returncode == 2 and "transformer/config.json: not valid JSON" in result.stderr, result.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_interrupt_while_importing_exits_130_with_one_line(tiny, tmp_path, monkeypatch, capsys):
     """Ctrl-C while the command still imports torch (the slow part of starting): exit 130, one line, no output."""
     import builtins
@@ -484,13 +515,8 @@ def test_info_on_folders_and_bad_paths(tiny, tmp_path):
     assert "diffusers pipeline folder (LTX2Pipeline), LTX version 2.0" in result.stdout
     assert "not a model" in result.stdout
     assert "LTX2VideoTransformer3DModel" in result.stdout and "latent_upsampler" in result.stdout
-    later = linked_copy(tiny, tmp_path / "later")
-    (later / "transformer").unlink()
-    (later / "transformer").mkdir()
-    weights = "diffusion_pytorch_model.safetensors"
-    (later / "transformer" / weights).symlink_to(tiny / "transformer" / weights)
+    later, _ = own_transformer_config(tiny, tmp_path / "later", gated_attn=True)
     config = json.loads((tiny / "transformer" / "config.json").read_text())
-    (later / "transformer" / "config.json").write_text(json.dumps({**config, "gated_attn": True}))
     result = ltx2("info", later)
     assert result.returncode == 0 and "diffusers pipeline folder (LTX2Pipeline), LTX version 2.3" in result.stdout
     (later / "transformer" / "config.json").write_text(json.dumps({**config, "ff_bias": False}))

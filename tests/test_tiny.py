@@ -70,3 +70,15 @@ def test_files_honour_the_umask(tmp_path):
         os.umask(previous)
     files = [path for path in folder.rglob("*") if path.is_file()]
     assert files and {path.stat().st_mode & 0o777 for path in files} == {0o640}
+
+
+def test_ltx_2_3_has_its_x1_5_upsampler_beside_it(tmp_path):
+    """make-tiny --version 2.3 writes the x1.5 upsampler as Lightricks ships it (an original single file under its
+    release name), so that `--upscale 1.5` runs offline."""
+    from ltx2 import LTX2LatentUpsamplerModel
+
+    folder = make_tiny_pipeline(tmp_path / "pipeline", seed=0, version="2.3")
+    upsampler = LTX2LatentUpsamplerModel.from_single_file(folder / "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors")
+    assert upsampler.config.use_rational_resampler and upsampler.config.rational_spatial_scale == 1.5
+    with torch.no_grad():
+        assert upsampler(torch.randn(1, 8, 2, 4, 6)).shape == (1, 8, 2, 6, 9)

@@ -278,7 +278,7 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--steps {args.steps}: the distilled preset runs its fixed {DISTILLED_STEPS}-step schedule")
     _check_conditions(args, launch)
     args.stage_one, args.stage_two = stage_settings(args)
-    _check_stg_blocks(args)
+    _check_stg_blocks(args, launch)
     if args.stage_two is not None:
         files = model_files(args)
         if Path(files.model).exists() and not Path(files.upsampler).exists():
@@ -501,7 +501,7 @@ def _check_conditions(args: argparse.Namespace, launch: Launch) -> None:
     args.reference_downscale_factor = reference_downscale_factor(args.lora) if args.reference_video else 1
 
 
-def _check_stg_blocks(args: argparse.Namespace) -> None:
+def _check_stg_blocks(args: argparse.Namespace, launch: Launch) -> None:
     """STG perturbs given transformer blocks: a model without any of them would run STG as a silent no-op. An
     explicit --stg is then an error; the version's default STG gets a note."""
     blocks = args.stage_one.get("spatio_temporal_guidance_blocks") or []
@@ -513,8 +513,9 @@ def _check_stg_blocks(args: argparse.Namespace) -> None:
     if args.stg:
         raise UsageError(f"--stg {args.stg:g}: the model's transformer has {layers} blocks, none of them STG's "
                          f"block {', '.join(map(str, blocks))}; STG would change nothing (pass --stg 0)")
-    print(f"ltx2: note: the model's transformer has {layers} blocks, none of them STG's block "
-          f"{', '.join(map(str, blocks))}: its STG pass is an unperturbed conditional pass", file=sys.stderr)
+    if launch.rank == 0:
+        print(f"ltx2: note: the model's transformer has {layers} blocks, none of them STG's block "
+              f"{', '.join(map(str, blocks))}: its STG pass is an unperturbed conditional pass", file=sys.stderr)
 
 
 def _transformer_layers(model: str) -> int | None:
@@ -919,9 +920,12 @@ def main(argv: list[str] | None = None) -> int:
         launch.report("ltx2: interrupted; no output written")
         return 130
     except Exception as error:
-        from .loading.checkpoint import CheckpointError
+        from .loading.checkpoint import CheckpointError, ConfigMismatchError
 
-        if isinstance(error, ValueError) and not isinstance(error, CheckpointError):
+        # A bad config (wrong types, or block counts and widths its weights do not have) is bad input, like a bad
+        # argument; a checkpoint that cannot be read is a failure.
+        if isinstance(error, ValueError) and (not isinstance(error, CheckpointError)
+                                              or isinstance(error, ConfigMismatchError)):
             launch.report(f"ltx2: error{launch.where}: {_one_line(error)}")
             return 2
         launch.report(f"ltx2: failed{launch.where}: {type(error).__name__}: {_one_line(error)}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from .files import atomic_write, write_text_atomic
@@ -136,6 +137,9 @@ class TinyVersion:
     video_vae: dict[str, Any] = field(default_factory=dict)
     vocoder: tuple[type[nn.Module], dict[str, Any]] = (LTX2Vocoder, VOCODER)
     upsampler: dict[str, Any] = field(default_factory=dict)
+    # Upsamplers written beside the folder as original single files under their release names, by scale (each
+    # config over UPSAMPLER, and the header config the original files carry).
+    single_file_upsamplers: dict[float, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
 
 
 # LTX-2.3 at the tiny widths: gated attention, cross-attention modulation and perturbed attention (STG); the text
@@ -156,6 +160,9 @@ TINY_VERSIONS = {
         vocoder=(LTX2VocoderWithBWE, {**LTX_2_3_VOCODER, "in_channels": 2 * MEL_BINS, "hidden_channels": 128,
                                       "bwe_in_channels": 16, "bwe_hidden_channels": 64, "num_mel_channels": 8}),
         upsampler={"use_rational_resampler": False},
+        single_file_upsamplers={1.5: ({"rational_spatial_scale": 1.5, "use_rational_resampler": True},
+                                      {"dims": 3, "spatial_upsample": True, "temporal_upsample": False,
+                                       "spatial_scale": 1.5, "rational_resampler": True})},
     ),
 }
 IC_LORA_FILE = "tiny-ic-lora.safetensors"  # an IC-LoRA asking for references at half size
@@ -174,7 +181,12 @@ def make_tiny_pipeline(folder: str | Path, seed: int = 0, version: str = LTX_2_0
     _check_target(folder)
     pipeline = _build_pipeline(seed, TINY_VERSIONS[version])
     pipeline.save_pretrained(folder)
-    _build_upsampler(seed, TINY_VERSIONS[version]).save_pretrained(folder / "latent_upsampler")
+    _build_upsampler(seed, TINY_VERSIONS[version].upsampler).save_pretrained(folder / "latent_upsampler")
+    for scale, (config, header) in TINY_VERSIONS[version].single_file_upsamplers.items():
+        state = {key: value.contiguous() for key, value in _build_upsampler(seed, config).state_dict().items()}
+        metadata = {"config": json.dumps(header)}
+        target = folder / RELEASES[version].upsamplers[scale]
+        atomic_write(target, lambda name, state=state, metadata=metadata: save_file(state, name, metadata=metadata))
     if with_loras:
         generator = torch.Generator().manual_seed(seed + 2)
         _save_lora(pipeline.transformer, folder / RELEASES[version].distilled_lora, generator, {})
@@ -245,17 +257,15 @@ def _randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
     return module
 
 
-def _build_upsampler(seed: int, version: TinyVersion) -> LTX2LatentUpsamplerModel:
-    """A tiny x2 spatial latent upsampler, so that the two-stage flow runs on the tiny pipeline too."""
+def _build_upsampler(seed: int, config: dict[str, Any]) -> LTX2LatentUpsamplerModel:
+    """A tiny latent upsampler (`config` over UPSAMPLER), so that the two-stage flow runs on the tiny pipeline too."""
     with torch.random.fork_rng(devices=[]):
-        module = LTX2LatentUpsamplerModel(**{**UPSAMPLER, **version.upsampler})
+        module = LTX2LatentUpsamplerModel(**{**UPSAMPLER, **config})
     return _randomize_(module.eval(), torch.Generator().manual_seed(seed + 1))
 
 
 def _save_lora(transformer: nn.Module, path: Path, generator: torch.Generator, metadata: dict[str, str]) -> None:
     """A rank-2 LoRA in the original layout (diffusion_model.*) on every attention's query projection."""
-    from safetensors.torch import save_file
-
     tensors = {}
     for name, module in transformer.named_modules():
         if name.endswith(".to_q") and isinstance(module, nn.Linear):

@@ -88,7 +88,10 @@ def folder_version(folder: str | Path) -> str:
     configs = {}
     for name in ("transformer", "connectors"):
         path = Path(folder) / name / "config.json"
-        configs[name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        try:
+            configs[name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
     return config_version(configs["transformer"], configs["connectors"])
 
 

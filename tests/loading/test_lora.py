@@ -10,6 +10,7 @@ from diffusers import LTX2Pipeline
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors as ReferenceConnectors
 from lora_helpers import (
+    TEXT_TOKENS,
     TINY,
     TINY_CONNECTORS,
     Pipeline,

@@ -24,6 +24,10 @@ class CheckpointError(ValueError):
     """A checkpoint file is unreadable or does not match the model it is loaded into."""
 
 
+class ConfigMismatchError(CheckpointError):
+    """A config whose block counts or widths disagree with its weights: the config is the bad input."""
+
+
 def _first(keys: set[str] | list[str]) -> str:
     ordered = sorted(keys)
     shown = ", ".join(ordered[:_SHOWN_KEYS])
@@ -157,7 +161,7 @@ def check_layout(layout: Layout, source: TensorSource, origin: str) -> None:
         if key in present and source.shape(key) != shape:
             problems.append(f"{key} (checkpoint {source.shape(key)}, config {shape})")
     if problems:
-        raise CheckpointError(f"{origin} does not match {source.description}: " + "; ".join(problems))
+        raise ConfigMismatchError(f"{origin} does not match {source.description}: " + "; ".join(problems))
 
 
 def _set_tensor(model: torch.nn.Module, key: str, tensor: torch.Tensor) -> None:

@@ -7,7 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 from ..versions import VERSIONS, folder_version
-from .checkpoint import CheckpointError, TensorSource
+from .checkpoint import CheckpointError, TensorSource, check_layout
+from .config import read_config
 from .key_map import QUANTIZATION_SUFFIXES, split_single_file
 from .lora import locate
 from .single_file import file_version, read_metadata
@@ -71,8 +72,9 @@ def _describe_pipeline(folder: Path) -> list[str]:
     for name in names:
         entry = index.get(name) or [None, None]
         class_name = entry[1] or _folder_class(folder / name)
-        detail = _describe_component(folder / name, "")[0] if _safetensors_files(folder / name) else ""
-        lines.append(f"  {name:<16} {class_name or '-':<32} {detail}".rstrip())
+        details = _describe_component(folder / name, "    ") if _safetensors_files(folder / name) else [""]
+        lines.append(f"  {name:<16} {class_name or '-':<32} {details[0].strip()}".rstrip())
+        lines += details[1:]
     return lines
 
 
@@ -83,7 +85,7 @@ def _folder_version(folder: Path) -> str:
 
 def _folder_class(folder: Path) -> str | None:
     config = folder / "config.json"
-    return json.loads(config.read_text(encoding="utf-8")).get("_class_name") if config.is_file() else None
+    return read_config(config).get("_class_name") if config.is_file() else None
 
 
 def _describe_component(folder: Path, indent: str) -> list[str]:
@@ -92,7 +94,23 @@ def _describe_component(folder: Path, indent: str) -> list[str]:
         return [f"{indent}no safetensors weights"]
     with TensorSource(files, str(folder)) as source:
         shards = f" in {len(files)} files" if len(files) > 1 else ""
-        return [f"{indent}{_summary(source, source.keys())}{shards}"]
+        return [f"{indent}{_summary(source, source.keys())}{shards}", *_config_problems(folder, source, indent)]
+
+
+def _config_problems(folder: Path, source: TensorSource, indent: str) -> list[str]:
+    """A line flagging an ltx2 network's config.json that is invalid or disagrees with the weights' header."""
+    from ..models import NETWORKS, network_class  # the classes' own layout rules; imported when asked
+
+    config_path = folder / "config.json"
+    class_name = _folder_class(folder) if config_path.is_file() else None
+    if class_name not in NETWORKS:
+        return []
+    cls = network_class(class_name)
+    try:
+        check_layout(cls.config_layout(cls.resolve_config(read_config(config_path))), source, str(config_path))
+    except ValueError as error:
+        return [f"{indent}bad config: {error}"]
+    return []
 
 
 def _describe_file(path: Path, source: TensorSource) -> list[str]:
