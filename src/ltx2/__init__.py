@@ -19,6 +19,8 @@ from .pipelines import (
     LTX2PipelineOutput,
     LTX2ReferenceCondition,
     LTX2VideoCondition,
+    LTX2VideoDecodeOutput,
+    LTX2VideoDiffusionDecodePipeline,
 )
 from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
 
@@ -45,6 +47,8 @@ __all__ = [
     "LTX2VocoderWithBWE",
     "LoraLoaderMixin",
     "LTX2VideoCondition",
+    "LTX2VideoDecodeOutput",
+    "LTX2VideoDiffusionDecodePipeline",
     "LTX2VideoTransformer3DModel",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
     "encode_video",

@@ -14,7 +14,10 @@ from typing import Any
 
 LTX_2_0 = "2.0"
 LTX_2_3 = "2.3"
+LTX_2_5 = "2.5"
 VERSIONS = (LTX_2_0, LTX_2_3)
+# transformers' model types of LTX-2.5's text encoder (Gemma 4), whole or its text part.
+GEMMA_4_MODEL_TYPES = ("gemma4_unified", "gemma4", "gemma4_unified_text", "gemma4_text")
 
 # Transformer settings (diffusers config keys) that LTX-2.3 turns on and LTX-2.0 leaves neutral.
 _LTX_2_3_TRANSFORMER = {"gated_attn": True, "audio_gated_attn": True, "cross_attn_mod": True,
@@ -41,6 +44,7 @@ AUDIO_FALLBACKS = {"audio_guidance_scale": "guidance_scale", "audio_stg_scale": 
                    "audio_modality_scale": "modality_scale", "audio_guidance_rescale": "guidance_rescale"}
 # H.264 CRF an image-to-video image is re-compressed at (the compression LTX-2.0 and 2.3 were trained on).
 DEFAULT_IMAGE_CRF = 33
+LTX_2_5_IMAGE_CRF = 18
 
 
 def config_version(transformer: Mapping[str, Any], connectors: Mapping[str, Any] | None = None) -> str:
