@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .pipelines.base import DEFAULT_REPO
-from .versions import LTX_2_0, LTX_2_3, LTX_2_5, resolve_call_kwargs
+from .versions import LTX_2_0, LTX_2_3, LTX_2_5, VERSIONS, resolve_call_kwargs
 
 PRESETS = ("two-stage", "distilled", "one-stage")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tiny = commands.add_parser("make-tiny", help="write a tiny random-weight pipeline for a smoke run")
     tiny.add_argument("folder")
+    tiny.add_argument("--version", choices=VERSIONS, default=LTX_2_0, help="the LTX version it imitates")
     return parser
 
 
@@ -864,10 +865,12 @@ def run_info(args: argparse.Namespace) -> None:
 def run_make_tiny(args: argparse.Namespace) -> None:
     from .tiny import make_tiny_pipeline
 
-    folder = make_tiny_pipeline(args.folder)
-    print(f"ltx2: wrote a tiny random-weight pipeline to {folder} (for a smoke run; its output is noise)")
+    folder = make_tiny_pipeline(args.folder, version=args.version)
+    print(f"ltx2: wrote a tiny random-weight LTX-{args.version} pipeline to {folder} (for a smoke run; its output is "
+          "noise)")
+    length = "" if args.version == LTX_2_5 else "--num-frames 25 "  # LTX-2.5's duration head predicts it
     print(f"  try: ltx2 generate --model {folder} --prompt \"a robot dancing in the rain\" --width 512 --height 384 "
-          "--num-frames 25 --steps 4 --output smoke.mp4")
+          f"{length}--steps 4 --output smoke.mp4")
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
