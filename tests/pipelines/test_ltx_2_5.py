@@ -27,6 +27,7 @@ from ltx2 import (
     LTX2Pipeline,
     LTX2VideoCondition,
     LTX2VideoDiffusionDecodePipeline,
+    LTX2VideoDiffusionDecoderModel,
 )
 from parity import perturb_, relative_l2
 from test_image_to_video import photo
@@ -90,8 +91,6 @@ def pipes(folder):
 
 
 def our_decoder(folder, tiled=False):
-    from ltx2 import LTX2VideoDiffusionDecoderModel
-
     decoder = LTX2VideoDiffusionDecoderModel.from_pretrained(folder / "diffusion_decoder")
     if tiled:
         decoder.enable_tiling(**TILES)

@@ -536,7 +536,7 @@ class LTX2VideoDiffusionDecoderModel(PretrainedModel):
         stride = [size // cell for size, cell in zip(stride, scale)]
         # A tile must hold the stage-4 kernel, and after upsampling the stage-5 kernel.
         smallest = [max(kernel_4, -(-kernel_5 // step)) for kernel_4, kernel_5, step in
-                    zip(decoder.stage_kernels[3], decoder.stage_kernels[4], last_stride)]
+                    zip(decoder.stage_kernels[-2], decoder.stage_kernels[-1], last_stride)]
         features = decoder.features(z)
         ghosts = decoder.ghost_latent_frames * math.prod(up.stride[0] for up in decoder.upsamples[:-1])
         grid = (features.shape[1] - ghosts, *features.shape[2:4])
