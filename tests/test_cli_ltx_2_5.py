@@ -48,7 +48,7 @@ def test_dry_run_shows_the_resolved_plan(tiny_2_5):
     for line in ("LTX version 2.5", "preset         distilled", "length predicted by the duration head",
                  "1 to 20 s at 24 fps", "decoder        diffusion decoder", "latent_upsampler/"):
         assert line in result.stdout, line
-    stage_one = next(line for line in result.stdout.splitlines() if "stage 1" in line)
+    stage_one = next(line for line in result.stdout.splitlines() if line.strip().startswith("stage 1"))
     # 0.42.1's documented LTX-2.5 distilled call: CFG off, STG, modality and rescale at their defaults.
     for setting in ("num_inference_steps=8", "guidance_scale=1.0", "stg_scale=1.0", "modality_scale=3.0",
                     "guidance_rescale=0.7", "audio_guidance_scale=1.0", "width=768", "height=512"):

@@ -447,7 +447,7 @@ def describe_run(args: argparse.Namespace) -> list[str]:
              f"output         {args.output}: {args.width}x{args.height}, {frames} at {args.fps:g} fps"]
     if args.num_frames is None:
         lines.append(f"length         predicted from the prompt (1 to 20 s at {args.fps:g} fps, on the 8k+1 frame "
-                     "grid), printed before stage 1")
+                     "grid), printed when known")
     lines.append("stage 1        " + _settings(args.stage_one))
     if args.stage_two is not None:
         lines.append(f"upsampling     x{args.upscale:g} ({release.upsamplers[args.upscale]})")

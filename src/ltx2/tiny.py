@@ -159,7 +159,7 @@ DURATION_SECONDS = 1.5  # what the tiny head predicts, about: a length inside th
 DIFFUSION_DECODER = {
     "out_channels": 3, "latent_channels": VIDEO_LATENT_CHANNELS, "patch_size": 4, "decoder_head_dim": 8,
     "decoder_stage_channels": (32, 16, 16, 8, 8), "decoder_stage_depths": (1, 1, 1, 1, 1),
-    "decoder_stage_kernels": ((1, 3, 3), (3, 3, 3), (3, 3, 3), (3, 3, 3)),
+    "decoder_stage_kernels": ((3, 3, 3),) * 4,
     "decoder_upsample_strides": ((1, 2, 2), (2, 1, 1), (2, 2, 2), (2, 2, 2)),
     "decoder_upsample_channel_reductions": (2, 1, 2, 1), "decoder_stage5_kernel": (3, 3, 3),
     "decoder_t_emb_dim": 16, "spatial_compression_ratio": 32, "temporal_compression_ratio": 8,
