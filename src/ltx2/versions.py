@@ -71,8 +71,8 @@ INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
                   height=512, width=768, frame_rate=24.0),
 }
 # LTX2DFRPipeline's (LTX-2.5 only): the distilled schedule without guidance, at 704 x 1216.
-DFR_DEFAULTS = dict(height=704, width=1216, sigmas=DISTILLED_SIGMA_VALUES, frame_rate=24.0, num_frames=None, min_seconds=1.0,
-                    max_seconds=20.0, use_cross_timestep=True)
+DFR_DEFAULTS = dict(height=704, width=1216, sigmas=DISTILLED_SIGMA_VALUES, frame_rate=24.0, num_frames=None,
+                    min_seconds=1.0, max_seconds=20.0, use_cross_timestep=True)
 
 
 def config_version(
