@@ -31,6 +31,12 @@ _OURS = {
     "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
     "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler",
 }
+# LTX-2.5's own networks, loaded from a folder's duration_head/ and diffusion_decoder/ (diffusers files both under
+# the library "ltx2"); none is in a combined single file's layout that `single_file_networks` reads.
+_LTX_2_5_NETWORKS = {
+    "LTX2DurationHead": "ltx2.models.duration_head",
+    "LTX2VideoDiffusionDecoderModel": "ltx2.models.diffusion_decoder",
+}
 
 
 # Where single-file pipelines take what Lightricks' combined checkpoints do not hold.
@@ -38,11 +44,12 @@ DEFAULT_REPO = "Lightricks/LTX-2"
 
 
 def _our_class(class_name: str) -> type:
-    return getattr(importlib.import_module(_OURS[class_name]), class_name)
+    module = _OURS.get(class_name) or _LTX_2_5_NETWORKS[class_name]
+    return getattr(importlib.import_module(module), class_name)
 
 
 def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype | None) -> Any:
-    if class_name in _OURS:
+    if class_name in _OURS or class_name in _LTX_2_5_NETWORKS:
         cls = _our_class(class_name)
         if class_name == "FlowMatchEulerDiscreteScheduler":
             return cls.from_pretrained(folder, subfolder=name)
@@ -197,10 +204,10 @@ class Pipeline:
                 index[name] = [None, None]
                 continue
             class_name = type(component).__name__
-            if class_name in ("LTX2TextConnectors", "LTX2Vocoder", "LTX2VocoderWithBWE"):
+            if class_name in ("LTX2TextConnectors", "LTX2Vocoder", "LTX2VocoderWithBWE", "LTX2DurationHead"):
                 library = "ltx2"
             else:
-                library = "diffusers" if class_name in _OURS else "transformers"
+                library = "diffusers" if class_name in _OURS or class_name in _LTX_2_5_NETWORKS else "transformers"
             index[name] = [library, class_name]
             component.save_pretrained(folder / name)
         write_text_atomic(folder / "model_index.json", json.dumps(index, indent=2) + "\n")
