@@ -22,14 +22,13 @@ from typing import Any
 import torch
 
 from ..transforms.fp8 import FLOAT8
+from ..versions import LTX_2_0, LTX_2_3, LTX_2_5, VERSIONS, VIDEO_VAE_COMPRESSION
 from .checkpoint import CheckpointError, TensorSource, _first
 from .hub import resolve_file
 from .key_map import MARKED_VERSIONS, split_single_file, version_keys, without_video_ff_bias
 
-# The LTX versions whose single files ltx2 loads; a file's version is `file_version`.
-VERSIONS = ("2.0", "2.3", "2.5")
 # Versions that share LTX-2.3's header sections and tensor layout (per-stream text projections, the BWE vocoder).
-_LTX_2_3_LAYOUT = ("2.3", "2.5")
+_LTX_2_3_LAYOUT = (LTX_2_3, LTX_2_5)
 
 _HF_URL = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/(?:blob|resolve)/([^/]+)/(.+)$")
 _TRANSFORMER_SAME_NAMES = (
@@ -162,17 +161,17 @@ def checkpoint_version(metadata: Mapping[str, Any], keys: Iterable[str], descrip
     if isinstance(transformer, dict) and transformer:
         flags = [flag for flag in _LTX_2_3_FLAGS if transformer.get(flag)]
         what = f"with {', '.join(flags)}" if flags else "without LTX-2.3's flags"
-        evidence.append((f"header transformer {what}", _LTX_2_3_LAYOUT if flags else ("2.0",)))
+        evidence.append((f"header transformer {what}", _LTX_2_3_LAYOUT if flags else (LTX_2_0,)))
     if isinstance(vocoder, dict) and vocoder:
         nested = any(isinstance(vocoder.get(part), dict) for part in ("vocoder", "bwe"))
         what = "header vocoder in vocoder and bwe sections" if nested else "flat header vocoder"
-        evidence.append((what, _LTX_2_3_LAYOUT if nested else ("2.0",)))
+        evidence.append((what, _LTX_2_3_LAYOUT if nested else (LTX_2_0,)))
     keys = list(keys)
     for version, found in version_keys(keys).items():
         if found:
             evidence.append((f"keys {_first(found)}", MARKED_VERSIONS[version]))
     if without_video_ff_bias(keys):
-        evidence.append(("a video feed-forward without biases", ("2.5",)))
+        evidence.append(("a video feed-forward without biases", (LTX_2_5,)))
     allowed = [version for version in VERSIONS if all(version in versions for _, versions in evidence)]
     if not allowed:
         found = "; ".join(f"{what} (LTX-{' or '.join(versions)})" for what, versions in evidence)
@@ -188,7 +187,7 @@ def _named_version(named: str, description: str) -> str:
         raise CheckpointError(f"{description}: model_version {named!r} is not a version number")
     major, minor = int(match[1]), int(match[2])
     if major == 2 and minor <= 5:
-        return "2.5" if minor >= 4 else "2.3" if minor == 3 else "2.0"
+        return LTX_2_5 if minor >= 4 else LTX_2_3 if minor == 3 else LTX_2_0
     loaded = ", LTX-".join(VERSIONS)
     raise CheckpointError(f"{description}: model_version {named!r} is not one ltx2 loads (LTX-{loaded} files)")
 
@@ -200,7 +199,7 @@ def video_scale_factors(vae: dict[str, Any]) -> tuple[int, int, int]:
         kind = _DOWNSAMPLERS.get(name, "")
         temporal *= 2 if kind in ("temporal", "spatiotemporal") else 1
         spatial *= 2 if kind in ("spatial", "spatiotemporal") else 1
-    return (temporal, spatial, spatial) if vae.get("encoder_blocks") else (8, 32, 32)
+    return (temporal, spatial, spatial) if vae.get("encoder_blocks") else VIDEO_VAE_COMPRESSION
 
 
 def transformer_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
@@ -357,7 +356,7 @@ def vocoder_config(config: dict[str, Any], source: MappedSource, version: str) -
     """LTX-2.0's vocoder (one flat generator section), or LTX-2.3's with bandwidth extension: a `vocoder` and a
     `bwe` generator section, the latter also naming the mel front end between the two and the sample rates."""
     section = config.get("vocoder", {})
-    if version == "2.0":
+    if version == LTX_2_0:
         return {**_generator_config(section, "1", source.description), "in_channels": source.shape("conv_in.weight")[1]}
     result: dict[str, Any] = {}
     for prefix, name, module in (("", "vocoder", "vocoder"), ("bwe_", "bwe", "bwe_generator")):
