@@ -5,8 +5,8 @@ code's (ltx-core's) vocabulary ("transformer", "vae", "audio_vae", "vocoder"; an
 since LTX-2.3 the header also names the `model_version` ("2.3.0"; LTX-2.5's files name "2.4" or "2.5", the
 internal and the product number). LTX-2.5's sections are LTX-2.3's; its transformer's 2.5 switches (the video
 feed-forward without biases, the keyframe marker) are read from the tensors. Each `*_config` function below
-translates one section into the keyword arguments of the ltx2 class. Where a key is absent the official code's default applies
-(noted where it differs from the diffusers folder's value), except for choices the tensors themselves settle
+translates one section into the keyword arguments of the ltx2 class. Where a key is absent the official code's
+default applies (noted where it differs from the diffusers folder's value), except for choices the tensors settle
 (widths, register counts, attention blocks, projection biases), which are read from the tensor shapes and names,
 and for what only the version settles, which takes diffusers' value for that version. Keys are renamed by `key_map`.
 """
