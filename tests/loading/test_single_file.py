@@ -488,6 +488,9 @@ def test_ltx_2_5_file_version_and_pipeline(ltx_2_5_file, tmp_path):
     no_marker = [key for key in tensors if "keyframes_abs_pos_embedding" not in key and "duration_head" not in key]
     assert checkpoint_version({"config": LTX_2_3_HEADER}, no_marker, "file") == "2.5"
     assert describe(ltx_2_5_file)[0].endswith("LTX version 2.5 (model_version 2.5.0)")
+    # Its text encoder is a fine-tuned Gemma 4, which neither the file nor Lightricks/LTX-2 holds: refused up front.
+    with pytest.raises(ValueError, match=r"tokenizer=None: .*ltx-2\.5-22b-dev\.safetensors is an LTX-2\.5 file"):
+        LTX2Pipeline.from_single_file(ltx_2_5_file, text_encoder=object())
 
 
 def test_ltx_2_5_files_with_older_headers_or_keys_are_refused(ltx_2_5_file, dev_file, tmp_path):
