@@ -1,8 +1,9 @@
 """from_pretrained on the LTX-2.5 folder the reference writes: components filed under the library "ltx2", Gemma 4,
 the 2.5 transformer and connectors, the distilled scheduler config as it is, the x2 spatial and temporal latent
-upsamplers from their subfolders; no duration head."""
+upsamplers from their subfolders; with or without its duration head."""
 
 import json
+import shutil
 
 import numpy as np
 import torch
@@ -17,8 +18,8 @@ from ltx2.loading.describe import describe
 def test_pipeline_loads_every_component(ltx_2_5_folder):
     folder, reference = ltx_2_5_folder
     index = json.loads((folder / "model_index.json").read_text())
-    assert index["connectors"][0] == index["vocoder"][0] == "ltx2"
-    assert index["duration_head"] == [None, None]  # the tiny folder has none: it still loads
+    assert index["connectors"] == ["ltx2", "LTX2TextConnectors"] and index["vocoder"][0] == "ltx2"
+    assert index["duration_head"] == ["ltx2", "LTX2DurationHead"]
     ours = LTX2Pipeline.from_pretrained(folder)
     assert ours.model_version == "2.5"
     for name in ("transformer", "connectors", "vae", "audio_vae", "vocoder"):
@@ -28,6 +29,15 @@ def test_pipeline_loads_every_component(ltx_2_5_folder):
         assert all(torch.equal(actual[key], expected[key]) for key in expected), name
     assert ours.transformer.config.ff_bias is False and ours.transformer.config.use_keyframes_abs_pos_embedding
     assert "LTX version 2.5" in describe(folder)[0]
+
+
+def test_folder_without_its_duration_head_loads(ltx_2_5_folder, tmp_path):
+    folder, _ = ltx_2_5_folder
+    copy = shutil.copytree(folder, tmp_path / "no-duration-head", ignore=shutil.ignore_patterns("duration_head"))
+    index = json.loads((copy / "model_index.json").read_text())
+    (copy / "model_index.json").write_text(json.dumps({**index, "duration_head": [None, None]}))
+    ours = LTX2Pipeline.from_pretrained(copy)
+    assert ours.model_version == "2.5" and ours.transformer is not None and ours.text_encoder is not None
 
 
 def test_distilled_scheduler_config_loads_as_is(ltx_2_5_folder):
