@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline
 from models.test_transformer import make_inputs
 from original_checkpoint import (
@@ -488,6 +489,13 @@ def test_ltx_2_5_file_version_and_pipeline(ltx_2_5_file, tmp_path):
     no_marker = [key for key in tensors if "keyframes_abs_pos_embedding" not in key and "duration_head" not in key]
     assert checkpoint_version({"config": LTX_2_3_HEADER}, no_marker, "file") == "2.5"
     assert describe(ltx_2_5_file)[0].endswith("LTX version 2.5 (model_version 2.5.0)")
+    # A transformer without the prompt AdaLN (use_prompt_adaln_single=False): the tensors say so.
+    no_adaln = {key: value for key, value in tensors.items() if "prompt_adaln_single" not in key}
+    path = write_single_file(tmp_path / "no-adaln.safetensors", no_adaln, LTX_2_3_HEADER, model_version="2.5.0")
+    transformer = LTX2VideoTransformer3DModel.from_single_file(path)
+    assert transformer.config.use_prompt_adaln_single is False and transformer.prompt_adaln is None
+    reference = ReferenceTransformer(**{**VERSIONS["2.5"][0]["transformer"], "use_prompt_adaln_single": False})
+    reference.load_state_dict(transformer.state_dict(), strict=True)
     # Its text encoder is a fine-tuned Gemma 4, which neither the file nor Lightricks/LTX-2 holds: refused up front.
     with pytest.raises(ValueError, match=r"tokenizer=None: .*ltx-2\.5-22b-dev\.safetensors is an LTX-2\.5 file"):
         LTX2Pipeline.from_single_file(ltx_2_5_file, text_encoder=object())
