@@ -62,7 +62,7 @@ DISTILLED_SCHEDULER = dict(use_dynamic_shifting=False, base_shift=0.95, max_shif
 @pytest.fixture(scope="session")
 def ltx_2_5_folder(tmp_path_factory):
     """(folder, reference pipeline): LTX-2.5's tiny pipeline (Gemma 4, the 2.5 transformer and connectors, the
-    distilled scheduler, x2 spatial and temporal upsamplers beside it); no duration head."""
+    duration head, the distilled scheduler, x2 spatial and temporal upsamplers beside it)."""
     folder = tmp_path_factory.mktemp("tiny-ltx2.5")
     reference = write_pipeline_folder(folder, scheduler_config=DISTILLED_SCHEDULER, version="2.5")
     reference.set_progress_bar_config(disable=True)

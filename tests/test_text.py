@@ -1,6 +1,7 @@
 """Prompt encoding: LTX-2's tokenization with the real Gemma 3 tokenizer, hidden-state stacking, the cache; LTX-2.5's
 Gemma 4."""
 
+import pytest
 import torch
 from transformers import Gemma3TextModel, Gemma4UnifiedTextModel
 
@@ -86,3 +87,9 @@ def test_gemma_4_prompt_embeddings_match_reference(ltx_2_5_folder):
     assert lengths.tolist() == [2, 6]  # the words alone: no BOS
     assert ids[0, -2] == ours.tokenizer.convert_tokens_to_ids("a") and (ids != ours.tokenizer.bos_token_id).all()
     assert not mask[:, 0].any() and mask[:, -1].all()  # left padding, whatever the tokenizer's own side
+
+
+def test_text_encoder_of_another_model_type_is_named(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(ValueError, match=r"config\.json: model_type 'llama' is not a text encoder of LTX-2"):
+        load_text_encoder(tmp_path)

@@ -6,8 +6,8 @@ a small offline word-level tokenizer with a BOS post-processor (Gemma 3's), so n
 
 version="2.5" writes LTX-2.5's: a tiny Gemma 4 text encoder (sliding-window and full-attention layers, the full
 one with a wider head) whose tokenizer adds no BOS (as Gemma 4's), connectors sized from it, the 2.5 transformer
-(no video feed-forward bias, the keyframe position embedding), and beside the pipeline the x2 spatial and the x2
-temporal latent upsamplers.
+(no video feed-forward bias, the keyframe position embedding), the duration head (diffusers' LTX2DurationHead on
+the connectors' outputs), and beside the pipeline the x2 spatial and the x2 temporal latent upsamplers.
 """
 
 from pathlib import Path
@@ -21,6 +21,7 @@ from diffusers import (
 )
 from diffusers.pipelines.ltx2 import LTX2Pipeline
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+from diffusers.pipelines.ltx2.duration_head import LTX2DurationHead
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -102,6 +103,10 @@ GEMMA_4_TEXT = dict(
     max_position_embeddings=64, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
 )
 UPSAMPLER_X2_TEMPORAL = dict(UPSAMPLER, spatial_upsample=False, temporal_upsample=True)
+# LTX-2.5's duration head on the tiny connectors' outputs (as wide as the transformer's text: 16 video, 8 audio).
+DURATION_HEAD = dict(video_cross_attention_dim=TRANSFORMER["cross_attention_dim"],
+                     audio_cross_attention_dim=TRANSFORMER["audio_cross_attention_dim"], pooler_hidden_dim=16,
+                     num_queries=2, num_pooler_heads=4, mlp_hidden_dim=8)
 VOCODER_WITH_BWE = dict(
     in_channels=2 * 8, hidden_channels=32, upsample_kernel_sizes=[11, 4], upsample_factors=[5, 2],
     bwe_in_channels=2 * 8, bwe_hidden_channels=32, bwe_upsample_kernel_sizes=[12, 11], bwe_upsample_factors=[6, 5],
@@ -202,6 +207,7 @@ def make_reference_pipeline(
         ("audio_vae", lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE)),
         ("vocoder", lambda: LTX2VocoderWithBWE(**VOCODER_WITH_BWE) if later else LTX2Vocoder(**VOCODER)),
         ("text_encoder", lambda: make_gemma_4_text_encoder() if version == "2.5" else make_text_encoder(chat)),
+        *([("duration_head", lambda: LTX2DurationHead(**DURATION_HEAD))] if version == "2.5" else []),
     ]):
         torch.manual_seed(seed)
         components[name] = perturb_(build().eval(), seed=seed, scale=0.05)

@@ -2,7 +2,7 @@
 
 Every ltx2 network's constructor defaults are LTX-2.0's (the 19B release), so `LTX2VideoTransformer3DModel()` is
 that network. Each later release's component is one read-only dict here, named `LTX_<version>_<COMPONENT>`, with
-every config key at that release's value (from diffusers' conversion script, `--version 2.3`):
+every config key at that release's value (from diffusers' conversion script, `--version 2.3` / `--version 2.5`):
 
     import torch
     from ltx2 import LTX2VideoTransformer3DModel, LTX2TextConnectors
@@ -16,6 +16,11 @@ every config key at that release's value (from diffusers' conversion script, `--
 `from_config` also accepts the keys diffusers stores but LTX-2 never switches on (the non-transformer dicts hold
 some). LTX-2.3's audio VAE is LTX-2.0's (`AutoencoderKLLTX2Audio()`). The x1.5 spatial and the temporal upsampler
 have no diffusers folder; their configs are the original files' headers in diffusers' keys.
+
+LTX-2.5 changes only the transformer (`LTX_2_5_TRANSFORMER`: no video feed-forward bias, the keyframe position
+embedding) and the connectors' input, which is sized from its Gemma 4 text encoder (`ltx_2_5_connectors`); its conv
+video VAE, audio VAE and vocoder are LTX-2.3's. Its duration head and diffusion video decoder are their own
+networks.
 
 Loading a folder or a single file reads its own config; these dicts are for building, checking and testing.
 """
@@ -73,6 +78,12 @@ LTX_2_3_TRANSFORMER = MappingProxyType(
         "use_prompt_adaln_single": True,
         "use_keyframes_abs_pos_embedding": False,
     }
+)
+
+# LTX2VideoTransformer3DModel of LTX-2.5: 18.99B parameters; LTX-2.3's without the video feed-forward's biases (the
+# audio keeps its), with a learned marker for tokens whose latent frame encodes one pixel frame (keyframes).
+LTX_2_5_TRANSFORMER = MappingProxyType(
+    {**LTX_2_3_TRANSFORMER, "ff_bias": False, "use_keyframes_abs_pos_embedding": True}
 )
 
 # LTX2TextConnectors: 3.17B parameters; per-stream projections and gated attention, 8 layers per stream.
@@ -245,3 +256,9 @@ LTX_2_5_DIFFUSION_DECODER = MappingProxyType(
         "temporal_compression_ratio": 8,
     }
 )
+
+def ltx_2_5_connectors(hidden_size: int, num_hidden_layers: int) -> MappingProxyType:
+    """LTX-2.5's LTX2TextConnectors: LTX-2.3's layout on the features of a Gemma 4 text encoder with this width and
+    depth (its text config's hidden_size and num_hidden_layers; every hidden state, the embeddings' included)."""
+    return MappingProxyType({**LTX_2_3_CONNECTORS, "caption_channels": hidden_size,
+                             "text_proj_in_factor": num_hidden_layers + 1})

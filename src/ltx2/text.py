@@ -25,8 +25,10 @@ from torch import nn
 # The language-model weights inside a Gemma3ForConditionalGeneration or Gemma4UnifiedForConditionalGeneration
 # checkpoint, under either naming scheme.
 _LANGUAGE_MODEL_KEYS = {r"^model\.language_model\.": "", r"^language_model\.model\.": ""}
-# transformers' class for the language model of each multimodal Gemma an LTX folder's text_encoder/ holds.
-_LANGUAGE_MODELS = {"gemma3": "Gemma3TextModel", "gemma4_unified": "Gemma4UnifiedTextModel"}
+# transformers' class for the language model of each Gemma an LTX folder's text_encoder/ holds: the multimodal model
+# (diffusers' folders) or its language model alone (ltx2's save_pretrained).
+_LANGUAGE_MODELS = {"gemma3": "Gemma3TextModel", "gemma3_text": "Gemma3TextModel",
+                    "gemma4_unified": "Gemma4UnifiedTextModel", "gemma4_unified_text": "Gemma4UnifiedTextModel"}
 # LTX-2's prompts are left-padded (0.42.1 sets its tokenizer so); the connectors of LTX-2.0 read the side.
 PADDING_SIDE = "left"
 
@@ -50,7 +52,7 @@ def _quiet_transformers():
 
 def load_text_encoder(folder: str | Path, dtype: torch.dtype | None = None) -> nn.Module:
     """The language model alone from a text_encoder/ folder: a Gemma3ForConditionalGeneration checkpoint (LTX-2.0,
-    2.3) or a Gemma4UnifiedForConditionalGeneration one (LTX-2.5)."""
+    2.3) or a Gemma4UnifiedForConditionalGeneration one (LTX-2.5), or that language model saved alone."""
     import transformers
 
     from .loading.config import read_config

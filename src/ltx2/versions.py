@@ -59,26 +59,6 @@ LTX_2_5_IMAGE_CRF = 18
 DISTILLED_SIGMA_VALUES = [1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875]
 STAGE_2_DISTILLED_SIGMA_VALUES = [0.909375, 0.725, 0.421875]
 
-# The rest of what a call defaults to per version, as diffusers 0.42.1's 2.5 pipelines resolve it:
-# - image_crf: the H.264 CRF image conditions are re-compressed at;
-# - num_frames: None means "predicted by the duration head" (LTX-2.5 folders ship one; 0.42.1 falls back to 121
-#   when a pipeline has none), clamped to [min_seconds, max_seconds] at the frame rate;
-# - sigmas: None means the plain linear schedule linspace(1, 1 / steps, steps), then shifted as the scheduler's
-#   config says (the dev configs shift with the token count; the distilled 2.5 config, without dynamic shifting,
-#   leaves it linear). Lightricks' distilled 8-step schedule is DISTILLED_SIGMA_VALUES, which
-#   0.42.1's LTX2DFRPipeline takes by default (DFR_DEFAULTS, with its size).
-INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
-    LTX_2_0: dict(image_crf=DEFAULT_IMAGE_CRF, num_frames=121, min_seconds=1.0, max_seconds=20.0, sigmas=None,
-                  height=512, width=768, frame_rate=24.0),
-    LTX_2_3: dict(image_crf=DEFAULT_IMAGE_CRF, num_frames=121, min_seconds=1.0, max_seconds=20.0, sigmas=None,
-                  height=512, width=768, frame_rate=24.0),
-    LTX_2_5: dict(image_crf=LTX_2_5_IMAGE_CRF, num_frames=None, min_seconds=1.0, max_seconds=20.0, sigmas=None,
-                  height=512, width=768, frame_rate=24.0),
-}
-# LTX2DFRPipeline's (LTX-2.5 only): the distilled schedule without guidance, at 704 x 1216.
-DFR_DEFAULTS = dict(height=704, width=1216, sigmas=DISTILLED_SIGMA_VALUES, frame_rate=24.0, num_frames=None,
-                    min_seconds=1.0, max_seconds=20.0, use_cross_timestep=True)
-
 
 @dataclass(frozen=True)
 class Release:
@@ -102,6 +82,26 @@ RELEASES = {
     LTX_2_5: Release("Lightricks/LTX-2.5-Diffusers", None, "ltx-2.5-22b-distilled-lora-450-bf16.safetensors",
                      {2.0: "latent_upsampler/"}),
 }
+
+# The rest of what a call defaults to per version, as diffusers 0.42.1's 2.5 pipelines resolve it:
+# - image_crf: the H.264 CRF image conditions are re-compressed at;
+# - num_frames: None means "predicted by the duration head" (LTX-2.5 folders ship one; 0.42.1 falls back to 121
+#   when a pipeline has none), clamped to [min_seconds, max_seconds] at the frame rate;
+# - sigmas: None means the plain linear schedule linspace(1, 1 / steps, steps), then shifted as the scheduler's
+#   config says (the dev configs shift with the token count; the distilled 2.5 config, without dynamic shifting,
+#   leaves it linear). Lightricks' distilled 8-step schedule is DISTILLED_SIGMA_VALUES, which
+#   0.42.1's LTX2DFRPipeline takes by default (DFR_DEFAULTS, with its size).
+INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
+    LTX_2_0: dict(image_crf=DEFAULT_IMAGE_CRF, num_frames=121, min_seconds=1.0, max_seconds=20.0, sigmas=None,
+                  height=512, width=768, frame_rate=24.0),
+    LTX_2_3: dict(image_crf=DEFAULT_IMAGE_CRF, num_frames=121, min_seconds=1.0, max_seconds=20.0, sigmas=None,
+                  height=512, width=768, frame_rate=24.0),
+    LTX_2_5: dict(image_crf=LTX_2_5_IMAGE_CRF, num_frames=None, min_seconds=1.0, max_seconds=20.0, sigmas=None,
+                  height=512, width=768, frame_rate=24.0),
+}
+# LTX2DFRPipeline's (LTX-2.5 only): the distilled schedule without guidance, at 704 x 1216.
+DFR_DEFAULTS = dict(height=704, width=1216, sigmas=DISTILLED_SIGMA_VALUES, frame_rate=24.0, num_frames=None,
+                    min_seconds=1.0, max_seconds=20.0, use_cross_timestep=True)
 
 
 def config_version(

@@ -6,9 +6,10 @@ import json
 import pytest
 import torch
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors as ReferenceConnectors
+from transformers import Gemma4UnifiedTextConfig
 
 from ltx2 import LTX2TextConnectors
-from ltx2.configs import LTX_2_3_CONNECTORS
+from ltx2.configs import LTX_2_3_CONNECTORS, ltx_2_5_connectors
 from parity import assert_same_layout, perturb_, relative_l2
 
 TINY = dict(
@@ -110,6 +111,17 @@ def test_full_size_layout_matches_reference():
         assert 3.172e9 < assert_same_layout(ours, reference) < 3.173e9
     config = {key: value for key, value in json.loads(ours.config_json()).items() if key != "_class_name"}
     assert config == dict(LTX_2_3_CONNECTORS)
+    # LTX-2.5's, sized from a Gemma 4 text config (transformers' default one): LTX-2.3's but the two input
+    # projections, which read Gemma 4's width x (layers + 1) features instead of 3840 x 49.
+    gemma = Gemma4UnifiedTextConfig()
+    with torch.device("meta"):
+        config = ltx_2_5_connectors(gemma.hidden_size, gemma.num_hidden_layers)
+        ltx_2_3_count = LTX2TextConnectors.from_config(LTX_2_3_CONNECTORS).num_parameters()
+        ours, reference = LTX2TextConnectors.from_config(config), ReferenceConnectors(**config)
+        count = assert_same_layout(ours, reference)
+    features = gemma.hidden_size * (gemma.num_hidden_layers + 1)
+    assert ours.video_text_proj_in.in_features == ours.audio_text_proj_in.in_features == features
+    assert count - ltx_2_3_count == (features - 3840 * 49) * (4096 + 2048)
 
 
 def test_bad_input_names_the_rule():
