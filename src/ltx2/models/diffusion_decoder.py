@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..loading import PretrainedModel
-from .layers import DecoderOutput, RMSNorm, TimestepEmbedding, attention, modulation, randn
+from .layers import DecoderOutput, RMSNorm, TimestepEmbedding, attention, randn
 from .video_vae import _blend
 
 Grid = tuple[int, int, int]
@@ -248,6 +248,17 @@ class DiffusionBlock(nn.Module):
         return x + self.mlp(self.norm2(x) * (1 + scale_mlp) + shift_mlp)
 
 
+class SharedModulation(nn.Module):
+    """The timestep embedding -> the seven stage-5 modulation vectors (B, 7 * C), shared by every block."""
+
+    def __init__(self, embedding_dim: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(embedding_dim, 7 * dim)
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.silu(embedded))
+
+
 class PixelShuffleUpsampler(nn.Module):
     """Linear to prod(stride) * C / reduction channels, then depth-to-space on (T, H, W), channels-last.
 
@@ -355,8 +366,7 @@ class DiffusionDecoder(nn.Module):
         self.t_embedder = TimestepEmbedding(t_emb_dim)
         width, pixel_channels = stage_channels[-1], out_channels * patch_size**2
         self.conv_in_x_t = nn.Linear(pixel_channels, width)
-        self.shared_adaln = nn.Module()
-        self.shared_adaln.proj = nn.Linear(t_emb_dim, 7 * width)
+        self.shared_adaln = SharedModulation(t_emb_dim, width)
         self.diff_blocks = nn.ModuleList(
             DiffusionBlock(width, stage5_kernel, width, head_dim) for _ in range(stage_depths[-1])
         )
@@ -396,7 +406,7 @@ class DiffusionDecoder(nn.Module):
     def predict(self, context: torch.Tensor, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """One stage-5 pass: the model's output (x0 or velocity) for pixels `noisy` (B, C, F, H, W) at `sigma` (B,)."""
         embedded = self.t_embedder(self.timestep_scale_multiplier * sigma, context.dtype)
-        adaln = self.shared_adaln.proj(F.silu(embedded))  # (B, 7 * C)
+        adaln = self.shared_adaln(embedded)
         x = self.conv_in_x_t(patchify(noisy, self.patch_size))
         for block in self.diff_blocks:
             x = block(x, context, adaln)
