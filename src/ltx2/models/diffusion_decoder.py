@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..loading import PretrainedModel
-from .layers import DecoderOutput, RMSNorm, TimestepEmbedding, attention, modulation, randn
+from .layers import DecoderOutput, RMSNorm, TimestepEmbedding, attention, randn
 from .video_vae import _blend
 
 Grid = tuple[int, int, int]
@@ -78,10 +78,10 @@ def neighborhood_attention(
     w_key_index = w_boxes[:, None] + torch.arange(box_w, device=device)  # (N, box_w)
     columns_per_call = max(1, KEY_ELEMENTS_PER_CALL // (box_t * box_h * box_w * batch * heads * dim))
 
-    # (B, T, H, W, heads, D) -> (B * heads, W, T, H, D): a block's tokens are ordered (w, t, h).
-    query, key, value = (x.permute(0, 4, 3, 1, 2, 5).reshape(batch * heads, grid[2], grid[0], grid[1], dim)
-                         for x in (query, key, value))
     out = torch.empty_like(query)
+    # (B, T, H, W, heads, D) -> (B * heads, W, T, H, D), a block's tokens ordered (w, t, h). Keys and values are
+    # read by several blocks, so they are rearranged once; each query once, row by row.
+    key, value = (x.permute(0, 4, 3, 1, 2, 5).reshape(batch * heads, grid[2], *grid[:2], dim) for x in (key, value))
     # Interior blocks share their window pattern: build each (frame pattern, row pattern) mask once.
     _, t_pattern = torch.unique(t_visible.flatten(1), dim=0, return_inverse=True)
     _, h_pattern = torch.unique(h_visible.flatten(1), dim=0, return_inverse=True)
@@ -106,10 +106,11 @@ def neighborhood_attention(
     overlap = int(w_queries[-2] + block_w - w_queries[-1]) if len(w_queries) > 1 else 0
     for t_block, (t0, t_box) in enumerate(zip(t_queries.tolist(), t_boxes.tolist())):
         for h_block, (h0, h_box) in enumerate(zip(h_queries.tolist(), h_boxes.tolist())):
-            # Contiguous copies of the rows, so that gathering column boxes copies whole (t, h, D) blocks.
-            query_rows = query[:, :, t0 : t0 + block_t, h0 : h0 + block_h].contiguous()
-            key_rows = key[:, :, t_box : t_box + box_t, h_box : h_box + box_h].contiguous()
-            value_rows = value[:, :, t_box : t_box + box_t, h_box : h_box + box_h].contiguous()
+            # Contiguous copies of these frames and rows, so that gathering column blocks copies whole (t, h, D).
+            query_rows = query[:, t0 : t0 + block_t, h0 : h0 + block_h].permute(0, 4, 3, 1, 2, 5)
+            query_rows = query_rows.reshape(batch * heads, grid[2], block_t, block_h, dim)
+            key_rows, value_rows = (x[:, :, t_box : t_box + box_t, h_box : h_box + box_h].contiguous()
+                                    for x in (key, value))
             mask = window_mask(t_block, h_block)
             for first in range(0, len(w_query_index), columns_per_call):
                 columns = slice(first, first + columns_per_call)
@@ -126,9 +127,10 @@ def neighborhood_attention(
                 if first + count == len(w_query_index) and overlap:
                     attended = torch.cat([attended[:, :-block_w], attended[:, overlap - block_w :]], dim=1)
                     start += overlap if count == 1 else 0
-                out[:, start : start + attended.shape[1], t0 : t0 + block_t, h0 : h0 + block_h] = attended
-    # (B * heads, W, T, H, D) -> (B, T, H, W, heads, D)
-    return out.reshape(batch, heads, grid[2], grid[0], grid[1], dim).permute(0, 3, 4, 2, 1, 5)
+                # (B * heads, w, t, h, D) -> (B, t, h, w, heads, D)
+                attended = attended.view(batch, heads, -1, block_t, block_h, dim).permute(0, 3, 4, 2, 1, 5)
+                out[:, t0 : t0 + block_t, h0 : h0 + block_h, start : start + attended.shape[3]] = attended
+    return out
 
 
 def rotate_grid(x: torch.Tensor, axis_dims: Grid, base: float = 10000.0) -> torch.Tensor:
@@ -246,6 +248,17 @@ class DiffusionBlock(nn.Module):
         return x + self.mlp(self.norm2(x) * (1 + scale_mlp) + shift_mlp)
 
 
+class SharedModulation(nn.Module):
+    """The timestep embedding -> the seven stage-5 modulation vectors (B, 7 * C), shared by every block."""
+
+    def __init__(self, embedding_dim: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(embedding_dim, 7 * dim)
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.silu(embedded))
+
+
 class PixelShuffleUpsampler(nn.Module):
     """Linear to prod(stride) * C / reduction channels, then depth-to-space on (T, H, W), channels-last.
 
@@ -353,8 +366,7 @@ class DiffusionDecoder(nn.Module):
         self.t_embedder = TimestepEmbedding(t_emb_dim)
         width, pixel_channels = stage_channels[-1], out_channels * patch_size**2
         self.conv_in_x_t = nn.Linear(pixel_channels, width)
-        self.shared_adaln = nn.Module()
-        self.shared_adaln.proj = nn.Linear(t_emb_dim, 7 * width)
+        self.shared_adaln = SharedModulation(t_emb_dim, width)
         self.diff_blocks = nn.ModuleList(
             DiffusionBlock(width, stage5_kernel, width, head_dim) for _ in range(stage_depths[-1])
         )
@@ -394,7 +406,7 @@ class DiffusionDecoder(nn.Module):
     def predict(self, context: torch.Tensor, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """One stage-5 pass: the model's output (x0 or velocity) for pixels `noisy` (B, C, F, H, W) at `sigma` (B,)."""
         embedded = self.t_embedder(self.timestep_scale_multiplier * sigma, context.dtype)
-        adaln = self.shared_adaln.proj(F.silu(embedded))  # (B, 7 * C)
+        adaln = self.shared_adaln(embedded)
         x = self.conv_in_x_t(patchify(noisy, self.patch_size))
         for block in self.diff_blocks:
             x = block(x, context, adaln)
