@@ -13,8 +13,6 @@ NETWORKS = {
     "LTX2VocoderWithBWE": "ltx2.models.vocoder",
     "LTX2TextConnectors": "ltx2.models.connectors",
     "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
-    "LTX2DurationHead": "ltx2.models.duration_head",
-    "LTX2VideoDiffusionDecoderModel": "ltx2.models.diffusion_decoder",
 }
 # LTX-2.5's own networks, which only a pipeline folder holds (duration_head/, diffusion_decoder/): no combined single
 # file holds them in the layout `single_file_networks` reads.
