@@ -4,7 +4,8 @@ head, the diffusion decoder, the resolved plan, and what LTX-2.5 cannot do, refu
 import re
 
 import pytest
-from test_cli import ltx2, streams
+from commands import ltx2_command as ltx2
+from commands import streams
 
 
 @pytest.fixture(scope="module")

@@ -1,37 +1,40 @@
 """A tiny LTX2Pipeline with random weights, for a smoke run that needs no download and no GPU.
 
-`make_tiny_pipeline(folder)` writes a pipeline folder that `LTX2Pipeline.from_pretrained(folder)` loads
-offline. Every component has the real model's structure and rules (video compressed 32x in space and 8x in
+`make_tiny_pipeline(folder, version=...)` writes a pipeline folder of an LTX version that
+`LTX2Pipeline.from_pretrained(folder)` loads offline; with `with_loras`, a distilled LoRA and an IC-LoRA beside it. Every component has the real model's structure and rules (video compressed 32x in space and 8x in
 time, audio latents at 25 per second, a 24 kHz vocoder, Gemma 3 hidden states through the connectors) at
 widths that run in seconds on a laptop CPU. The weights are random: the video and audio it makes are noise.
 
-`version` picks the LTX version whose switches the networks carry: "2.0" (the default), "2.3" (gated attention,
-cross-attention modulation, STG, per-stream connector projections) or "2.5" (2.3's, plus the 2.5 transformer, a
-Gemma 4 text encoder whose tokenizer adds no BOS, a duration head that predicts about 1.5 s, a diffusion decoder
-in diffusion_decoder/, and the distilled scheduler without dynamic shifting).
+LTX-2.5's has LTX-2.3's switches plus the 2.5 transformer, a Gemma 4 text encoder whose tokenizer adds no BOS, a
+duration head that predicts about 1.5 s whatever the prompt, a diffusion decoder in diffusion_decoder/ (not in
+model_index.json, as diffusers' converter writes it) and the distilled scheduler (no dynamic shifting).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .files import write_text_atomic
+from .files import atomic_write, write_text_atomic
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
+from .models.diffusion_decoder import LTX2VideoDiffusionDecoderModel
 from .models.duration_head import LTX2DurationHead
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
-from .models.vocoder import LTX2Vocoder
+from .configs import LTX_2_3_VOCODER
+from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from .pipelines import LTX2Pipeline
 from .scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
-from .versions import LTX_2_0, LTX_2_3, LTX_2_5
+from .versions import LTX_2_0, LTX_2_3, LTX_2_5, RELEASES
 
 MARKER = "_ltx2_tiny_random"
 
@@ -129,19 +132,7 @@ TRANSFORMER = {
 # LTX-2's spatial x2 upsampler (rational resampler) on the tiny video latents.
 UPSAMPLER = {"in_channels": VIDEO_LATENT_CHANNELS, "mid_channels": 32, "num_blocks_per_stage": 1}
 BIAS_STD = 0.02  # small random biases: non-trivial, without shifting activations far from zero
-
-# LTX-2.3's switches (diffusers' converter, --version 2.3): gated attention, cross-attention modulation, STG's
-# perturbed attention, the caption projection moved into the connectors, which project per stream.
-LTX_2_3_TRANSFORMER = {"gated_attn": True, "audio_gated_attn": True, "cross_attn_mod": True,
-                       "audio_cross_attn_mod": True, "perturbed_attn": True, "use_prompt_embeddings": False}
-LTX_2_3_CONNECTORS = {
-    "per_modality_projections": True, "video_hidden_dim": 32, "audio_hidden_dim": 16,
-    "video_connector_attention_head_dim": 16, "audio_connector_attention_head_dim": 8, "video_gated_attn": True,
-    "audio_gated_attn": True, "proj_bias": True,
-}
-# LTX-2.5's on top of them: no video feed-forward bias, the keyframe position embedding; a Gemma 4 text encoder
-# (sliding-window layers and a full-attention one with a wider head) whose layers + 1 hidden states are stacked.
-LTX_2_5_TRANSFORMER = {"ff_bias": False, "use_keyframes_abs_pos_embedding": True}
+# LTX-2.5's text encoder, a Gemma 4: two sliding-window layers and a full-attention one with a wider head.
 GEMMA_4_LAYERS = 3
 GEMMA_4_TEXT = {
     "vocab_size": len(VOCABULARY), "hidden_size": TEXT_HIDDEN, "intermediate_size": 64,
@@ -150,12 +141,13 @@ GEMMA_4_TEXT = {
     "layer_types": ["sliding_attention", "sliding_attention", "full_attention"], "pad_token_id": 0,
     "eos_token_id": 1, "bos_token_id": 2,
 }
-# LTX-2.5's duration head over the connectors' outputs (32 video, 16 audio wide).
-DURATION_HEAD = {"video_cross_attention_dim": 32, "audio_cross_attention_dim": 16, "pooler_hidden_dim": 16,
+# LTX-2.5's duration head over the connectors' outputs (each stream's cross-attention width).
+DURATION_HEAD = {"video_cross_attention_dim": TRANSFORMER["cross_attention_dim"],
+                 "audio_cross_attention_dim": TRANSFORMER["audio_cross_attention_dim"], "pooler_hidden_dim": 16,
                  "num_queries": 1, "num_pooler_heads": 2, "mlp_hidden_dim": 16}
 DURATION_SECONDS = 1.5  # what the tiny head predicts, about: a length inside the default 1 to 20 s
 # LTX-2.5's diffusion decoder layout (patch 4, then x2 in space, x2 in time, twice x2 in both: 32x and 8x, as the
-# VAE) with few channels and 3x3x3 neighbourhoods.
+# VAE) with few channels and 3x3x3 neighbourhoods (whose ghost frames let a 2-latent-frame video decode).
 DIFFUSION_DECODER = {
     "out_channels": 3, "latent_channels": VIDEO_LATENT_CHANNELS, "patch_size": 4, "decoder_head_dim": 8,
     "decoder_stage_channels": (32, 16, 16, 8, 8), "decoder_stage_depths": (1, 1, 1, 1, 1),
@@ -164,33 +156,85 @@ DIFFUSION_DECODER = {
     "decoder_upsample_channel_reductions": (2, 1, 2, 1), "decoder_stage5_kernel": (3, 3, 3),
     "decoder_t_emb_dim": 16, "spatial_compression_ratio": 32, "temporal_compression_ratio": 8,
 }
-TINY_VERSIONS = (LTX_2_0, LTX_2_3, LTX_2_5)
 
 
-def make_tiny_pipeline(folder: str | Path, seed: int = 0, version: str = LTX_2_0) -> Path:
-    """Write a tiny LTX2Pipeline of LTX `version` ("2.0", "2.3" or "2.5") with random weights drawn from `seed`
-    to `folder` and return its path.
+@dataclass(frozen=True)
+class TinyVersion:
+    """What an LTX version changes in the tiny pipeline: config values over the LTX-2.0 tiny configs above, the
+    vocoder class and config, whether the text encoder is a Gemma 4 (LTX-2.5), the networks only some versions
+    have (component name -> class and config), and the scheduler config. A later version is one more entry in
+    TINY_VERSIONS."""
+
+    transformer: dict[str, Any] = field(default_factory=dict)
+    connectors: dict[str, Any] = field(default_factory=dict)
+    video_vae: dict[str, Any] = field(default_factory=dict)
+    vocoder: tuple[type[nn.Module], dict[str, Any]] = (LTX2Vocoder, VOCODER)
+    upsampler: dict[str, Any] = field(default_factory=dict)
+    gemma_4: bool = False
+    extra_networks: dict[str, tuple[type[nn.Module], dict[str, Any]]] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=lambda: dict(LTX2_SCHEDULER_CONFIG))
+
+
+# LTX-2.3 at the tiny widths: gated attention, cross-attention modulation and perturbed attention (STG); the text
+# projected per stream, straight to each stream's cross-attention width; the video VAE's zero padding and plain
+# upsamplers; the vocoder with bandwidth extension to 48 kHz; the sub-pixel x2 upsampler.
+TINY_2_3 = TinyVersion(
+        transformer={"gated_attn": True, "audio_gated_attn": True, "cross_attn_mod": True,
+                     "audio_cross_attn_mod": True, "perturbed_attn": True, "use_prompt_embeddings": False},
+        connectors={"per_modality_projections": True, "video_hidden_dim": TRANSFORMER["cross_attention_dim"],
+                    "audio_hidden_dim": TRANSFORMER["audio_cross_attention_dim"],
+                    "video_connector_attention_head_dim": TRANSFORMER["cross_attention_dim"] // 2,
+                    "audio_connector_attention_head_dim": TRANSFORMER["audio_cross_attention_dim"] // 2,
+                    "video_gated_attn": True, "audio_gated_attn": True, "proj_bias": True},
+        video_vae={"upsample_residual": (False, False, False), "encoder_spatial_padding_mode": "zeros",
+                   "decoder_spatial_padding_mode": "zeros"},
+        vocoder=(LTX2VocoderWithBWE, {**LTX_2_3_VOCODER, "in_channels": 2 * MEL_BINS, "hidden_channels": 128,
+                                      "bwe_in_channels": 16, "bwe_hidden_channels": 64, "num_mel_channels": 8}),
+        upsampler={"use_rational_resampler": False},
+)
+# LTX-2.5 on top of LTX-2.3: no video feed-forward bias, the keyframe position embedding; the text of a Gemma 4
+# (its layers + 1 hidden states stacked); the duration head and the diffusion decoder; the distilled scheduler.
+TINY_VERSIONS = {
+    LTX_2_0: TinyVersion(),
+    LTX_2_3: TINY_2_3,
+    LTX_2_5: dataclasses.replace(
+        TINY_2_3,
+        transformer={**TINY_2_3.transformer, "ff_bias": False, "use_keyframes_abs_pos_embedding": True},
+        connectors={**TINY_2_3.connectors, "text_proj_in_factor": GEMMA_4_LAYERS + 1},
+        gemma_4=True,
+        extra_networks={"duration_head": (LTX2DurationHead, DURATION_HEAD),
+                        "diffusion_decoder": (LTX2VideoDiffusionDecoderModel, DIFFUSION_DECODER)},
+        scheduler=dict(LTX2_DISTILLED_SCHEDULER_CONFIG),
+    ),
+}
+IC_LORA_FILE = "tiny-ic-lora.safetensors"  # an IC-LoRA asking for references at half size
+
+
+def make_tiny_pipeline(folder: str | Path, seed: int = 0, version: str = LTX_2_0, with_loras: bool = False) -> Path:
+    """Write a tiny LTX2Pipeline of LTX `version` with random weights drawn from `seed` to `folder` and return its
+    path. With `with_loras`, random LoRAs in Lightricks' original format go beside it: the version's distilled
+    LoRA (under its release file name, so that the two-stage preset finds it) and an IC-LoRA (IC_LORA_FILE).
 
     `folder` is created if missing; an existing non-empty folder is only overwritten if it holds a tiny pipeline.
     """
     if version not in TINY_VERSIONS:
-        raise ValueError(f"version must be one of {TINY_VERSIONS}, got {version!r}")
+        raise ValueError(f"version {version!r}: ltx2 makes tiny pipelines of LTX {', '.join(TINY_VERSIONS)}")
     folder = Path(folder)
     _check_target(folder)
-    pipeline = _build_pipeline(seed, version)
-    decoder = pipeline.diffusion_decoder
+    pipeline = _build_pipeline(seed, TINY_VERSIONS[version])
     # As diffusers' converter writes an LTX-2.5 folder: the diffusion decoder in its subfolder, not in the index.
-    pipeline.diffusion_decoder = None
+    decoder, pipeline.diffusion_decoder = pipeline.diffusion_decoder, None
     pipeline.save_pretrained(folder)
-    index_path = folder / "model_index.json"
-    index = json.loads(index_path.read_text(encoding="utf-8"))
-    index.pop("diffusion_decoder", None)
-    write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
     if decoder is not None:
         decoder.save_pretrained(folder / "diffusion_decoder")
-    _build_upsampler(seed).save_pretrained(folder / "latent_upsampler")
+    _build_upsampler(seed, TINY_VERSIONS[version]).save_pretrained(folder / "latent_upsampler")
+    if with_loras:
+        generator = torch.Generator().manual_seed(seed + 2)
+        _save_lora(pipeline.transformer, folder / RELEASES[version].distilled_lora, generator, {})
+        _save_lora(pipeline.transformer, folder / IC_LORA_FILE, generator, {"reference_downscale_factor": "2"})
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text(encoding="utf-8"))
+    index = {name: entry for name, entry in index.items() if name != "diffusion_decoder"}
     write_text_atomic(index_path, json.dumps({**index, MARKER: True}, indent=2) + "\n")
     write_text_atomic(folder / "README.txt", README)
     return folder
@@ -213,39 +257,30 @@ def _check_target(folder: Path) -> None:
         raise ValueError(f"{folder} is not empty and does not hold a tiny pipeline; choose an empty or new folder")
 
 
-def _build_pipeline(seed: int, version: str = LTX_2_0) -> LTX2Pipeline:
-    """The tiny pipeline of LTX `version` in memory, float32, weights drawn from `seed`."""
+def _build_pipeline(seed: int, version: TinyVersion) -> LTX2Pipeline:
+    """The tiny pipeline in memory, float32, weights drawn from `seed`."""
     generator = torch.Generator().manual_seed(seed)
-    later = version in (LTX_2_3, LTX_2_5)
-    transformer = {**TRANSFORMER, **(LTX_2_3_TRANSFORMER if later else {}),
-                   **(LTX_2_5_TRANSFORMER if version == LTX_2_5 else {})}
-    connectors = {**CONNECTORS, **(LTX_2_3_CONNECTORS if later else {})}
-    if version == LTX_2_5:
-        connectors["text_proj_in_factor"] = GEMMA_4_LAYERS + 1
+    vocoder, vocoder_config = version.vocoder
     builders = {
-        "transformer": lambda: LTX2VideoTransformer3DModel(**transformer),
-        "connectors": lambda: LTX2TextConnectors(**connectors),
-        "vae": lambda: AutoencoderKLLTX2Video(**VIDEO_VAE),
+        "transformer": lambda: LTX2VideoTransformer3DModel(**{**TRANSFORMER, **version.transformer}),
+        "connectors": lambda: LTX2TextConnectors(**{**CONNECTORS, **version.connectors}),
+        "vae": lambda: AutoencoderKLLTX2Video(**{**VIDEO_VAE, **version.video_vae}),
         "audio_vae": lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE),
-        "vocoder": lambda: LTX2Vocoder(**VOCODER),
-        "text_encoder": _gemma_4_text_encoder if version == LTX_2_5 else _text_encoder,
+        "vocoder": lambda: vocoder(**vocoder_config),
+        "text_encoder": _gemma_4_text_encoder if version.gemma_4 else _text_encoder,
+        **{name: (lambda network=network, config=config: network(**config))
+           for name, (network, config) in version.extra_networks.items()},
     }
-    if version == LTX_2_5:
-        from .models.diffusion_decoder import LTX2VideoDiffusionDecoderModel
-
-        builders["duration_head"] = lambda: LTX2DurationHead(**DURATION_HEAD)
-        builders["diffusion_decoder"] = lambda: LTX2VideoDiffusionDecoderModel(**DIFFUSION_DECODER)
     components = {}
     for name, build in builders.items():
         # Constructors initialise from the global RNG; fork it so the caller's random state is left alone.
         with torch.random.fork_rng(devices=[]):
             module = build()
         components[name] = _randomize_(module.to(torch.float32).eval(), generator)
-    if version == LTX_2_5:
+    if "duration_head" in components:
         _predict_about_(components["duration_head"], DURATION_SECONDS)
-    config = LTX2_DISTILLED_SCHEDULER_CONFIG if version == LTX_2_5 else LTX2_SCHEDULER_CONFIG
-    tokenizer = _tokenizer(bos=version != LTX_2_5)
-    return LTX2Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(**config), tokenizer=tokenizer, **components)
+    scheduler = FlowMatchEulerDiscreteScheduler(**version.scheduler)
+    return LTX2Pipeline(scheduler=scheduler, tokenizer=_tokenizer(bos=not version.gemma_4), **components)
 
 
 @torch.no_grad()
@@ -275,11 +310,24 @@ def _randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
     return module
 
 
-def _build_upsampler(seed: int) -> LTX2LatentUpsamplerModel:
+def _build_upsampler(seed: int, version: TinyVersion) -> LTX2LatentUpsamplerModel:
     """A tiny x2 spatial latent upsampler, so that the two-stage flow runs on the tiny pipeline too."""
     with torch.random.fork_rng(devices=[]):
-        module = LTX2LatentUpsamplerModel(**UPSAMPLER)
+        module = LTX2LatentUpsamplerModel(**{**UPSAMPLER, **version.upsampler})
     return _randomize_(module.eval(), torch.Generator().manual_seed(seed + 1))
+
+
+def _save_lora(transformer: nn.Module, path: Path, generator: torch.Generator, metadata: dict[str, str]) -> None:
+    """A rank-2 LoRA in the original layout (diffusion_model.*) on every attention's query projection."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for name, module in transformer.named_modules():
+        if name.endswith(".to_q") and isinstance(module, nn.Linear):
+            key = f"diffusion_model.{name}"
+            tensors[f"{key}.lora_A.weight"] = torch.randn(2, module.in_features, generator=generator) * 0.1
+            tensors[f"{key}.lora_B.weight"] = torch.randn(module.out_features, 2, generator=generator) * 0.1
+    atomic_write(path, lambda name: save_file(tensors, name, metadata={"format": "pt", **metadata}))
 
 
 def _text_encoder() -> nn.Module:

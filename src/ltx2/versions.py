@@ -82,6 +82,8 @@ RELEASES = {
     LTX_2_5: Release("Lightricks/LTX-2.5-Diffusers", None, "ltx-2.5-22b-distilled-lora-450-bf16.safetensors",
                      {2.0: "latent_upsampler/"}),
 }
+# Where single-file pipelines take what Lightricks' combined checkpoints do not hold, and the command's default model.
+DEFAULT_REPO = RELEASES[LTX_2_0].repo
 
 # The rest of what a call defaults to per version, as diffusers 0.42.1's 2.5 pipelines resolve it:
 # - image_crf: the H.264 CRF image conditions are re-compressed at;

@@ -30,7 +30,7 @@ from ltx2 import (
     LTX2VideoDiffusionDecoderModel,
 )
 from parity import perturb_, relative_l2
-from test_image_to_video import photo
+from pipeline_calls import photo
 
 # Small and short, at 8 fps so that the predicted length (about 1.4 s) is 11 frames; the only other
 # non-defaults: few steps, and an STG block that exists in the two-block tiny model.
@@ -122,9 +122,9 @@ def test_version_defaults_and_linear_schedule(pipes):
     )
     assert ours.default_image_crf == 18
     # No dynamic shifting: the default schedule stays linspace(1, 1/n, n), whatever the token count.
-    video_scheduler, _ = ours.set_timesteps(30, None, None, 4096, torch.device("cpu"))
+    schedule = ours.schedule(30, None, None, 4096, torch.device("cpu"), {})
     expected = np.linspace(1.0, 1 / 30, 30)
-    assert np.allclose(video_scheduler.sigmas[:-1].numpy(), expected, atol=1e-6)
+    assert np.allclose(schedule.sigmas[:-1].numpy(), expected, atol=1e-6)
 
 
 @torch.no_grad()
