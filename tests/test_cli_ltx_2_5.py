@@ -46,8 +46,9 @@ def test_one_stage_with_the_vae_decoder_and_a_given_length(tiny_2_5, tmp_path):
 def test_dry_run_shows_the_resolved_plan(tiny_2_5):
     result = ltx2("generate", "--model", tiny_2_5, "--prompt", "a cat", "--dry-run")
     assert result.returncode == 0, result.stderr
+    upsampler = "x2: " + str(tiny_2_5 / "latent_upsampler")
     for line in ("LTX version 2.5", "preset         distilled", "length predicted by the duration head",
-                 "1 to 20 s at 24 fps", "decoder        diffusion decoder", "latent_upsampler/"):
+                 "1 to 20 s at 24 fps", "decoder        diffusion decoder", upsampler):
         assert line in result.stdout, line
     stage_one = next(line for line in result.stdout.splitlines() if line.strip().startswith("stage 1"))
     # 0.42.1's documented LTX-2.5 distilled call: CFG off, STG, modality and rescale at their defaults.

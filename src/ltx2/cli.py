@@ -35,6 +35,7 @@ from .versions import (
     LTX_2_5_IMAGE_CRF,
     RELEASES,
     STAGE_2_DISTILLED_SIGMA_VALUES,
+    VERSIONS,
     VIDEO_VAE_COMPRESSION,
     resolve_call_kwargs,
 )
