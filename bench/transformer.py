@@ -2,10 +2,13 @@
 
     python bench/transformer.py --config medium                       # CPU: full width, 2 layers, 1024 video tokens
     python bench/transformer.py --config medium --version 2.3         # the same with LTX-2.3's flags
+    python bench/transformer.py --config medium --version 2.5         # LTX-2.5's, called as LTX2DFRPipeline does
     python bench/transformer.py --device cuda --config full --layers 8 # GPU: bf16, the stage-1 shape, batch 2
 
 With --version 2.3 the text arrives at each stream's width (the connectors project it) and both models are
-called as 0.42.1's LTX2Pipeline calls them: sigma = timestep, use_cross_timestep=True.
+called as 0.42.1's LTX2Pipeline calls them: sigma = timestep, use_cross_timestep=True. --version 2.5 adds what
+LTX2DFRPipeline passes: per-token timesteps (the first latent frame clean, as an image condition holds it) and the
+keyframe marker on that frame.
 
 Both models share the same weight tensors (ours is built on the meta device and assigned the reference's),
 so memory holds one copy. Prints the median seconds of each and the ratio ours / reference.
@@ -19,7 +22,7 @@ import torch
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 
 from ltx2 import LTX2VideoTransformer3DModel
-from ltx2.configs import LTX_2_3_TRANSFORMER
+from ltx2.configs import LTX_2_3_TRANSFORMER, LTX_2_5_TRANSFORMER
 from timing import add_run_arguments, compare, run_dtype
 
 SHAPES = {
@@ -47,7 +50,7 @@ SHAPES = {
 
 def model_config(config_name: str, version: str, layers: int | None) -> dict:
     overrides = SHAPES[config_name][0]
-    base = dict(LTX_2_3_TRANSFORMER) if version == "2.3" else dict(rope_type="split")
+    base = {"2.3": dict(LTX_2_3_TRANSFORMER), "2.5": dict(LTX_2_5_TRANSFORMER)}.get(version, dict(rope_type="split"))
     config = dict(base, **overrides)
     if layers is not None:
         config["num_layers"] = layers
@@ -86,6 +89,10 @@ def make_inputs(config_name: str, settings, device: str, dtype: torch.dtype) -> 
     )
     if settings.perturbed_attn:
         inputs.update(sigma=timestep, use_cross_timestep=True)
+    if settings.use_keyframes_abs_pos_embedding:
+        first_frame = (torch.arange(frames * height * width, device=device) < height * width).float()
+        inputs.update(timestep=timestep[:, None] * (1 - first_frame), audio_timestep=timestep, audio_sigma=timestep,
+                      video_keyframes_mask=first_frame.expand(batch, -1)[..., None])
     return inputs
 
 
@@ -106,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=list(SHAPES), default="medium")
     parser.add_argument("--layers", type=int, default=None, help="number of blocks (default: the config's)")
-    parser.add_argument("--version", choices=["2.0", "2.3"], default="2.0", help="the LTX release's flags")
+    parser.add_argument("--version", choices=["2.0", "2.3", "2.5"], default="2.0", help="the LTX release's flags")
     add_run_arguments(parser)
     args = parser.parse_args()
     dtype = run_dtype(args)

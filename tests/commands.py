@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
+
 import ltx2
 
 SOURCES = str(Path(ltx2.__file__).resolve().parents[1])
@@ -17,3 +19,12 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SOURCES, *INHERITED]), "HF_H
 def ltx2_command(*arguments, cwd=None, timeout=240, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ltx2.cli", *map(str, arguments)], capture_output=True, text=True,
                           env=env or ENV, cwd=cwd, timeout=timeout)
+
+
+def streams(path):
+    """(width, height, frames, seconds, audio stream, audio channels) of an MP4 the command wrote."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        return video.width, video.height, frames, float(video.duration * video.time_base), audio, audio.channels

@@ -2,7 +2,8 @@
 
 The reference (diffusers 0.42.1) networks are built with random weights; their state dicts are renamed
 back to the original key names and written with a header config in the official (ltx-core's) vocabulary,
-for LTX-2.0 (`ltx-2-19b-dev.safetensors`) and LTX-2.3 (`ltx-2.3-22b-dev.safetensors`). Loading such a file
+for LTX-2.0 (`ltx-2-19b-dev.safetensors`), LTX-2.3 (`ltx-2.3-22b-dev.safetensors`) and LTX-2.5 (the combined layout
+diffusers' converter reads with `--version 2.5`, with a duration head under `duration_head.`). Loading such a file
 through the reference's own conversion must give back the same networks, which is what the tests check
 against ltx2's key map. The reference's conversion is diffusers 0.42.1's single-file functions where they
 exist, and the rename tables of diffusers' `scripts/convert_ltx2_to_diffusers.py` (not in the wheel; HEAD,
@@ -171,11 +172,20 @@ LTX_2_3_HEADER = {
         },
     },
 }
+# LTX-2.5: LTX-2.3's networks and header but the transformer's video feed-forward without biases and the keyframe
+# marker (diffusers' converter, --version 2.5); the file names model_version "2.5.0".
+LTX_2_5_CONFIGS = {**LTX_2_3_CONFIGS, "transformer": {**LTX_2_3_CONFIGS["transformer"], "ff_bias": False,
+                                                      "use_keyframes_abs_pos_embedding": True}}
 # Per version: the reference networks' configs and classes, the header, the model_version the header names.
 VERSIONS = {
     "2.0": (REFERENCE_CONFIGS, REFERENCE_CLASSES, HEADER_CONFIG, "2.0.0"),
     "2.3": (LTX_2_3_CONFIGS, LTX_2_3_CLASSES, LTX_2_3_HEADER, "2.3.0"),
+    "2.5": (LTX_2_5_CONFIGS, LTX_2_3_CLASSES, LTX_2_3_HEADER, "2.5.0"),
 }
+# LTX-2.5's duration head at tiny widths, as diffusers 0.42.1 builds it; the original file fuses the pooler's
+# q/k/v projections (torch.nn.MultiheadAttention's in_proj), which the converter splits.
+DURATION_HEAD = dict(video_cross_attention_dim=16, audio_cross_attention_dim=8, pooler_hidden_dim=16, num_queries=2,
+                     mlp_hidden_dim=8, num_pooler_heads=4)
 
 UPSAMPLER_HEADER = {
     "in_channels": 4, "mid_channels": 32, "num_blocks_per_stage": 1, "dims": 3, "spatial_upsample": True,
@@ -227,12 +237,15 @@ REFERENCE_CONNECTOR_RENAMES = {
             "text_embedding_projection.video_aggregate_embed": "video_text_proj_in",
             "q_norm": "norm_q", "k_norm": "norm_k"},
 }
+REFERENCE_CONNECTOR_RENAMES["2.5"] = REFERENCE_CONNECTOR_RENAMES["2.3"]
 # LTX-2.3's vocoder table leaves `ups` to a rule of its own: `.ups.` -> `.upsamplers.` in weights and biases.
 REFERENCE_VOCODER_RENAMES = {
     "2.0": {"ups": "upsamplers", "resblocks": "resnets", "conv_pre": "conv_in", "conv_post": "conv_out"},
     "2.3": {"resblocks": "resnets", "conv_pre": "conv_in", "conv_post": "conv_out", "act_post": "act_out",
             "downsample.lowpass": "downsample"},
 }
+REFERENCE_VOCODER_RENAMES["2.5"] = REFERENCE_VOCODER_RENAMES["2.3"]
+LTX_2_3_LAYOUT = ("2.3", "2.5")
 # What the script's LTX-2.3 tables add to the 0.42.1 single-file functions' (applied after them, as in the script).
 REFERENCE_2_3_TRANSFORMER_RENAMES = {"audio_prompt_adaln_single": "audio_prompt_adaln",
                                      "prompt_adaln_single": "prompt_adaln"}
@@ -278,7 +291,7 @@ def _statistics_original(key: str) -> str:
 def _vocoder_original(key: str, version: str) -> str:
     """LTX-2.0: `upsamplers.0.weight` -> `ups.0.weight`; LTX-2.3 as well under `vocoder.` / `bwe_generator.`, its
     anti-aliasing downsamplers one level deeper (`.downsample.filter` -> `.downsample.lowpass.filter`)."""
-    generator, _, path = key.partition(".") if version == "2.3" else ("", "", key)
+    generator, _, path = key.partition(".") if version in LTX_2_3_LAYOUT else ("", "", key)
     if generator == "mel_stft":
         return f"vocoder.{key}"
     leading = {"upsamplers": "ups", "resnets": "resblocks", "conv_in": "conv_pre", "conv_out": "conv_post",
@@ -338,15 +351,37 @@ def write_single_file(path: Path, tensors: dict[str, torch.Tensor], config: dict
 
 
 def write_combined(path: Path, seed: int = 0, version: str = "2.0") -> dict[str, torch.nn.Module]:
-    """An `ltx-2-19b-dev.safetensors` (or `ltx-2.3-22b-dev.safetensors`) look-alike; returns the reference networks
-    it was made from."""
+    """An `ltx-2-19b-dev.safetensors` (or `ltx-2.3-22b-dev.safetensors`, or an LTX-2.5 file with its duration head)
+    look-alike; returns the reference networks it was made from."""
     configs, _, header, model_version = VERSIONS[version]
     references = {name: make_reference(name, seed + index, version) for index, name in enumerate(configs)}
     tensors: dict[str, torch.Tensor] = {}
     for name, model in references.items():
         tensors.update(to_original(name, model.state_dict(), version))
+    if version == "2.5":
+        references["duration_head"] = make_duration_head(seed + len(configs))
+        tensors.update(duration_head_original(references["duration_head"].state_dict()))
     write_single_file(path, tensors, header, model_version=model_version)
     return references
+
+
+def make_duration_head(seed: int) -> torch.nn.Module:
+    from diffusers.pipelines.ltx2.duration_head import LTX2DurationHead
+
+    torch.manual_seed(seed)
+    return perturb_(LTX2DurationHead(**DURATION_HEAD).eval(), seed=seed, scale=0.05)
+
+
+def duration_head_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The reference duration head's state dict as the original file holds it: under `duration_head.`, the pooler's
+    q/k/v fused into `cross_attn.in_proj_*` and its output projection as `cross_attn.out_proj`."""
+    state = dict(state)
+    pooler = "attention_pooler."
+    for leaf in ("weight", "bias"):
+        fused = [state.pop(f"{pooler}to_{name}.{leaf}") for name in ("q", "k", "v")]
+        state[f"{pooler}cross_attn.in_proj_{leaf}"] = torch.cat(fused)
+        state[f"{pooler}cross_attn.out_proj.{leaf}"] = state.pop(f"{pooler}to_out.{leaf}")
+    return {f"duration_head.{key}": value for key, value in state.items()}
 
 
 def quantize_fp8(
@@ -385,7 +420,7 @@ def reference_from_original(component: str, tensors: dict[str, torch.Tensor], ve
     elif component == "vocoder":
         state = {_replace(key.removeprefix("vocoder."), REFERENCE_VOCODER_RENAMES[version].items()): value
                  for key, value in tensors.items() if key.startswith("vocoder.")}
-        if version == "2.3":
+        if version in LTX_2_3_LAYOUT:
             state = {key.replace(".ups.", ".upsamplers.") if key.endswith((".weight", ".bias")) else key: value
                      for key, value in state.items()}
     else:
@@ -394,7 +429,7 @@ def reference_from_original(component: str, tensors: dict[str, torch.Tensor], ve
                    "audio_vae": convert_ltx2_audio_vae_to_diffusers}[component]
         state = convert(state)
         extra = {"transformer": REFERENCE_2_3_TRANSFORMER_RENAMES, "vae": REFERENCE_2_3_VAE_RENAMES}.get(component)
-        if version == "2.3" and extra:
+        if version in LTX_2_3_LAYOUT and extra:
             state = {_replace(key, extra.items()): value for key, value in state.items()}
     model = classes[component](**configs[component])
     model.load_state_dict(state, strict=True)

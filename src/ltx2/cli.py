@@ -31,6 +31,8 @@ from .versions import (
     DEFAULT_IMAGE_CRF,
     DISTILLED_SIGMA_VALUES,
     LTX_2_0,
+    LTX_2_5,
+    LTX_2_5_IMAGE_CRF,
     RELEASES,
     STAGE_2_DISTILLED_SIGMA_VALUES,
     VERSIONS,
@@ -47,6 +49,14 @@ OUTPUT_SIZES = {"one-stage": (768, 512), 2.0: (1536, 1024), 1.5: (1152, 768)}
 # What output sizes must be a multiple of, per upsampler: stage 1 runs at 1/scale of it, on the VAE's 32-pixel
 # grid; the x1.5 upsampler also needs even latent sizes at stage 1.
 OUTPUT_MULTIPLES = {2.0: 64, 1.5: 96}
+# The distilled schedules run without guidance (GUIDANCE_OFF), except LTX-2.5's, which diffusers 0.42.1 documents
+# with CFG off only: STG, modality guidance and rescale keep their defaults (three passes per step).
+DOCUMENTED_DISTILLED_GUIDANCE = {LTX_2_5: dict(guidance_scale=1.0, audio_guidance_scale=1.0)}
+# The preset a model runs when --preset is not given: LTX-2.5's folder ships the distilled transformer, whose
+# reference recipe (0.42.1's documentation) is distilled in both stages.
+DEFAULT_PRESETS = {LTX_2_5: "distilled"}
+DECODERS = ("vae", "diffusion")
+LENGTH_WHEN_NOT_PREDICTED = 121
 
 
 class UsageError(Exception):
@@ -207,14 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a local Gemma 3 for the prompt: a pipeline folder (its text_encoder/ and tokenizer/) or "
                                "a Gemma 3 model folder with its tokenizer (default: the model's own; for a single "
                                f"file, {DEFAULT_REPO}'s from the Hub)")
-    generate.add_argument("--preset", choices=PRESETS, default="two-stage")
+    generate.add_argument("--preset", choices=PRESETS, default=None,
+                          help="default: two-stage on LTX-2.0/2.3, distilled on LTX-2.5 (its shipped transformer)")
     generate.add_argument("--width", type=int, default=None,
                           help="output width (the two-stage presets run stage 1 at 1/--upscale of it)")
     generate.add_argument("--height", type=int, default=None, help="output height")
-    generate.add_argument("--num-frames", type=int, default=121)
+    generate.add_argument("--num-frames", type=int, default=None,
+                          help="default: predicted from the prompt by LTX-2.5's duration head, else 121")
+    generate.add_argument("--decoder", choices=DECODERS, default=None,
+                          help="video decoder: the VAE, or LTX-2.5's diffusion decoder (default: diffusion where the "
+                               "model has one, as diffusers 0.42.1's LTX-2.5 recipe, else vae)")
     generate.add_argument("--fps", type=float, default=24.0)
     generate.add_argument("--steps", type=int, default=None,
-                          help=f"stage-1 steps (default: 40 on LTX-2.0, 30 on LTX-2.3; distilled: {DISTILLED_STEPS}, fixed)")
+                          help="stage-1 steps (default: 40 on LTX-2.0, 30 on LTX-2.3/2.5; distilled: "
+                               f"{DISTILLED_STEPS}, fixed)")
     generate.add_argument("--guidance", type=float, default=None,
                           help="video classifier-free guidance scale (default: the model's, 4.0 on LTX-2.0, 3.0 on "
                                "LTX-2.3, whose audio keeps 7.0)")
@@ -224,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="latent upsampler of the two-stage presets (x1.5: LTX-2.3)")
     generate.add_argument("--image-crf", type=int, default=None,
                           help="H.264 CRF the --image or --condition images are re-compressed at, as in training "
-                               f"(default {DEFAULT_IMAGE_CRF}; 0: off)")
+                               f"(default {DEFAULT_IMAGE_CRF}, {LTX_2_5_IMAGE_CRF} on LTX-2.5; 0: off)")
     generate.add_argument("--enhance-prompt", action="store_true", help="let Gemma rewrite the prompt first")
     generate.add_argument("--dry-run", action="store_true", help="print the settings the run would use, then exit")
     generate.add_argument("--seed", type=int, default=0)
@@ -257,10 +273,12 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
     _check_numbers(args)
     _check_paths(args)
     args.version = model_version(args.model or DEFAULT_REPO)
-    if args.version not in VERSIONS:
-        raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 does not implement")
+    if args.version not in RELEASES:
+        raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 generate does not run")
     if args.stg and args.version == LTX_2_0:
         raise UsageError(f"--stg {args.stg}: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model")
+    args.preset = args.preset or DEFAULT_PRESETS.get(args.version, "two-stage")
+    _check_length_and_decoder(args)
     if args.upscale not in RELEASES[args.version].upsamplers:
         raise UsageError(f"--upscale {args.upscale:g}: LTX-{args.version} has no x{args.upscale:g} latent upsampler")
     two_stages = args.preset != "one-stage"
@@ -306,6 +324,40 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--offload {args.offload}: offloading moves weights to an accelerator; --device is cpu")
 
 
+def _check_length_and_decoder(args: argparse.Namespace) -> None:
+    """Settle how long the video is (args.num_frames None: predicted after loading) and which decoder runs, from
+    the parts the model ships (LTX-2.5's duration head and diffusion decoder)."""
+    parts = optional_parts(args.model or DEFAULT_REPO, args.version)
+    if args.num_frames is None and "duration_head" not in parts:
+        args.num_frames = LENGTH_WHEN_NOT_PREDICTED
+    if args.num_frames is None and (args.condition or args.reference_video):
+        option = "--condition" if args.condition else "--reference-video"
+        raise UsageError(f"{option}: give --num-frames too; the LTX-2.5 duration head would choose the length only "
+                         "after loading, and conditions are placed on frames before")
+    if args.decoder == "diffusion" and "diffusion_decoder" not in parts:
+        raise UsageError(f"--decoder diffusion: --model {args.model or DEFAULT_REPO} (LTX-{args.version}) has no "
+                         "diffusion decoder (an LTX-2.5 folder ships one in diffusion_decoder/)")
+    args.decoder = args.decoder or ("diffusion" if "diffusion_decoder" in parts else "vae")
+
+
+def optional_parts(model: str, version: str) -> set[str]:
+    """Which of the optional components duration_head and diffusion_decoder --model has: a folder's subfolders
+    (or model_index.json entries); a single file, those ltx2 loads from single files of its version; a Hub
+    pipeline repo, what its LTX version ships (LTX-2.5: both)."""
+    from .models import single_file_networks
+
+    names = {"duration_head", "diffusion_decoder"}
+    path = Path(model)
+    if model.endswith(".safetensors"):
+        return names & set(single_file_networks(version))
+    if not path.is_dir():
+        return names if version == LTX_2_5 else set()
+    index_path = path / "model_index.json"
+    index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
+    return {name for name in names
+            if (path / name / "config.json").is_file() or (index.get(name) or [None, None])[1] is not None}
+
+
 def _check_numbers(args: argparse.Namespace) -> None:
     """Every number on the command line is finite and in its range (argparse has checked the types)."""
     for name in ("width", "height"):
@@ -313,7 +365,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
         if value is not None and value <= 0:
             raise UsageError(f"--{name} {value}: must be positive")
     step = TEMPORAL_COMPRESSION
-    if args.num_frames < 1 or (args.num_frames - 1) % step:
+    if args.num_frames is not None and (args.num_frames < 1 or (args.num_frames - 1) % step):
         raise UsageError(f"--num-frames {args.num_frames}: must be {step}k+1 (1, {step + 1}, {2 * step + 1}, ...)")
     if not math.isfinite(args.fps) or args.fps <= 0:
         raise UsageError(f"--fps {args.fps}: must be a positive, finite frame rate")
@@ -409,9 +461,10 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     guidance with the command line's in their place; the distilled schedules run without guidance."""
     from .pipelines.guidance import GUIDANCE_OFF
 
+    distilled_guidance = DOCUMENTED_DISTILLED_GUIDANCE.get(args.version, GUIDANCE_OFF)
     if args.preset == "distilled":
-        stage_one = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "num_inference_steps": DISTILLED_STEPS,
-                     "sigmas": DISTILLED_SIGMA_VALUES}
+        stage_one = {**resolve_call_kwargs(args.version, distilled_guidance),
+                     "num_inference_steps": DISTILLED_STEPS, "sigmas": DISTILLED_SIGMA_VALUES}
     else:
         given = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, stg_scale=args.stg,
                      audio_stg_scale=args.stg)
@@ -420,7 +473,7 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     stage_one.update(width=round(args.width / scale), height=round(args.height / scale))
     if args.preset == "one-stage":
         return stage_one, None
-    stage_two = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "sigmas": STAGE_2_DISTILLED_SIGMA_VALUES,
+    stage_two = {**resolve_call_kwargs(args.version, distilled_guidance), "sigmas": STAGE_2_DISTILLED_SIGMA_VALUES,
                  "num_inference_steps": len(STAGE_2_DISTILLED_SIGMA_VALUES),
                  "noise_scale": STAGE_2_DISTILLED_SIGMA_VALUES[0]}
     return stage_one, stage_two
@@ -429,8 +482,12 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 def describe_run(args: argparse.Namespace) -> list[str]:
     """The settings a run uses, as --dry-run prints them."""
     files = model_files(args)
+    frames = f"{args.num_frames} frames" if args.num_frames is not None else "length predicted by the duration head"
     lines = [f"model          {files.model} (LTX version {args.version})", f"preset         {args.preset}",
-             f"output         {args.output}: {args.width}x{args.height}, {args.num_frames} frames at {args.fps:g} fps"]
+             f"output         {args.output}: {args.width}x{args.height}, {frames} at {args.fps:g} fps"]
+    if args.num_frames is None:
+        lines.append(f"length         predicted from the prompt (1 to 20 s at {args.fps:g} fps, on the 8k+1 frame "
+                     "grid), printed when known")
     lines.append("stage 1        " + _settings(args.stage_one))
     if args.stage_two is not None:
         lines.append(f"upsampling     x{args.upscale:g}: {files.upsampler}")
@@ -440,8 +497,11 @@ def describe_run(args: argparse.Namespace) -> list[str]:
     single = files.model.endswith(".safetensors") and not Path(files.model).is_dir()
     default_text = f"{DEFAULT_REPO}'s, from the Hub" if single else "the model's"
     lines.append(f"text encoder   {args.text_encoder or default_text}")
+    lines.append("decoder        " + ("diffusion decoder (diffusion_decoder/), its noise from the seed"
+                                      if args.decoder == "diffusion" else "VAE"))
     if args.image is not None:
-        crf = DEFAULT_IMAGE_CRF if args.image_crf is None else args.image_crf
+        default_crf = LTX_2_5_IMAGE_CRF if args.version == LTX_2_5 else DEFAULT_IMAGE_CRF
+        crf = default_crf if args.image_crf is None else args.image_crf
         lines.append(f"image          {args.image}" + (f", re-compressed at CRF {crf}" if crf else ""))
     for condition in args.condition:
         lines.append(f"condition      {condition.path}: {len(condition.frames)} frame(s) from frame "
@@ -661,7 +721,10 @@ def load_model(args: argparse.Namespace, dtype: Any) -> Model:
     text = _text_encoder(args.text_encoder, dtype) if args.text_encoder is not None else {}
     single = files.model.endswith(".safetensors") and not Path(files.model).is_dir()
     load = LTX2Pipeline.from_single_file if single else LTX2Pipeline.from_pretrained
-    pipeline = load(files.model, torch_dtype=dtype, **text)
+    # The optional parts the run does not use are not loaded.
+    unused = {name: None for name, used in (("duration_head", args.num_frames is None),
+                                            ("diffusion_decoder", args.decoder == "diffusion")) if not used}
+    pipeline = load(files.model, torch_dtype=dtype, **text, **unused)
     if files.upsampler.endswith(".safetensors"):
         upsampler = partial(LTX2LatentUpsamplerModel.from_single_file, files.upsampler, torch_dtype=dtype)
     elif Path(files.upsampler).is_dir():
@@ -730,9 +793,11 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
             print(f"ltx2: enhanced prompt: {prompt}", file=sys.stderr)
     for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
         timings.wrap(pipe, method, name)
+    if args.num_frames is None:
+        _announce_duration(pipe, args, launch)
     common: dict[str, Any] = dict(prompt=prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
                                   frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
-                                  return_dict=False, **_conditions(args))
+                                  decoder=args.decoder, return_dict=False, **_conditions(args))
     references = _references(args)
     if args.stage_two is None:
         video, audio = pipe(**args.stage_one, output_type="np", **common, **references)
@@ -743,6 +808,21 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
             encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
                          audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
     return timings.seconds
+
+
+def _announce_duration(pipe: Any, args: argparse.Namespace, launch: Launch) -> None:
+    """Print the length the duration head predicts (rank 0) and keep it in args.num_frames."""
+    predict = pipe.predict_duration
+
+    def announced(*arguments: Any, **options: Any) -> Any:
+        duration = predict(*arguments, **options)
+        args.num_frames = duration.num_frames
+        if launch.rank == 0:
+            print(f"ltx2: predicted length {duration.seconds:.2f} s: {duration.num_frames} frames "
+                  f"({duration.num_frames / args.fps:.2f} s at {args.fps:g} fps)", flush=True)
+        return duration
+
+    pipe.predict_duration = announced
 
 
 def _pipeline_class(args: argparse.Namespace) -> type:
@@ -886,8 +966,9 @@ def run_make_tiny(args: argparse.Namespace) -> None:
     folder = make_tiny_pipeline(args.folder, version=args.version, with_loras=args.with_loras)
     print(f"ltx2: wrote a tiny random-weight LTX-{args.version} pipeline to {folder} (for a smoke run; its output is "
           "noise)")
+    length = "" if args.version == LTX_2_5 else "--num-frames 25 "  # LTX-2.5's duration head predicts it
     print(f"  try: ltx2 generate --model {folder} --prompt \"a robot dancing in the rain\" --width 512 --height 384 "
-          "--num-frames 25 --steps 4 --output smoke.mp4")
+          f"{length}--steps 4 --output smoke.mp4")
     if args.with_loras:
         print(f"  and: ltx2 generate --model {folder} --prompt \"a robot\" --width 512 --height 384 --num-frames 25 "
               f"--steps 4 --reference-video smoke.mp4 --lora {Path(folder) / IC_LORA_FILE} --output controlled.mp4")

@@ -2,7 +2,7 @@
 
 Every ltx2 network's constructor defaults are LTX-2.0's (the 19B release), so `LTX2VideoTransformer3DModel()` is
 that network. Each later release's component is one read-only dict here, named `LTX_<version>_<COMPONENT>`, with
-every config key at that release's value (from diffusers' conversion script, `--version 2.3`):
+every config key at that release's value (from diffusers' conversion script, `--version 2.3` / `--version 2.5`):
 
     import torch
     from ltx2 import LTX2VideoTransformer3DModel, LTX2TextConnectors
@@ -16,6 +16,11 @@ every config key at that release's value (from diffusers' conversion script, `--
 `from_config` also accepts the keys diffusers stores but LTX-2 never switches on (the non-transformer dicts hold
 some). LTX-2.3's audio VAE is LTX-2.0's (`AutoencoderKLLTX2Audio()`). The x1.5 spatial and the temporal upsampler
 have no diffusers folder; their configs are the original files' headers in diffusers' keys.
+
+LTX-2.5 changes only the transformer (`LTX_2_5_TRANSFORMER`: no video feed-forward bias, the keyframe position
+embedding) and the connectors' input, which is sized from its Gemma 4 text encoder (`ltx_2_5_connectors`); its conv
+video VAE, audio VAE and vocoder are LTX-2.3's. Its duration head and diffusion video decoder are their own
+networks.
 
 Loading a folder or a single file reads its own config; these dicts are for building, checking and testing.
 """
@@ -73,6 +78,12 @@ LTX_2_3_TRANSFORMER = MappingProxyType(
         "use_prompt_adaln_single": True,
         "use_keyframes_abs_pos_embedding": False,
     }
+)
+
+# LTX2VideoTransformer3DModel of LTX-2.5: 18.99B parameters; LTX-2.3's without the video feed-forward's biases (the
+# audio keeps its), with a learned marker for tokens whose latent frame encodes one pixel frame (keyframes).
+LTX_2_5_TRANSFORMER = MappingProxyType(
+    {**LTX_2_3_TRANSFORMER, "ff_bias": False, "use_keyframes_abs_pos_embedding": True}
 )
 
 # LTX2TextConnectors: 3.17B parameters; per-stream projections and gated attention, 8 layers per stream.
@@ -207,3 +218,47 @@ LTX_2_3_TEMPORAL_UPSAMPLER_X2 = MappingProxyType(
         "temporal_upsample": True,
     }
 )
+
+# LTX2DurationHead, LTX-2.5: 1.9M parameters; the converter reads the widths from the weights (the connectors'
+# 4096 and 2048) and fixes the pooler's heads at 4. These are also the constructor's defaults.
+LTX_2_5_DURATION_HEAD = MappingProxyType(
+    {
+        "video_cross_attention_dim": 4096,
+        "audio_cross_attention_dim": 2048,
+        "pooler_hidden_dim": 256,
+        "num_queries": 1,
+        "num_pooler_heads": 4,
+        "mlp_hidden_dim": 256,
+    }
+)
+
+# LTX2VideoDiffusionDecoderModel, LTX-2.5: 0.417B parameters; four neighborhood-attention stages upsampling the
+# latents (x2 spatial, x2 temporal, x2 both twice) and eight stage-5 blocks denoising 4x4 pixel patches in one
+# x0 step. These are also the constructor's defaults.
+LTX_2_5_DIFFUSION_DECODER = MappingProxyType(
+    {
+        "out_channels": 3,
+        "latent_channels": 128,
+        "patch_size": 4,
+        "scaling_factor": 1.0,
+        "decoder_head_dim": 64,
+        "decoder_stage_channels": (2048, 1024, 512, 512, 256),
+        "decoder_stage_depths": (4, 6, 4, 2, 8),
+        "decoder_stage_kernels": ((3, 7, 7), (3, 7, 7), (3, 5, 5), (3, 5, 5)),
+        "decoder_upsample_strides": ((1, 2, 2), (2, 1, 1), (2, 2, 2), (2, 2, 2)),
+        "decoder_upsample_channel_reductions": (2, 2, 1, 2),
+        "decoder_stage5_kernel": (11, 11, 11),
+        "decoder_t_emb_dim": 384,
+        "decoder_timestep_scale_multiplier": 1000.0,
+        "decoder_model_output_type": "x0",
+        "decoder_num_inference_steps": 1,
+        "spatial_compression_ratio": 32,
+        "temporal_compression_ratio": 8,
+    }
+)
+
+def ltx_2_5_connectors(hidden_size: int, num_hidden_layers: int) -> MappingProxyType:
+    """LTX-2.5's LTX2TextConnectors: LTX-2.3's layout on the features of a Gemma 4 text encoder with this width and
+    depth (its text config's hidden_size and num_hidden_layers; every hidden state, the embeddings' included)."""
+    return MappingProxyType({**LTX_2_3_CONNECTORS, "caption_channels": hidden_size,
+                             "text_proj_in_factor": num_hidden_layers + 1})

@@ -4,11 +4,17 @@
 `LTX2Pipeline.from_pretrained(folder)` loads offline; with `with_loras`, a distilled LoRA and an IC-LoRA beside it. Every component has the real model's structure and rules (video compressed 32x in space and 8x in
 time, audio latents at 25 per second, a 24 kHz vocoder, Gemma 3 hidden states through the connectors) at
 widths that run in seconds on a laptop CPU. The weights are random: the video and audio it makes are noise.
+
+LTX-2.5's has LTX-2.3's switches plus the 2.5 transformer, a Gemma 4 text encoder whose tokenizer adds no BOS, a
+duration head that predicts about 1.5 s whatever the prompt, a diffusion decoder in diffusion_decoder/ (not in
+model_index.json, as diffusers' converter writes it) and the distilled scheduler (no dynamic shifting).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +26,16 @@ from torch import nn
 from .files import atomic_write, write_text_atomic
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
+from .models.diffusion_decoder import LTX2VideoDiffusionDecoderModel
+from .models.duration_head import LTX2DurationHead
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
 from .configs import LTX_2_3_VOCODER
 from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from .pipelines import LTX2Pipeline
-from .scheduler import LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
-from .versions import LTX_2_0, LTX_2_3, RELEASES
+from .scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
+from .versions import LTX_2_0, LTX_2_3, LTX_2_5, RELEASES
 
 MARKER = "_ltx2_tiny_random"
 
@@ -125,12 +133,38 @@ TRANSFORMER = {
 # LTX-2's spatial x2 upsampler (rational resampler) on the tiny video latents.
 UPSAMPLER = {"in_channels": VIDEO_LATENT_CHANNELS, "mid_channels": 32, "num_blocks_per_stage": 1}
 BIAS_STD = 0.02  # small random biases: non-trivial, without shifting activations far from zero
+# LTX-2.5's text encoder, a Gemma 4: two sliding-window layers and a full-attention one with a wider head.
+GEMMA_4_LAYERS = 3
+GEMMA_4_TEXT = {
+    "vocab_size": len(VOCABULARY), "hidden_size": TEXT_HIDDEN, "intermediate_size": 64,
+    "num_hidden_layers": GEMMA_4_LAYERS, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+    "global_head_dim": 32, "sliding_window": 64, "max_position_embeddings": MAX_SEQUENCE_LENGTH,
+    "layer_types": ["sliding_attention", "sliding_attention", "full_attention"], "pad_token_id": 0,
+    "eos_token_id": 1, "bos_token_id": 2,
+}
+# LTX-2.5's duration head over the connectors' outputs (each stream's cross-attention width).
+DURATION_HEAD = {"video_cross_attention_dim": TRANSFORMER["cross_attention_dim"],
+                 "audio_cross_attention_dim": TRANSFORMER["audio_cross_attention_dim"], "pooler_hidden_dim": 16,
+                 "num_queries": 1, "num_pooler_heads": 2, "mlp_hidden_dim": 16}
+DURATION_SECONDS = 1.5  # what the tiny head predicts, about: a length inside the default 1 to 20 s
+# LTX-2.5's diffusion decoder layout (patch 4, then x2 in space, x2 in time, twice x2 in both: 32x and 8x, as the
+# VAE) with few channels and 3x3x3 neighbourhoods (whose ghost frames let a 2-latent-frame video decode).
+DIFFUSION_DECODER = {
+    "out_channels": 3, "latent_channels": VIDEO_LATENT_CHANNELS, "patch_size": 4, "decoder_head_dim": 8,
+    "decoder_stage_channels": (32, 16, 16, 8, 8), "decoder_stage_depths": (1, 1, 1, 1, 1),
+    "decoder_stage_kernels": ((3, 3, 3),) * 4,
+    "decoder_upsample_strides": ((1, 2, 2), (2, 1, 1), (2, 2, 2), (2, 2, 2)),
+    "decoder_upsample_channel_reductions": (2, 1, 2, 1), "decoder_stage5_kernel": (3, 3, 3),
+    "decoder_t_emb_dim": 16, "spatial_compression_ratio": 32, "temporal_compression_ratio": 8,
+}
 
 
 @dataclass(frozen=True)
 class TinyVersion:
-    """What an LTX version changes in the tiny pipeline: config values over the LTX-2.0 tiny configs above, and
-    the vocoder class and config. A later version is one more entry in TINY_VERSIONS."""
+    """What an LTX version changes in the tiny pipeline: config values over the LTX-2.0 tiny configs above, the
+    vocoder class and config, whether the text encoder is a Gemma 4 (LTX-2.5), the networks only some versions
+    have (component name -> class and config), and the scheduler config. A later version is one more entry in
+    TINY_VERSIONS."""
 
     transformer: dict[str, Any] = field(default_factory=dict)
     connectors: dict[str, Any] = field(default_factory=dict)
@@ -140,14 +174,15 @@ class TinyVersion:
     # Upsamplers written beside the folder as original single files under their release names, by scale (each
     # config over UPSAMPLER, and the header config the original files carry).
     single_file_upsamplers: dict[float, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+    gemma_4: bool = False
+    extra_networks: dict[str, tuple[type[nn.Module], dict[str, Any]]] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=lambda: dict(LTX2_SCHEDULER_CONFIG))
 
 
 # LTX-2.3 at the tiny widths: gated attention, cross-attention modulation and perturbed attention (STG); the text
 # projected per stream, straight to each stream's cross-attention width; the video VAE's zero padding and plain
 # upsamplers; the vocoder with bandwidth extension to 48 kHz; the sub-pixel x2 upsampler.
-TINY_VERSIONS = {
-    LTX_2_0: TinyVersion(),
-    LTX_2_3: TinyVersion(
+TINY_2_3 = TinyVersion(
         transformer={"gated_attn": True, "audio_gated_attn": True, "cross_attn_mod": True,
                      "audio_cross_attn_mod": True, "perturbed_attn": True, "use_prompt_embeddings": False},
         connectors={"per_modality_projections": True, "video_hidden_dim": TRANSFORMER["cross_attention_dim"],
@@ -163,6 +198,21 @@ TINY_VERSIONS = {
         single_file_upsamplers={1.5: ({"rational_spatial_scale": 1.5, "use_rational_resampler": True},
                                       {"dims": 3, "spatial_upsample": True, "temporal_upsample": False,
                                        "spatial_scale": 1.5, "rational_resampler": True})},
+)
+# LTX-2.5 on top of LTX-2.3: no video feed-forward bias, the keyframe position embedding; the text of a Gemma 4
+# (its layers + 1 hidden states stacked); the duration head and the diffusion decoder; the distilled scheduler.
+TINY_VERSIONS = {
+    LTX_2_0: TinyVersion(),
+    LTX_2_3: TINY_2_3,
+    LTX_2_5: dataclasses.replace(
+        TINY_2_3,
+        transformer={**TINY_2_3.transformer, "ff_bias": False, "use_keyframes_abs_pos_embedding": True},
+        connectors={**TINY_2_3.connectors, "text_proj_in_factor": GEMMA_4_LAYERS + 1},
+        gemma_4=True,
+        extra_networks={"duration_head": (LTX2DurationHead, DURATION_HEAD),
+                        "diffusion_decoder": (LTX2VideoDiffusionDecoderModel, DIFFUSION_DECODER)},
+        scheduler=dict(LTX2_DISTILLED_SCHEDULER_CONFIG),
+        single_file_upsamplers={},  # LTX-2.5 has no x1.5 upsampler
     ),
 }
 IC_LORA_FILE = "tiny-ic-lora.safetensors"  # an IC-LoRA asking for references at half size
@@ -180,7 +230,11 @@ def make_tiny_pipeline(folder: str | Path, seed: int = 0, version: str = LTX_2_0
     folder = Path(folder)
     _check_target(folder)
     pipeline = _build_pipeline(seed, TINY_VERSIONS[version])
+    # As diffusers' converter writes an LTX-2.5 folder: the diffusion decoder in its subfolder, not in the index.
+    decoder, pipeline.diffusion_decoder = pipeline.diffusion_decoder, None
     pipeline.save_pretrained(folder)
+    if decoder is not None:
+        decoder.save_pretrained(folder / "diffusion_decoder")
     _build_upsampler(seed, TINY_VERSIONS[version].upsampler).save_pretrained(folder / "latent_upsampler")
     for scale, (config, header) in TINY_VERSIONS[version].single_file_upsamplers.items():
         state = {key: value.contiguous() for key, value in _build_upsampler(seed, config).state_dict().items()}
@@ -193,6 +247,7 @@ def make_tiny_pipeline(folder: str | Path, seed: int = 0, version: str = LTX_2_0
         _save_lora(pipeline.transformer, folder / IC_LORA_FILE, generator, {"reference_downscale_factor": "2"})
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text(encoding="utf-8"))
+    index = {name: entry for name, entry in index.items() if name != "diffusion_decoder"}
     write_text_atomic(index_path, json.dumps({**index, MARKER: True}, indent=2) + "\n")
     write_text_atomic(folder / "README.txt", README)
     return folder
@@ -225,7 +280,9 @@ def _build_pipeline(seed: int, version: TinyVersion) -> LTX2Pipeline:
         "vae": lambda: AutoencoderKLLTX2Video(**{**VIDEO_VAE, **version.video_vae}),
         "audio_vae": lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE),
         "vocoder": lambda: vocoder(**vocoder_config),
-        "text_encoder": _text_encoder,
+        "text_encoder": _gemma_4_text_encoder if version.gemma_4 else _text_encoder,
+        **{name: (lambda network=network, config=config: network(**config))
+           for name, (network, config) in version.extra_networks.items()},
     }
     components = {}
     for name, build in builders.items():
@@ -233,8 +290,17 @@ def _build_pipeline(seed: int, version: TinyVersion) -> LTX2Pipeline:
         with torch.random.fork_rng(devices=[]):
             module = build()
         components[name] = _randomize_(module.to(torch.float32).eval(), generator)
-    scheduler = FlowMatchEulerDiscreteScheduler(**LTX2_SCHEDULER_CONFIG)
-    return LTX2Pipeline(scheduler=scheduler, tokenizer=_tokenizer(), **components)
+    if "duration_head" in components:
+        _predict_about_(components["duration_head"], DURATION_SECONDS)
+    scheduler = FlowMatchEulerDiscreteScheduler(**version.scheduler)
+    return LTX2Pipeline(scheduler=scheduler, tokenizer=_tokenizer(bos=not version.gemma_4), **components)
+
+
+@torch.no_grad()
+def _predict_about_(head: nn.Module, seconds: float) -> None:
+    """Make the duration head predict about `seconds` whatever the prompt (its last layer nearly constant)."""
+    head.mlp_out.weight.mul_(0.01)
+    head.mlp_out.bias.fill_(math.log(seconds))
 
 
 @torch.no_grad()
@@ -282,8 +348,17 @@ def _text_encoder() -> nn.Module:
     return Gemma3ForConditionalGeneration(Gemma3Config(**TEXT_ENCODER))
 
 
-def _tokenizer() -> Any:
-    """A lowercase word-level tokenizer over VOCABULARY that prepends <bos>, as Gemma's does; built offline."""
+def _gemma_4_text_encoder() -> nn.Module:
+    """A tiny Gemma 4 (text only), the checkpoint class of LTX-2.5's text encoder."""
+    from transformers import Gemma4UnifiedConfig, Gemma4UnifiedForConditionalGeneration
+
+    config = Gemma4UnifiedConfig(text_config=GEMMA_4_TEXT, vision_config=None, audio_config=None)
+    return Gemma4UnifiedForConditionalGeneration(config)
+
+
+def _tokenizer(bos: bool = True) -> Any:
+    """A lowercase word-level tokenizer over VOCABULARY that prepends <bos> as Gemma 3's does (with `bos`; Gemma 4's
+    adds none); built offline."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -291,8 +366,9 @@ def _tokenizer() -> Any:
     tokenizer = Tokenizer(models.WordLevel(ids, unk_token="<unk>"))
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    bos = ("<bos>", ids["<bos>"])
-    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[bos])
+    if bos:
+        special = [("<bos>", ids["<bos>"])]
+        tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=special)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
         model_max_length=MAX_SEQUENCE_LENGTH,

@@ -1,10 +1,11 @@
-"""Lightricks' original single-file checkpoints (LTX-2.0 and LTX-2.3): every tensor lands where the reference's
-conversion puts it."""
+"""Lightricks' original single-file checkpoints (LTX-2.0, LTX-2.3 and LTX-2.5): every tensor lands where the
+reference's conversion puts it."""
 
 import json
 
 import pytest
 import torch
+from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline
 from network_outputs import OURS, OURS_2_3, outputs
 from original_checkpoint import (
@@ -51,6 +52,13 @@ def dev_file(tmp_path_factory):
 def ltx_2_3_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("single-2.3") / "ltx-2.3-22b-dev.safetensors"
     write_combined(path, version="2.3")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ltx_2_5_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("single-2.5") / "ltx-2.5-22b-dev.safetensors"
+    write_combined(path, version="2.5")
     return path
 
 
@@ -221,12 +229,15 @@ def test_header_config_is_read_not_assumed(dev_file, tmp_path):
 # ---- LTX-2.3 (ltx-2.3-22b-dev.safetensors and the like)
 
 
+@pytest.mark.parametrize("version", ["2.3", "2.5"])
 @pytest.mark.parametrize("component", list(OURS_2_3))
-def test_each_ltx_2_3_network_matches_the_reference_conversion(ltx_2_3_file, component):
-    reference = reference_from_original(component, load_file(str(ltx_2_3_file)), version="2.3")
-    ours = OURS_2_3[component].from_single_file(ltx_2_3_file)
+def test_each_later_network_matches_the_reference_conversion(request, version, component):
+    """LTX-2.3's networks, and LTX-2.5's (the same but the transformer's 2.5 switches, read from its tensors)."""
+    path = request.getfixturevalue({"2.3": "ltx_2_3_file", "2.5": "ltx_2_5_file"}[version])
+    reference = reference_from_original(component, load_file(str(path)), version=version)
+    ours = OURS_2_3[component].from_single_file(path)
     assert_same_network(ours, reference)
-    assert relative_l2(outputs(component, ours, "2.3"), outputs(component, reference, "2.3")) <= 1e-5
+    assert relative_l2(outputs(component, ours, version), outputs(component, reference, version)) <= 1e-5
 
 
 def test_ltx_2_3_header_is_read(ltx_2_3_file):
@@ -371,7 +382,7 @@ def test_checkpoints_mixing_versions_are_refused(dev_file, ltx_2_3_file, tmp_pat
 
 @pytest.mark.parametrize("model_version, message", [
     ("banana", "model_version 'banana' is not a version number"),
-    ("2.5.0", r"model_version '2\.5\.0' is not one ltx2 loads \(LTX-2\.0 and LTX-2\.3 files\)"),
+    ("2.6.0", r"model_version '2\.6\.0' is not one ltx2 loads \(LTX-2\.0, LTX-2\.3, LTX-2\.5 files\)"),
     ("3.0", r"model_version '3\.0' is not one ltx2 loads"),
 ])
 def test_unknown_model_versions_are_refused(ltx_2_3_file, tmp_path, model_version, message):
@@ -422,3 +433,62 @@ def test_info_names_the_ltx_2_3_version_and_networks(ltx_2_3_file, tmp_path):
     mixed = write_single_file(tmp_path / "mixed.safetensors", load_file(str(ltx_2_3_file)), HEADER_CONFIG,
                               model_version="2.0.0")
     assert "not loadable by ltx2: mixes LTX versions: model_version '2.0.0' (LTX-2.0)" in describe(mixed)[0]
+
+
+# ---- LTX-2.5 (the combined layout of diffusers' converter, --version 2.5)
+
+
+def test_ltx_2_5_file_version_and_pipeline(ltx_2_5_file, tmp_path):
+    """model_version 2.5 (or 2.4, LTX-2.5's internal number) and the tensors agree; the duration head's keys are
+    grouped (not "unknown"), the pipeline loads the other networks, and LTX-2.3-layout keys are LTX-2.5's too."""
+    from ltx2.loading.key_map import split_single_file
+    from ltx2.loading.single_file import checkpoint_version, file_version, open_single_file
+
+    with open_single_file(ltx_2_5_file) as source:
+        assert file_version(source) == "2.5"
+        groups = split_single_file(source.keys())
+    assert "attention_pooler.cross_attn.in_proj_weight" in groups["duration_head"] and not groups["unknown"]
+    pipe = LTX2Pipeline.from_single_file(ltx_2_5_file, text_encoder=object(), tokenizer=object())
+    assert pipe.model_version == "2.5" and isinstance(pipe.vocoder, LTX2VocoderWithBWE)
+    assert pipe.transformer.config.ff_bias is False and pipe.transformer.config.use_keyframes_abs_pos_embedding
+    tensors = load_file(str(ltx_2_5_file))
+    internal = write_single_file(tmp_path / "internal.safetensors", tensors, LTX_2_3_HEADER, model_version="2.4.0")
+    assert LTX2VideoTransformer3DModel.from_single_file(internal).config.ff_bias is False
+    # Without model_version: the keyframe marker, or a video feed-forward without biases, settles 2.5.
+    assert checkpoint_version({"config": LTX_2_3_HEADER}, tensors, "file") == "2.5"
+    no_marker = [key for key in tensors if "keyframes_abs_pos_embedding" not in key and "duration_head" not in key]
+    assert checkpoint_version({"config": LTX_2_3_HEADER}, no_marker, "file") == "2.5"
+    assert describe(ltx_2_5_file)[0].endswith("LTX version 2.5 (model_version 2.5.0)")
+    # A transformer without the prompt AdaLN (use_prompt_adaln_single=False): the tensors say so.
+    no_adaln = {key: value for key, value in tensors.items() if "prompt_adaln_single" not in key}
+    path = write_single_file(tmp_path / "no-adaln.safetensors", no_adaln, LTX_2_3_HEADER, model_version="2.5.0")
+    transformer = LTX2VideoTransformer3DModel.from_single_file(path)
+    assert transformer.config.use_prompt_adaln_single is False and transformer.prompt_adaln is None
+    reference = ReferenceTransformer(**{**VERSIONS["2.5"][0]["transformer"], "use_prompt_adaln_single": False})
+    reference.load_state_dict(transformer.state_dict(), strict=True)
+    # Its text encoder is a fine-tuned Gemma 4, which neither the file nor Lightricks/LTX-2 holds: refused up front.
+    with pytest.raises(ValueError, match=r"tokenizer=None: .*ltx-2\.5-22b-dev\.safetensors is an LTX-2\.5 file"):
+        LTX2Pipeline.from_single_file(ltx_2_5_file, text_encoder=object())
+
+
+def test_ltx_2_5_files_with_older_headers_or_keys_are_refused(ltx_2_5_file, dev_file, tmp_path):
+    tensors = load_file(str(ltx_2_5_file))
+    header_2_3 = write_single_file(tmp_path / "header-2.3.safetensors", tensors, LTX_2_3_HEADER,
+                                   model_version="2.3.0")
+    with pytest.raises(CheckpointError, match=r"header-2\.3\.safetensors: mixes LTX versions: model_version '2\.3\.0' "
+                                              r"\(LTX-2\.3\).*keys duration_head\.\*, "
+                                              r"model\.diffusion_model\.keyframes_abs_pos_embedding\* \(LTX-2\.5\); "
+                                              r"a video feed-forward without biases \(LTX-2\.5\)"):
+        LTX2VideoTransformer3DModel.from_single_file(header_2_3)
+    header_2_0 = write_single_file(tmp_path / "header-2.0.safetensors", tensors, HEADER_CONFIG)
+    with pytest.raises(CheckpointError, match=r"header-2\.0\.safetensors: mixes LTX versions: header transformer "
+                                              r"without LTX-2\.3's flags \(LTX-2\.0\).*\(LTX-2\.5\)"):
+        LTX2TextConnectors.from_single_file(header_2_0)
+    mixed = dict(tensors)
+    mixed.update({key: value for key, value in load_file(str(dev_file)).items()
+                  if key.startswith("model.diffusion_model.caption_projection.")})
+    path = write_single_file(tmp_path / "mixed-2.5.safetensors", mixed, LTX_2_3_HEADER, model_version="2.5.0")
+    with pytest.raises(CheckpointError, match=r"mixed-2\.5\.safetensors: mixes LTX versions: model_version '2\.5\.0' "
+                                              r"\(LTX-2\.5\).*keys model\.diffusion_model\.caption_projection\.\* "
+                                              r"\(LTX-2\.0\)"):
+        LTX2Pipeline.from_single_file(path, text_encoder=object(), tokenizer=object())

@@ -1,14 +1,15 @@
 """LTX2TextConnectors: parity with diffusers 0.42.1 (LTX-2.0 with and without registers, each LTX-2.3 flag, all of
-LTX-2.3), full-size layouts, bad input."""
+LTX-2.3, LTX-2.5's on a tiny Gemma 4's hidden states), full-size layouts, bad input."""
 
 import json
 
 import pytest
 import torch
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors as ReferenceConnectors
+from transformers import Gemma4UnifiedTextConfig
 
 from ltx2 import LTX2TextConnectors
-from ltx2.configs import LTX_2_3_CONNECTORS
+from ltx2.configs import LTX_2_3_CONNECTORS, ltx_2_5_connectors
 from parity import assert_same_layout, perturb_, relative_l2
 
 TINY = dict(
@@ -84,6 +85,24 @@ def test_forward_matches_reference(connectors, padding_side, flattened):
     assert torch.equal(actual[2], expected[2])
 
 
+@torch.no_grad()
+def test_ltx_2_5_connectors_on_gemma_4_hidden_states(ltx_2_5_folder):
+    """LTX-2.5's connectors (2.3's layout sized from Gemma 4: its width, its layers + 1) loaded from the folder the
+    reference wrote, on the tiny Gemma 4's real hidden states of prompts of different lengths."""
+    folder, reference = ltx_2_5_folder
+    ours = LTX2TextConnectors.from_pretrained(folder, subfolder="connectors")
+    gemma = reference.text_encoder.config.text_config
+    assert ours.config.caption_channels == gemma.hidden_size
+    assert ours.config.text_proj_in_factor == gemma.num_hidden_layers + 1
+    embeds, mask, _, _ = reference.encode_prompt(["a cat", "a robot dancing in the rain", "static"], None, False,
+                                                 max_sequence_length=16)
+    expected = reference.connectors(embeds, mask, padding_side="left")
+    actual = ours(embeds, mask, padding_side="left")
+    for ours_tensor, reference_tensor in zip(actual[:2], expected[:2]):
+        assert relative_l2(ours_tensor, reference_tensor) <= 1e-5
+    assert torch.equal(actual[2], expected[2].to(actual[2].dtype))
+
+
 def test_full_size_layout_matches_reference():
     with torch.device("meta"):
         ours, reference = LTX2TextConnectors(), ReferenceConnectors(rope_type="split")
@@ -91,7 +110,18 @@ def test_full_size_layout_matches_reference():
         ours, reference = LTX2TextConnectors.from_config(LTX_2_3_CONNECTORS), ReferenceConnectors(**LTX_2_3_CONNECTORS)
         assert 3.172e9 < assert_same_layout(ours, reference) < 3.173e9
     config = {key: value for key, value in json.loads(ours.config_json()).items() if key != "_class_name"}
-    assert config == {key: value for key, value in LTX_2_3_CONNECTORS.items() if key != "causal_temporal_positioning"}
+    assert config == dict(LTX_2_3_CONNECTORS)
+    # LTX-2.5's, sized from a Gemma 4 text config (transformers' default one): LTX-2.3's but the two input
+    # projections, which read Gemma 4's width x (layers + 1) features instead of 3840 x 49.
+    gemma = Gemma4UnifiedTextConfig()
+    with torch.device("meta"):
+        config = ltx_2_5_connectors(gemma.hidden_size, gemma.num_hidden_layers)
+        ltx_2_3_count = LTX2TextConnectors.from_config(LTX_2_3_CONNECTORS).num_parameters()
+        ours, reference = LTX2TextConnectors.from_config(config), ReferenceConnectors(**config)
+        count = assert_same_layout(ours, reference)
+    features = gemma.hidden_size * (gemma.num_hidden_layers + 1)
+    assert ours.video_text_proj_in.in_features == ours.audio_text_proj_in.in_features == features
+    assert count - ltx_2_3_count == (features - 3840 * 49) * (4096 + 2048)
 
 
 def test_bad_input_names_the_rule():

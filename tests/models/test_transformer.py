@@ -1,17 +1,19 @@
-"""LTX2VideoTransformer3DModel: parity with diffusers 0.42.1 (LTX-2.0 and every LTX-2.3 flag), full-size layouts,
-the guidance passes' arguments, input validation."""
+"""LTX2VideoTransformer3DModel: parity with diffusers 0.42.1 (LTX-2.0, every LTX-2.3 flag, LTX-2.5), full-size layouts,
+the guidance passes' arguments, LTX2DFRPipeline's calls, input validation."""
 
 import inspect
+from types import SimpleNamespace
 
 import pytest
 import torch
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
+from diffusers.pipelines.ltx2.pipeline_ltx2_dfr import LTX2DFRPipeline
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2InContextPipeline
 from network_outputs import AUDIO_FRAMES, BATCH, DEFAULTS, FRAMES, HEIGHT, TEXT_TOKENS, TOKENS, WIDTH, make_inputs
 from parity import assert_same_layout, perturb_, relative_l2
 
 from ltx2 import LTX2VideoTransformer3DModel
-from ltx2.configs import LTX_2_3_TRANSFORMER
+from ltx2.configs import LTX_2_3_TRANSFORMER, LTX_2_5_TRANSFORMER
 
 TINY = dict(
     in_channels=8,
@@ -43,6 +45,7 @@ INTERLEAVED = dict(
     cross_attention_dim=36,
 )
 LTX_2_3_FLAGS = {key: value for key, value in LTX_2_3_TRANSFORMER.items() if DEFAULTS[key] != value}
+LTX_2_5_FLAGS = {key: value for key, value in LTX_2_5_TRANSFORMER.items() if DEFAULTS[key] != value}
 EVERY_FLAG = dict(LTX_2_3_FLAGS, ff_bias=False, audio_ff_bias=False, use_keyframes_abs_pos_embedding=True)
 CONFIGS = {
     "split-float64": SPLIT,
@@ -58,6 +61,8 @@ CONFIGS = {
     "no-audio-ff-bias": dict(SPLIT, audio_ff_bias=False),
     "keyframes-embedding": dict(SPLIT, use_keyframes_abs_pos_embedding=True),
     "ltx-2.3": dict(SPLIT, **LTX_2_3_FLAGS),
+    "ltx-2.5": dict(SPLIT, **LTX_2_5_FLAGS),
+    "ltx-2.5-without-prompt-adaln": dict(SPLIT, **LTX_2_5_FLAGS, use_prompt_adaln_single=False),
     "every-flag": dict(SPLIT, **EVERY_FLAG),
     "every-flag-interleaved": dict(INTERLEAVED, **EVERY_FLAG),
 }
@@ -206,6 +211,95 @@ def test_guidance_calls_match_reference(models, pipeline_pass, name):
         assert changed == changes_output(dict(reference.config))
 
 
+# LTX2DFRPipeline's canvas: the FRAMES x HEIGHT x WIDTH grid, then an anchor keyframe carried from a previous round
+# (strength 0.95, not marked) and two generated slots (single pixel frames, marked), each one latent frame of tokens.
+FRAME_TOKENS = HEIGHT * WIDTH
+ANCHOR_FRAME, SLOT_FRAMES = 9, (4, 13)
+
+
+def dfr_coords(reference: ReferenceTransformer) -> torch.Tensor:
+    """The positions 0.42.1's LTX2DFRPipeline gives that canvas: the grid's, then each appended frame's at its
+    pixel frame, one pixel frame long (its own `_prepare_keyframe_coords`)."""
+    layout = SimpleNamespace(transformer_spatial_patch_size=1, transformer_temporal_patch_size=1,
+                             vae_temporal_compression_ratio=8, vae_spatial_compression_ratio=32)
+    appended = [
+        LTX2DFRPipeline._prepare_keyframe_coords(layout, 1, HEIGHT, WIDTH, frame, 1, 24.0, torch.device("cpu"))
+        for frame in (ANCHOR_FRAME, *SLOT_FRAMES)
+    ]
+    grid = reference.rope.prepare_video_coords(BATCH, FRAMES, HEIGHT, WIDTH, "cpu", fps=24.0)
+    return torch.cat([grid, torch.cat(appended, dim=2).expand(BATCH, -1, -1, -1)], dim=2)
+
+
+def dfr_call(reference: ReferenceTransformer, keyframes: str, frozen_audio: bool) -> dict:
+    """One DFR step's transformer call: per-token timesteps t (1 - strength) (the first frame an image condition at
+    strength 1, the anchor at 0.95), sigma the step's scalar, explicit coordinates, the keyframe marker (binary as
+    the pipeline makes it, non-binary, or none), audio denoised with video or frozen at timestep and sigma 0."""
+    config = {**DEFAULTS, **dict(reference.config)}
+    generator = torch.Generator().manual_seed(5)
+    tokens = TOKENS + 3 * FRAME_TOKENS
+    strength = torch.zeros(tokens)
+    strength[:FRAME_TOKENS] = 1.0
+    strength[TOKENS : TOKENS + FRAME_TOKENS] = 0.95
+    marked = torch.zeros(tokens)
+    marked[:FRAME_TOKENS] = marked[TOKENS + FRAME_TOKENS :] = 1.0
+    keyframes_mask = {"binary": marked, "none": None,
+                      "non-binary": marked * torch.rand(tokens, generator=generator) * 2 - 0.5}[keyframes]
+    step = torch.full((BATCH,), 909.375)
+    audio_step = torch.zeros(BATCH) if frozen_audio else step
+    return dict(
+        hidden_states=torch.randn(BATCH, tokens, config["in_channels"], generator=generator),
+        audio_hidden_states=torch.randn(BATCH, AUDIO_FRAMES, config["audio_in_channels"], generator=generator),
+        encoder_hidden_states=torch.randn(BATCH, TEXT_TOKENS, config["cross_attention_dim"], generator=generator),
+        audio_encoder_hidden_states=torch.randn(
+            BATCH, TEXT_TOKENS, config["audio_cross_attention_dim"], generator=generator
+        ),
+        timestep=step[:, None] * (1 - strength),
+        video_keyframes_mask=None if keyframes_mask is None else keyframes_mask.expand(BATCH, -1)[..., None],
+        video_coords=dfr_coords(reference),
+        audio_timestep=audio_step,
+        sigma=step,
+        audio_sigma=audio_step,
+        encoder_attention_mask=torch.ones(BATCH, TEXT_TOKENS),
+        audio_encoder_attention_mask=torch.ones(BATCH, TEXT_TOKENS),
+        fps=24.0,
+        audio_num_frames=AUDIO_FRAMES,
+        audio_coords=reference.audio_rope.prepare_audio_coords(BATCH, AUDIO_FRAMES, "cpu"),
+        use_cross_timestep=True,
+        attention_kwargs=None,
+        return_dict=False,
+    )
+
+
+def dfr_tile(call: dict) -> dict:
+    """The same step on one video tile, as the pipeline runs tiled canvases: a subset of the tokens (the last two
+    grid frames and the slots) with their timesteps, marker and coordinates; audio whole."""
+    slots = torch.arange(TOKENS + FRAME_TOKENS, TOKENS + 3 * FRAME_TOKENS)
+    keep = torch.cat([torch.arange(FRAME_TOKENS, TOKENS), slots])
+    return dict(call, hidden_states=call["hidden_states"][:, keep], timestep=call["timestep"][:, keep],
+                video_keyframes_mask=call["video_keyframes_mask"][:, keep],
+                video_coords=call["video_coords"][:, :, keep])
+
+
+@pytest.mark.parametrize("models", ["ltx-2.5", "ltx-2.5-without-prompt-adaln"], indirect=True)
+@pytest.mark.parametrize(
+    "keyframes, frozen_audio, tiled",
+    [("binary", False, False), ("non-binary", True, False), ("none", True, False), ("binary", True, True)],
+    ids=["keyframes-audio-denoised", "non-binary-keyframes-frozen-audio", "no-keyframes-mask", "tile"],
+)
+@torch.no_grad()
+def test_dfr_calls_match_reference(models, keyframes, frozen_audio, tiled):
+    """The transformer as 0.42.1's LTX2DFRPipeline calls it on LTX-2.5 (with and without the prompt AdaLN)."""
+    reference, ours, _ = models
+    call = dfr_call(reference, keyframes, frozen_audio)
+    call = dfr_tile(call) if tiled else call
+    expected, actual = reference(**call), ours(**call)
+    for expected_stream, actual_stream in zip(expected, actual):
+        assert relative_l2(actual_stream, expected_stream) <= 1e-5
+    if keyframes != "none":  # the marker is a learned offset on the marked tokens: it changes the output
+        unmarked = ours(**dict(call, video_keyframes_mask=None))
+        assert not torch.equal(unmarked[0], actual[0])
+
+
 @pytest.mark.parametrize("models", ["every-flag"], indirect=True)
 @torch.no_grad()
 def test_unit_lora_scale_in_attention_kwargs_changes_nothing(models, pipeline_pass):
@@ -268,10 +362,20 @@ def test_full_size_ltx_2_3_layout_matches_reference():
     assert 18.988e9 < count < 18.990e9
 
 
+def test_full_size_ltx_2_5_layout_matches_reference():
+    with torch.device("meta"):
+        ours = LTX2VideoTransformer3DModel(**LTX_2_5_TRANSFORMER)
+        reference = ReferenceTransformer(**LTX_2_5_TRANSFORMER)
+    count = assert_same_layout(ours, reference)
+    assert count == 18_987_859_200  # 2.3's less 48 video feed-forward biases (20480 each), plus the 4096 marker
+    keys = ours.state_dict()
+    assert "keyframes_abs_pos_embedding" in keys and "transformer_blocks.0.ff.net.2.bias" not in keys
+
+
 def test_config_keys_are_the_reference_keys():
     reference_keys = set(inspect.signature(ReferenceTransformer.__init__).parameters) - {"self"}
     assert set(LTX2VideoTransformer3DModel.config_keys()) == reference_keys
-    assert set(LTX_2_3_TRANSFORMER) == reference_keys
+    assert set(LTX_2_3_TRANSFORMER) == set(LTX_2_5_TRANSFORMER) == reference_keys
 
 
 def test_forward_takes_the_reference_keywords():

@@ -195,12 +195,13 @@ def test_tiled_encode_matches_reference_tiling(tmp_path):
 @pytest.mark.parametrize("config", [REAL_STRUCTURE, CONDITIONED, LTX_2_3_STRUCTURE], ids=["real", "conditioned", "2.3"])
 @torch.no_grad()
 def test_streamed_decode_equals_single_pass(config, tmp_path):
-    """With tiling, time is decoded one latent frame per pass (plus flushing passes), exactly."""
+    """With tiling, time is decoded one latent frame per pass (plus flushing passes): the same sums."""
     ours, _ = load_pair(config, tmp_path)
     latents, timestep = random(2, 8, 6, 2, 3), timestep_for(config, 2)
     single_pass = decode_seeded(ours, latents, timestep)
     ours.enable_tiling(tile_sample_min_num_frames=8, tile_sample_stride_num_frames=8)
-    assert relative_l2(decode_seeded(ours, latents, timestep), single_pass) <= 1e-6
+    # The same sums over fewer frames per convolution: another GEMM blocking, so float32 rounds differently.
+    assert relative_l2(decode_seeded(ours, latents, timestep), single_pass) <= TOLERANCE
 
 
 @torch.no_grad()
@@ -257,8 +258,10 @@ def test_slicing_matches_batched():
     video, latents, timestep = random(2, 3, 9, 32, 32), random(2, 8, 2, 2, 2), timestep_for(CONDITIONED, 2)
     batched_mean, batched = ours.encode(video).latent_dist.mean, ours.decode(latents, timestep).sample
     ours.enable_slicing()
-    assert relative_l2(ours.encode(video).latent_dist.mean, batched_mean) <= 1e-6
-    assert relative_l2(ours.decode(latents, timestep).sample, batched) <= 1e-6
+    # Batch 1 and batch 2 GEMMs block (and so round) differently: 1.17e-6 was seen on one machine, so the bound is
+    # the float32 one of every reordered computation here, not a machine's observed rounding.
+    assert relative_l2(ours.encode(video).latent_dist.mean, batched_mean) <= TOLERANCE
+    assert relative_l2(ours.decode(latents, timestep).sample, batched) <= TOLERANCE
 
 
 @torch.no_grad()

@@ -1,7 +1,8 @@
 """The one key map from Lightricks' original LTX-2 checkpoints to ltx2's (diffusers-layout) state dicts.
 
 An original single file (`ltx-2-19b-dev.safetensors`, `ltx-2.3-22b-dev.safetensors`, `-distilled`, their fp8
-variants) holds every network under a prefix; the latent upsamplers and the LoRAs are separate files:
+variants, and LTX-2.5's in the combined layout diffusers' converter reads with `--version 2.5`) holds every network
+under a prefix; the latent upsamplers and the LoRAs are separate files:
 
 | original key (version where one)                     | component   | ltx2 key                                 |
 |------------------------------------------------------|-------------|------------------------------------------|
@@ -15,6 +16,8 @@ variants) holds every network under a prefix; the latent upsamplers and the LoRA
 | `vocoder.<path>` (2.0: one generator)                | vocoder     | `<path>`, GENERATOR_RENAMES              |
 | `vocoder.{vocoder,bwe_generator}.<path>` (2.3)       | vocoder     | the same prefix, GENERATOR_RENAMES       |
 | `vocoder.mel_stft.<path>` (2.3)                      | vocoder     | `mel_stft.<path>` unchanged              |
+| `duration_head.<path>` (2.5)                         | duration_head | `<path>` (its network splits the fused |
+|                                                      |             | `attention_pooler.cross_attn.in_proj_*`) |
 | `<path>` (an upsampler's own file)                   | upsampler   | `<path>` unchanged                       |
 | `diffusion_model.<path>.lora_{A,B}.weight` (LoRA)    | transformer | `<path>` renamed as the transformer's    |
 
@@ -28,7 +31,11 @@ statistics are dropped. A vocoder generator (LTX-2.0's, and both of LTX-2.3's) r
 (`acts1.0.downsample.lowpass.filter` -> `acts1.0.downsample.filter`).
 FP8 checkpoints add `<weight>_scale` / `input_scale` siblings, which the loader consumes (see single_file.py).
 
-Some keys exist in one LTX version's files only (VERSION_KEYS); a file holding another version's is refused.
+LTX-2.5's transformer keys are LTX-2.3's (its video feed-forward has no biases, and since 2.5.1 it holds
+`keyframes_abs_pos_embedding`, a name kept as is); its connectors, audio VAE and vocoder keys are LTX-2.3's.
+
+Some keys exist in the files of some LTX versions only (VERSION_KEYS, MARKED_VERSIONS); a file holding keys of
+versions that exclude each other is refused.
 """
 
 from __future__ import annotations
@@ -81,14 +88,21 @@ VIDEO_VAE_RENAMES = (
     ("last_time_embedder.", "time_embedder."),
     ("last_scale_shift_table", "scale_shift_table"),
 )
-# Original keys (with `model.diffusion_model.` removed) that one LTX version's files hold and no other's: LTX-2.3
-# moved the caption projections into the connectors, one per stream, and added bandwidth extension to the vocoder.
+DURATION_HEAD_PREFIX = "duration_head."
+# Original keys (with `model.diffusion_model.` removed) that mark an LTX version's files: LTX-2.3 moved the caption
+# projections into the connectors, one per stream, and added bandwidth extension to the vocoder (LTX-2.5 keeps
+# both); LTX-2.5 added the keyframe marker and the duration head.
 VERSION_KEYS = {
     "2.0": ("text_embedding_projection.aggregate_embed.", "caption_projection.", "audio_caption_projection.",
             "vocoder.conv_pre."),
     "2.3": ("text_embedding_projection.video_aggregate_embed.", "text_embedding_projection.audio_aggregate_embed.",
             "vocoder.vocoder.", "vocoder.bwe_generator.", "vocoder.mel_stft."),
+    "2.5": ("keyframes_abs_pos_embedding", DURATION_HEAD_PREFIX),
 }
+# The versions whose files may hold each version's marker keys.
+MARKED_VERSIONS = {"2.0": ("2.0",), "2.3": ("2.3", "2.5"), "2.5": ("2.5",)}
+# LTX-2.5's video feed-forward has no biases: a file with the first block's weight and without its bias is 2.5's.
+VIDEO_FF_WEIGHT = TRANSFORMER_PREFIX + "transformer_blocks.0.ff.net.0.proj.weight"
 _VAE_BLOCK = re.compile(r"^(encoder\.down_blocks|decoder\.up_blocks)\.(\d+)\.")
 
 
@@ -154,6 +168,12 @@ def vocoder_key(name: str) -> str:
     return generator + path.replace(*GENERATOR_DOWNSAMPLER)
 
 
+def without_video_ff_bias(keys: list[str]) -> bool:
+    """Whether an original file's transformer has a video feed-forward without biases (LTX-2.5's)."""
+    names = set(keys)
+    return VIDEO_FF_WEIGHT in names and VIDEO_FF_WEIGHT.replace(".weight", ".bias") not in names
+
+
 def version_keys(keys: list[str]) -> dict[str, list[str]]:
     """{LTX version: the VERSION_KEYS prefixes of that version among `keys`, as `keys` spell them, with a `*`}."""
     found: dict[str, dict[str, None]] = {version: {} for version in VERSION_KEYS}
@@ -184,7 +204,7 @@ def split_single_file(keys: list[str]) -> dict[str, dict[str, str]]:
     name them in an error.
     """
     components: dict[str, dict[str, str]] = {
-        name: {} for name in ("transformer", "connectors", "vae", "audio_vae", "vocoder", "unknown")
+        name: {} for name in ("transformer", "connectors", "vae", "audio_vae", "vocoder", "duration_head", "unknown")
     }
     num_down_blocks = _num_down_blocks(keys)
     for original in keys:
@@ -201,6 +221,8 @@ def split_single_file(keys: list[str]) -> dict[str, dict[str, str]]:
             components["audio_vae"][audio_vae_key(name.removeprefix("audio_vae."))] = original
         elif original.startswith("vocoder."):
             components["vocoder"][vocoder_key(name.removeprefix("vocoder."))] = original
+        elif original.startswith(DURATION_HEAD_PREFIX):
+            components["duration_head"][original.removeprefix(DURATION_HEAD_PREFIX)] = original
         else:
             components["unknown"][original] = original
     return components

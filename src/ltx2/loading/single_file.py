@@ -2,9 +2,11 @@
 
 The header's `__metadata__["config"]` is a JSON document with a section per network in the official
 code's (ltx-core's) vocabulary ("transformer", "vae", "audio_vae", "vocoder"; an upsampler file's config is flat);
-since LTX-2.3 the header also names the `model_version` ("2.3.0"). Each `*_config` function below translates one
-section into the keyword arguments of the ltx2 class. Where a key is absent the official code's default applies
-(noted where it differs from the diffusers folder's value), except for choices the tensors themselves settle
+since LTX-2.3 the header also names the `model_version` ("2.3.0"; LTX-2.5's files name "2.4" or "2.5", the
+internal and the product number). LTX-2.5's sections are LTX-2.3's; its transformer's 2.5 switches (the video
+feed-forward without biases, the keyframe marker) are read from the tensors. Each `*_config` function below
+translates one section into the keyword arguments of the ltx2 class. Where a key is absent the official code's
+default applies (noted where it differs from the diffusers folder's value), except for choices the tensors settle
 (widths, register counts, attention blocks, projection biases), which are read from the tensor shapes and names,
 and for what only the version settles, which takes diffusers' value for that version. Keys are renamed by `key_map`.
 """
@@ -20,10 +22,13 @@ from typing import Any
 import torch
 
 from ..transforms.fp8 import FLOAT8
-from ..versions import LTX_2_0, LTX_2_3, VERSIONS, VIDEO_VAE_COMPRESSION
+from ..versions import LTX_2_0, LTX_2_3, LTX_2_5, VERSIONS, VIDEO_VAE_COMPRESSION
 from .checkpoint import CheckpointError, TensorSource, _first
 from .hub import resolve_file
-from .key_map import split_single_file, version_keys
+from .key_map import MARKED_VERSIONS, split_single_file, version_keys, without_video_ff_bias
+
+# Versions that share LTX-2.3's header sections and tensor layout (per-stream text projections, the BWE vocoder).
+_LTX_2_3_LAYOUT = (LTX_2_3, LTX_2_5)
 
 _HF_URL = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/(?:blob|resolve)/([^/]+)/(.+)$")
 _TRANSFORMER_SAME_NAMES = (
@@ -137,48 +142,53 @@ def header_config(metadata: Mapping[str, Any], description: str) -> dict[str, An
 
 
 def file_version(source: TensorSource) -> str:
-    """The LTX version ("2.0" or "2.3") of an opened original single file (see `checkpoint_version`)."""
+    """The LTX version ("2.0", "2.3" or "2.5") of an opened original single file (see `checkpoint_version`)."""
     return checkpoint_version(read_metadata(source), source.keys(), source.description)
 
 
 def checkpoint_version(metadata: Mapping[str, Any], keys: Iterable[str], description: str) -> str:
-    """The LTX version ("2.0" or "2.3") of an original single file from its header (`metadata` as `read_metadata`
-    gives it, and its tensor names): what `model_version` names, else what the header config describes, else 2.0.
-    The header config (LTX-2.3's transformer flags, its vocoder's generator sections) and the tensors (VERSION_KEYS)
-    must agree with it: CheckpointError names what disagrees."""
-    evidence: list[tuple[str, str]] = []  # (what the file holds, the version it belongs to)
+    """The LTX version ("2.0", "2.3" or "2.5") of an original single file from its header (`metadata` as
+    `read_metadata` gives it, and its tensor names): what `model_version` names, else the oldest version that the
+    header config (LTX-2.3's transformer flags, its vocoder's generator sections) and the tensors (VERSION_KEYS, the
+    video feed-forward's biases) allow, else 2.0. Everything must allow one version: CheckpointError names what
+    disagrees."""
+    evidence: list[tuple[str, tuple[str, ...]]] = []  # (what the file holds, the versions it allows)
     named = metadata.get("model_version")
     if named is not None:
-        evidence.append((f"model_version {str(named)!r}", _named_version(str(named), description)))
+        evidence.append((f"model_version {str(named)!r}", (_named_version(str(named), description),)))
     config = header_config(metadata, description)
     transformer, vocoder = config.get("transformer"), config.get("vocoder")
     if isinstance(transformer, dict) and transformer:
         flags = [flag for flag in _LTX_2_3_FLAGS if transformer.get(flag)]
         what = f"with {', '.join(flags)}" if flags else "without LTX-2.3's flags"
-        evidence.append((f"header transformer {what}", LTX_2_3 if flags else LTX_2_0))
+        evidence.append((f"header transformer {what}", _LTX_2_3_LAYOUT if flags else (LTX_2_0,)))
     if isinstance(vocoder, dict) and vocoder:
         nested = any(isinstance(vocoder.get(part), dict) for part in ("vocoder", "bwe"))
         what = "header vocoder in vocoder and bwe sections" if nested else "flat header vocoder"
-        evidence.append((what, LTX_2_3 if nested else LTX_2_0))
-    for version, found in version_keys(list(keys)).items():
+        evidence.append((what, _LTX_2_3_LAYOUT if nested else (LTX_2_0,)))
+    keys = list(keys)
+    for version, found in version_keys(keys).items():
         if found:
-            evidence.append((f"keys {_first(found)}", version))
-    versions = list(dict.fromkeys(version for _, version in evidence))
-    if len(versions) > 1:
-        found = "; ".join(f"{what} (LTX-{version})" for what, version in evidence)
+            evidence.append((f"keys {_first(found)}", MARKED_VERSIONS[version]))
+    if without_video_ff_bias(keys):
+        evidence.append(("a video feed-forward without biases", (LTX_2_5,)))
+    allowed = [version for version in VERSIONS if all(version in versions for _, versions in evidence)]
+    if not allowed:
+        found = "; ".join(f"{what} (LTX-{' or '.join(versions)})" for what, versions in evidence)
         raise CheckpointError(f"{description}: mixes LTX versions: {found}")
-    return versions[0] if versions else LTX_2_0
+    return allowed[0]
 
 
 def _named_version(named: str, description: str) -> str:
-    """ltx-core's reading of `model_version`: below 2.3 is LTX-2.0; release tags may follow the number."""
+    """ltx-core's reading of `model_version`: below 2.3 is LTX-2.0, 2.4 (LTX-2.5's internal number) and 2.5 are
+    LTX-2.5; release tags may follow the number."""
     match = _VERSION_NUMBER.match(named.strip())
     if not match:
         raise CheckpointError(f"{description}: model_version {named!r} is not a version number")
     major, minor = int(match[1]), int(match[2])
-    if major == 2 and minor <= 3:
-        return LTX_2_3 if minor == 3 else LTX_2_0
-    loaded = " and LTX-".join(VERSIONS)
+    if major == 2 and minor <= 5:
+        return LTX_2_5 if minor >= 4 else LTX_2_3 if minor == 3 else LTX_2_0
+    loaded = ", LTX-".join(VERSIONS)
     raise CheckpointError(f"{description}: model_version {named!r} is not one ltx2 loads (LTX-{loaded} files)")
 
 
@@ -198,9 +208,16 @@ def transformer_config(config: dict[str, Any], source: MappedSource, version: st
     for flag, keys in _TRANSFORMER_FLAGS.items():
         result.update(dict.fromkeys(keys, bool(section.get(flag, False))))
     # LTX-2.3 projects the captions in the connectors; the STG pass perturbs its self-attentions (diffusers'
-    # LTX-2.3 config; LTX-2.0's leaves them unperturbed).
+    # LTX-2.3 and 2.5 configs; LTX-2.0's leaves them unperturbed).
     result["use_prompt_embeddings"] = not section.get("caption_proj_before_connector", False)
-    result["perturbed_attn"] = version == LTX_2_3
+    result["perturbed_attn"] = version in _LTX_2_3_LAYOUT
+    # LTX-2.5's switches, as the tensors settle them: feed-forward biases, the keyframe marker, the prompt AdaLN.
+    keys = set(source.keys())
+    result["ff_bias"] = "transformer_blocks.0.ff.net.0.proj.bias" in keys
+    result["audio_ff_bias"] = "transformer_blocks.0.audio_ff.net.0.proj.bias" in keys
+    result["use_keyframes_abs_pos_embedding"] = "keyframes_abs_pos_embedding" in keys
+    if section.get("cross_attention_adaln"):
+        result["use_prompt_adaln_single"] = "prompt_adaln.linear.weight" in keys
     if "positional_embedding_theta" in section:
         result["rope_theta"] = section["positional_embedding_theta"]
     if "positional_embedding_max_pos" in section:
@@ -221,19 +238,20 @@ def connectors_config(config: dict[str, Any], source: MappedSource, version: str
     section = config.get("transformer", {})
     caption_channels = section.get("caption_channels", 3840)
     keys = set(source.keys())
-    # LTX-2.3 projects the text features once per stream (biased Linears to each stream's width).
-    projections = ("video_text_proj_in", "audio_text_proj_in") if version == LTX_2_3 else ("text_proj_in",)
+    # LTX-2.3 and 2.5 project the text features once per stream (biased Linears to each stream's width).
+    per_stream = version in _LTX_2_3_LAYOUT
+    projections = ("video_text_proj_in", "audio_text_proj_in") if per_stream else ("text_proj_in",)
     result: dict[str, Any] = {
         "caption_channels": caption_channels,
         "text_proj_in_factor": source.shape(f"{projections[0]}.weight")[1] // caption_channels,
-        "per_modality_projections": version == LTX_2_3,
+        "per_modality_projections": per_stream,
         "proj_bias": f"{projections[0]}.bias" in keys,
         "rope_type": section.get("rope_type", "split"),
         "rope_double_precision": section.get("frequencies_precision") == "float64",
         # The official default is [1] when the header names no connector positions.
         "connector_rope_base_seq_len": section.get("connector_positional_embedding_max_pos", [1])[0],
     }
-    if version == LTX_2_3:
+    if per_stream:
         result.update(video_hidden_dim=source.shape("video_text_proj_in.weight")[0],
                       audio_hidden_dim=source.shape("audio_text_proj_in.weight")[0])
     if "positional_embedding_theta" in section:
@@ -422,7 +440,7 @@ def component_config(
     source: TensorSource, component: str, network: str, versions: tuple[str, ...]
 ) -> tuple[dict[str, Any], MappedSource]:
     """The constructor arguments of `network`, the `component` of an original checkpoint, and its tensors; the
-    file must be of one of `versions` (LTX-2.3 replaced the vocoder)."""
+    file must be of one of `versions` (LTX-2.3 replaced the vocoder). LTX-2.5's files are read as LTX-2.3's."""
     metadata = read_metadata(source)
     config = header_config(metadata, source.description)
     version = checkpoint_version(metadata, source.keys(), source.description)
@@ -430,12 +448,12 @@ def component_config(
         raise CheckpointError(f"{source.description}: an LTX-{version} file; {network} is the {component} of "
                               f"LTX-{' and LTX-'.join(versions)} files")
     # Where a section is absent the official defaults apply, and they build LTX-2.0's networks.
-    for section in _LTX_2_3_SECTIONS.get(component, ()) if version == LTX_2_3 else ():
+    for section in _LTX_2_3_SECTIONS.get(component, ()) if version in _LTX_2_3_LAYOUT else ():
         value: Any = config
         for part in section.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, dict):
-            raise CheckpointError(f"{source.description}: an LTX-2.3 file whose header config has no {section!r} "
-                                  f"section ({network} is read from it)")
+            raise CheckpointError(f"{source.description}: an LTX-{version} file whose header config has no "
+                                  f"{section!r} section ({network} is read from it)")
     mapped = component_source(source, component)
     return CONFIG_BUILDERS[component](config, mapped, version), mapped

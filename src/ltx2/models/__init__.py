@@ -14,11 +14,18 @@ NETWORKS = {
     "LTX2TextConnectors": "ltx2.models.connectors",
     "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
 }
+# LTX-2.5's own networks, which only a pipeline folder holds (duration_head/, diffusion_decoder/): no combined single
+# file holds them in the layout `single_file_networks` reads.
+FOLDER_NETWORKS = {
+    "LTX2DurationHead": "ltx2.models.duration_head",
+    "LTX2VideoDiffusionDecoderModel": "ltx2.models.diffusion_decoder",
+}
 
 
 def network_class(class_name: str) -> type:
-    """The ltx2 network class called `class_name` (one of NETWORKS)."""
-    return getattr(importlib.import_module(NETWORKS[class_name]), class_name)
+    """The ltx2 network class called `class_name` (one of NETWORKS or FOLDER_NETWORKS)."""
+    module = NETWORKS.get(class_name) or FOLDER_NETWORKS[class_name]
+    return getattr(importlib.import_module(module), class_name)
 
 
 def single_file_networks(version: str) -> dict[str, type]:

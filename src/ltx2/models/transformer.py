@@ -15,6 +15,10 @@ LTX-2.3 (`ltx2.configs.LTX_2_3_TRANSFORMER`) keeps this shape and switches on, p
 - `perturbed_attn`: the self-attentions take spatio-temporal guidance (STG) perturbations;
 - `ff_bias` / `audio_ff_bias`; `use_keyframes_abs_pos_embedding`: a learned offset added to tokens whose latent
   frame encodes a single pixel frame.
+
+LTX-2.5 (`ltx2.configs.LTX_2_5_TRANSFORMER`) is LTX-2.3 with `ff_bias=False` (the audio feed-forward keeps its
+biases) and the keyframe offset; its pipelines pass per-token timesteps, coordinates for appended single-frame
+tokens, the keyframe mask and, for frozen audio, audio timestep and sigma 0.
 """
 
 from __future__ import annotations

@@ -313,7 +313,7 @@ class LTX2VocoderWithBWE(PretrainedModel):
     """
 
     single_file_component = "vocoder"
-    single_file_versions = ("2.3",)
+    single_file_versions = ("2.3", "2.5")
 
     def __init__(
         self,

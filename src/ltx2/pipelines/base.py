@@ -16,14 +16,14 @@ from ..files import give_plain_modes, write_text_atomic
 from ..loading.hub import _repo_id, download, hub_offline, offline_error
 from ..loading.pretrained import warn_without_fp8
 from ..loading.single_file import file_version, open_single_file
-from ..models import NETWORKS, single_file_networks
+from ..models import FOLDER_NETWORKS, NETWORKS, single_file_networks
 from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
-from ..versions import DEFAULT_REPO
+from ..versions import DEFAULT_REPO, LTX_2_5
 from .offload import ModelOffload, SequentialOffload
 
-# Class names that diffusers writes into model_index.json, and what loads each here. Connectors and vocoder are
-# pipeline-local classes, which diffusers files under the library "ltx2".
-_OURS = {**NETWORKS, "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler"}
+# Class names that diffusers writes into model_index.json, and what loads each here. Connectors, vocoder and the
+# duration head are pipeline-local classes, which diffusers files under the library "ltx2".
+_OURS = {**NETWORKS, **FOLDER_NETWORKS, "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler"}
 
 
 def _our_class(class_name: str) -> type:
@@ -44,7 +44,7 @@ def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype
         from transformers import AutoProcessor
 
         return AutoProcessor.from_pretrained(folder / name)
-    if class_name.startswith("Gemma3"):
+    if class_name.startswith(("Gemma3", "Gemma4Unified")):
         from ..text import load_text_encoder
 
         return load_text_encoder(folder / name, dtype)
@@ -141,15 +141,27 @@ class Pipeline:
         is an LTX2VocoderWithBWE). With `keep_fp8`, an fp8 file's FP8 weights stay FP8 (computed in `torch_dtype`)
         instead of being upcast.
 
-        The file holds no text encoder or tokenizer: pass them, or they are loaded from Lightricks/LTX-2. The
-        scheduler is LTX-2's, with the distilled schedule when the file name says "distilled".
+        The file holds no text encoder or tokenizer: pass them, or they are loaded from Lightricks/LTX-2 (Gemma 3,
+        LTX-2.0's and 2.3's; an LTX-2.5 file needs its fine-tuned Gemma 4 passed). The scheduler is LTX-2's, with
+        the distilled schedule when the file name says "distilled".
         """
         loaded = dict(components)
         if "latent_upsampler" in cls.component_names and loaded.get("latent_upsampler") is None:
             raise ValueError("latent_upsampler=None: the combined checkpoint holds no upsampler; pass "
                              "latent_upsampler=LTX2LatentUpsamplerModel.from_single_file(<upscaler file>)")
+        text_parts = [name for name in ("text_encoder", "tokenizer") if name in cls.component_names]
+        given = {"text_encoder": text_encoder, "tokenizer": tokenizer}
         with open_single_file(path_or_url) as source:
-            networks = single_file_networks(file_version(source))
+            version = file_version(source)
+            missing = [name for name in text_parts if given[name] is None]
+            if missing and version == LTX_2_5:
+                raise ValueError(
+                    f"{', '.join(f'{name}=None' for name in missing)}: {source.description} is an LTX-2.5 file, whose "
+                    f"text encoder is a fine-tuned Gemma 4 that {DEFAULT_REPO} does not hold; pass text_encoder= and "
+                    "tokenizer= (e.g. ltx2.text.load_text_encoder and AutoTokenizer on an LTX-2.5 folder's "
+                    "text_encoder/ and tokenizer/)"
+                )
+            networks = single_file_networks(version)
             for name in cls.component_names:
                 if name in networks and name not in loaded:
                     loaded[name] = networks[name].from_single_file_source(source, torch_dtype, None, keep_fp8)
@@ -160,9 +172,7 @@ class Pipeline:
         if "scheduler" in cls.component_names and "scheduler" not in loaded:
             config = LTX2_DISTILLED_SCHEDULER_CONFIG if distilled else LTX2_SCHEDULER_CONFIG
             loaded["scheduler"] = FlowMatchEulerDiscreteScheduler(**config)
-        loaded.update(text_encoder=text_encoder, tokenizer=tokenizer)
-        text_parts = [name for name in ("text_encoder", "tokenizer") if name in cls.component_names]
-        missing = [name for name in text_parts if loaded[name] is None]
+        loaded.update(given)
         if missing:
             skipped = {name: None for name in cls.component_names if name not in missing}
             hub_parts = cls.from_pretrained(DEFAULT_REPO, torch_dtype, **skipped).components
@@ -179,7 +189,7 @@ class Pipeline:
                 index[name] = [None, None]
                 continue
             class_name = type(component).__name__
-            if class_name in ("LTX2TextConnectors", "LTX2Vocoder", "LTX2VocoderWithBWE"):
+            if class_name in ("LTX2TextConnectors", "LTX2Vocoder", "LTX2VocoderWithBWE", "LTX2DurationHead"):
                 library = "ltx2"
             else:
                 library = "diffusers" if class_name in _OURS else "transformers"

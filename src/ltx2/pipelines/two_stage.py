@@ -47,6 +47,8 @@ def generate_two_stages(
         **stage_one, output_type="latent", **common, **(references or {}),
         _schedule_overrides=AS_GIVEN if stage_one_distilled else None,
     )
+    # Stage 2 keeps stage 1's length: a length the duration head chose (num_frames None) is not predicted again.
+    common = {**common, "num_frames": (video_latents.shape[2] - 1) * pipe.vae_temporal_compression_ratio + 1}
     with stage("upsampling"):
         model = latent_upsampler if isinstance(latent_upsampler, torch.nn.Module) else latent_upsampler()
         upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model)
