@@ -79,6 +79,8 @@ RELEASES = {
                      {2.0: "ltx-2.3-spatial-upscaler-x2-1.1.safetensors",
                       1.5: "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"}),
 }
+# Where single-file pipelines take what Lightricks' combined checkpoints do not hold, and the command's default model.
+DEFAULT_REPO = RELEASES[LTX_2_0].repo
 
 # The rest of what a call defaults to per version, as diffusers 0.42.1's 2.5 pipelines resolve it:
 # - image_crf: the H.264 CRF image conditions are re-compressed at;

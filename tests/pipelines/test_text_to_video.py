@@ -18,12 +18,9 @@ from ltx2 import (
     LTX2Pipeline,
     LTX2PipelineOutput,
 )
+from ltx2.pipelines.two_stage import generate_two_stages
 from parity import LEGACY, relative_l2
-
-CALL = dict(
-    prompt="a robot dancing in the rain", negative_prompt="blurry low quality", height=32, width=32, num_frames=9,
-    frame_rate=25.0, num_inference_steps=3, guidance_scale=4.0, max_sequence_length=16,
-)
+from pipeline_calls import CALL, make_lora
 
 
 def reference_call(reference, seed: int, **kwargs):
@@ -171,6 +168,54 @@ def test_two_stage_flow_with_lora_matches_reference(pipes, pipeline_folder, tmp_
 
 
 @torch.no_grad()
+def test_library_two_stage_flow_matches_reference(pipes, pipeline_folder, tmp_path):
+    """generate_two_stages (what `ltx2 generate` runs) against the reference's two-stage flow driven by hand, one
+    generator through both stages; the pipeline's scheduler is left as it was (schedules are per call)."""
+    ours, reference = pipes
+    folder, _ = pipeline_folder
+    lora = make_lora(reference.transformer, tmp_path / "lora.safetensors")
+    stage_two = dict(num_inference_steps=3, noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0],
+                     sigmas=STAGE_2_DISTILLED_SIGMA_VALUES, guidance_scale=1.0)
+    common = {key: CALL[key] for key in ("prompt", "negative_prompt", "num_frames", "frame_rate", "max_sequence_length")}
+    stage_one = {key: CALL[key] for key in ("height", "width", "num_inference_steps", "guidance_scale")}
+    scheduler_state = (ours.scheduler.timesteps, dict(ours.scheduler.config))
+    upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder, subfolder="latent_upsampler")
+    try:
+        video, audio = generate_two_stages(
+            ours, upsampler, stage_one, stage_two,
+            {**common, "generator": torch.Generator().manual_seed(5), "return_dict": False},
+            distilled_lora=str(lora), output_type="pt",
+        )
+    finally:
+        ours.unload_lora_weights()
+    assert ours.scheduler.timesteps is scheduler_state[0] and dict(ours.scheduler.config) == scheduler_state[1]
+
+    generator = torch.Generator().manual_seed(5)
+    latents, audio_latents = reference(**CALL, **LEGACY, audio_guidance_scale=4.0, output_type="latent",
+                                       generator=generator, return_dict=False)
+    ref_upsampler = ReferenceUpsampler.from_pretrained(folder, subfolder="latent_upsampler")
+    upsampled = ReferenceUpsamplePipeline(vae=reference.vae, latent_upsampler=ref_upsampler)(
+        latents=latents, output_type="latent", return_dict=False
+    )[0]
+    reference_two = copy.copy(reference)
+    reference_two.load_lora_weights(str(lora), adapter_name="stage_2_distilled")
+    reference_two.set_adapters("stage_2_distilled", 1.0)
+    reference_two.scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(
+        reference.scheduler.config, use_dynamic_shifting=False, shift_terminal=None
+    )
+    try:
+        expected_video, expected_audio = reference_two(
+            **{**CALL, **stage_two}, **LEGACY, audio_guidance_scale=1.0, latents=upsampled,
+            audio_latents=audio_latents, output_type="pt", generator=generator, return_dict=False,
+        )
+    finally:
+        reference_two.unload_lora_weights()
+    assert video.shape == (1, 9, 3, 64, 64)
+    assert_close(video, expected_video, 1e-3)
+    assert_close(audio, expected_audio, 1e-3)
+
+
+@torch.no_grad()
 def test_distilled_flow_matches_reference(pipes):
     """The seed's second sample: distilled sigmas without shifting at stage 1, no CFG."""
     ours, reference = pipes
@@ -189,15 +234,3 @@ def test_distilled_flow_matches_reference(pipes):
     assert_close(audio, expected_audio, 1e-4)
 
 
-def make_lora(transformer, path, rank: int = 4):
-    """A diffusers-format LoRA on every attention projection of the transformer, with random A and B."""
-    from safetensors.torch import save_file
-
-    generator = torch.Generator().manual_seed(11)
-    tensors = {}
-    for name, module in transformer.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in ("to_q", "to_k", "to_v", "0"):
-            tensors[f"transformer.{name}.lora_A.weight"] = torch.randn(rank, module.in_features, generator=generator) * 0.1
-            tensors[f"transformer.{name}.lora_B.weight"] = torch.randn(module.out_features, rank, generator=generator) * 0.1
-    save_file(tensors, str(path))
-    return path
