@@ -10,6 +10,7 @@ from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline
 from network_outputs import OURS, OURS_2_3, outputs
 from original_checkpoint import (
     HEADER_CONFIG,
+    VERSIONS,
     LTX_2_3_HEADER,
     LTX_2_3_UPSAMPLERS,
     UPSAMPLER_HEADER,
