@@ -108,8 +108,12 @@ def test_blocked_attention_matches_dense(monkeypatch, grid, kernel, block):
     monkeypatch.setattr(diffusion_decoder, "KEY_ELEMENTS_PER_CALL", 4096)  # several calls per row
     generator = torch.Generator().manual_seed(3)
     query, key, value = (torch.randn(2, *grid, 3, 8, generator=generator) for _ in range(3))
-    actual = diffusion_decoder.neighborhood_attention(query, key, value, kernel)
-    assert relative_l2(actual, dense_neighborhood_attention(query, key, value, kernel)) <= 1e-6
+    expected = dense_neighborhood_attention(query, key, value, kernel)
+    assert relative_l2(diffusion_decoder.neighborhood_attention(query, key, value, kernel), expected) <= 1e-6
+    # Written over the queries, as the decoder's attention does.
+    actual = diffusion_decoder.neighborhood_attention(query, key, value, kernel, out=query)
+    assert actual is query
+    assert relative_l2(actual, expected) <= 1e-6
 
 
 def test_full_size_layout_matches_reference():

@@ -60,13 +60,14 @@ def axis_blocks(
 
 
 def neighborhood_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel: Grid
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel: Grid, out: torch.Tensor | None = None
 ) -> torch.Tensor:
     """(B, T, H, W, heads, D) queries, keys and values -> (B, T, H, W, heads, D) attention over each query's window.
 
     Queries go in blocks of QUERY_BLOCK; each block attends to the box of keys around it, masked to each query's
     own window. Frame and row blocks are a loop; the column blocks of a row are the `heads` axis of one attention
-    call (batch and heads are its batch), which lays every gathered box out contiguously.
+    call (batch and heads are its batch), which lays every gathered box out contiguously. `out` may be `query`
+    itself (each row of queries is read before its results are written), which saves a query-sized buffer.
     """
     batch, *grid, heads, dim = query.shape
     device = query.device
@@ -78,10 +79,12 @@ def neighborhood_attention(
     w_key_index = w_boxes[:, None] + torch.arange(box_w, device=device)  # (N, box_w)
     columns_per_call = max(1, KEY_ELEMENTS_PER_CALL // (box_t * box_h * box_w * batch * heads * dim))
 
-    out = torch.empty_like(query)
+    out = torch.empty_like(query) if out is None else out
     # (B, T, H, W, heads, D) -> (B * heads, W, T, H, D), a block's tokens ordered (w, t, h). Keys and values are
-    # read by several blocks, so they are rearranged once; each query once, row by row.
-    key, value = (x.permute(0, 4, 3, 1, 2, 5).reshape(batch * heads, grid[2], *grid[:2], dim) for x in (key, value))
+    # read by several blocks, so they are rearranged once (one at a time: a caller's temporary goes at once);
+    # each query once, row by row.
+    key = key.permute(0, 4, 3, 1, 2, 5).reshape(batch * heads, grid[2], *grid[:2], dim)
+    value = value.permute(0, 4, 3, 1, 2, 5).reshape(batch * heads, grid[2], *grid[:2], dim)
     # Interior blocks share their window pattern: build each (frame pattern, row pattern) mask once.
     _, t_pattern = torch.unique(t_visible.flatten(1), dim=0, return_inverse=True)
     _, h_pattern = torch.unique(h_visible.flatten(1), dim=0, return_inverse=True)
@@ -102,13 +105,16 @@ def neighborhood_attention(
             masks[pattern] = mask.reshape(1, len(w_visible), block_w * block_t * block_h, -1)
         return masks[pattern]
 
-    # The last column block is shifted back to fit: its first `overlap` queries are the previous block's last.
+    # The last block of an axis is shifted back to fit: its first `overlap` queries are the previous block's last.
     overlap = int(w_queries[-2] + block_w - w_queries[-1]) if len(w_queries) > 1 else 0
-    for t_block, (t0, t_box) in enumerate(zip(t_queries.tolist(), t_boxes.tolist())):
-        for h_block, (h0, h_box) in enumerate(zip(h_queries.tolist(), h_boxes.tolist())):
+    for t_block, t0, t_box, t_skip in loop_order(t_queries, t_boxes, block_t):
+        for h_block, h0, h_box, h_skip in loop_order(h_queries, h_boxes, block_h):
             # Contiguous copies of these frames and rows, so that gathering column blocks copies whole (t, h, D).
-            query_rows = query[:, t0 : t0 + block_t, h0 : h0 + block_h].permute(0, 4, 3, 1, 2, 5)
-            query_rows = query_rows.reshape(batch * heads, grid[2], block_t, block_h, dim)
+            # (A copy even where a view would do: `out` may be `query`.)
+            query_rows = query.new_empty(batch * heads, grid[2], block_t, block_h, dim)
+            query_rows.view(batch, heads, grid[2], block_t, block_h, dim).copy_(
+                query[:, t0 : t0 + block_t, h0 : h0 + block_h].permute(0, 4, 3, 1, 2, 5)
+            )
             key_rows, value_rows = (x[:, :, t_box : t_box + box_t, h_box : h_box + box_h].contiguous()
                                     for x in (key, value))
             mask = window_mask(t_block, h_block)
@@ -129,15 +135,29 @@ def neighborhood_attention(
                     start += overlap if count == 1 else 0
                 # (B * heads, w, t, h, D) -> (B, t, h, w, heads, D)
                 attended = attended.view(batch, heads, -1, block_t, block_h, dim).permute(0, 3, 4, 2, 1, 5)
-                out[:, t0 : t0 + block_t, h0 : h0 + block_h, start : start + attended.shape[3]] = attended
+                columns = slice(start, start + attended.shape[3])
+                out[:, t0 + t_skip : t0 + block_t, h0 + h_skip : h0 + block_h, columns] = attended[:, t_skip:, h_skip:]
     return out
+
+
+def loop_order(query_starts: torch.Tensor, box_starts: torch.Tensor, block: int) -> list[tuple[int, int, int, int]]:
+    """(block index, first query, first key, leading queries not to write) for the blocks of a looped axis.
+
+    The shifted last block goes first and writes only its own queries, so that with `out` being `query` no
+    block reads a query that another has overwritten."""
+    blocks = list(zip(range(len(query_starts)), query_starts.tolist(), box_starts.tolist()))
+    if len(blocks) == 1:
+        return [(*blocks[0], 0)]
+    last = blocks[-1]
+    shared = blocks[-2][1] + block - last[1]
+    return [(*last, shared)] + [(*entry, 0) for entry in blocks[:-1]]
 
 
 def rotate_grid(x: torch.Tensor, axis_dims: Grid, base: float = 10000.0) -> torch.Tensor:
     """3-D RoPE on (B, T, H, W, heads, D): the head's channels split into (time, rows, columns) chunks, each
     rotated in interleaved pairs by its axis index, in float32. Only offsets within a window matter, so the
     positions are the grid's own indices."""
-    rotated, offset = [], 0
+    rotated, offset = torch.empty_like(x), 0
     for axis, size in enumerate(axis_dims):
         length = x.shape[1 + axis]
         inverse = (1.0 / base ** (torch.arange(0, size, 2, dtype=torch.float64, device=x.device) / size)).float()
@@ -146,9 +166,11 @@ def rotate_grid(x: torch.Tensor, axis_dims: Grid, base: float = 10000.0) -> torc
         shape[1 + axis] = length
         cos, sin = angles.cos().view(shape), angles.sin().view(shape)
         even, odd = x[..., offset : offset + size].float().unflatten(-1, (-1, 2)).unbind(-1)
-        rotated.append(torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2))
+        pairs = rotated[..., offset : offset + size].unflatten(-1, (-1, 2))
+        pairs[..., 0] = even * cos - odd * sin
+        pairs[..., 1] = even * sin + odd * cos
         offset += size
-    return torch.cat(rotated, dim=-1).to(x.dtype)
+    return rotated
 
 
 def rope_axis_dims(head_dim: int) -> Grid:
@@ -184,8 +206,15 @@ class NeighborhoodAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         heads = (*x.shape[:-1], self.heads, -1)  # (B, T, H, W, C) -> (B, T, H, W, heads, D)
         query = rotate_grid(self.norm_q(self.to_q(x).view(heads)), self.axis_dims)
-        key = rotate_grid(self.norm_k(self.to_k(x).view(heads)), self.axis_dims)
-        out = neighborhood_attention(query, key, self.to_v(x).view(heads), self.kernel)
+        # Keys and values are passed as temporaries and the output overwrites the queries: at large grids these
+        # (B, T, H, W, C) tensors are most of the memory.
+        out = neighborhood_attention(
+            query,
+            rotate_grid(self.norm_k(self.to_k(x).view(heads)), self.axis_dims),
+            self.to_v(x).view(heads),
+            self.kernel,
+            out=query,
+        )
         return self.to_out[0](out.flatten(-2))
 
 
