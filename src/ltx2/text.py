@@ -29,6 +29,8 @@ _LANGUAGE_MODEL_KEYS = {r"^model\.language_model\.": "", r"^language_model\.mode
 # (diffusers' folders) or its language model alone (ltx2's save_pretrained).
 _LANGUAGE_MODELS = {"gemma3": "Gemma3TextModel", "gemma3_text": "Gemma3TextModel",
                     "gemma4_unified": "Gemma4UnifiedTextModel", "gemma4_unified_text": "Gemma4UnifiedTextModel"}
+# LTX-2's prompts are left-padded (tokenize pads them so); the connectors of LTX-2.0 read the side.
+PADDING_SIDE = "left"
 
 
 @contextlib.contextmanager
