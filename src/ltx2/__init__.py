@@ -19,7 +19,12 @@ from .pipelines import (
     LTX2ReferenceCondition,
     LTX2VideoCondition,
 )
-from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
+from .scheduler import (
+    DISTILLED_SIGMA_VALUES,
+    STAGE_2_DISTILLED_SIGMA_VALUES,
+    FlowMatchEulerDiscreteScheduler,
+    LTXEulerAncestralRFScheduler,
+)
 
 __version__ = "0.1.0"
 
@@ -44,6 +49,7 @@ __all__ = [
     "LoraLoaderMixin",
     "LTX2VideoCondition",
     "LTX2VideoTransformer3DModel",
+    "LTXEulerAncestralRFScheduler",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
     "encode_video",
 ]
