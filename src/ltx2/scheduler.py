@@ -239,11 +239,9 @@ class LTXEulerAncestralRFScheduler(_SigmaScheduler):
     def __init__(self, num_train_timesteps: int = 1000, eta: float = 1.0, s_noise: float = 1.0):
         if eta < 0 or s_noise < 0:
             raise ValueError(f"eta and s_noise must be >= 0, got eta={eta}, s_noise={s_noise}")
-        self.num_inference_steps: int | None = None
-        self.sigmas: torch.Tensor | None = None
+        self.sigmas: torch.Tensor | None = None  # set by set_timesteps
         self.timesteps: torch.Tensor | None = None
-        self._step_index: int | None = None
-        self._begin_index: int | None = None
+        self.num_inference_steps = self._step_index = self._begin_index = None
 
     def set_timesteps(
         self,
