@@ -52,3 +52,18 @@ def ltx_2_3_folder(tmp_path_factory):
     reference = write_pipeline_folder(folder, scheduler_config=DEV_SCHEDULER, version="2.3")
     reference.set_progress_bar_config(disable=True)
     return folder, reference
+
+
+# LTX-2.5's distilled scheduler: no dynamic shifting and no terminal stretch (diffusers' converter for "distilled").
+DISTILLED_SCHEDULER = dict(use_dynamic_shifting=False, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024,
+                           max_image_seq_len=4096, shift_terminal=None)
+
+
+@pytest.fixture(scope="session")
+def ltx_2_5_folder(tmp_path_factory):
+    """(folder, reference pipeline): LTX-2.5's tiny pipeline (Gemma 4, the 2.5 transformer and connectors, the
+    distilled scheduler, x2 spatial and temporal upsamplers beside it); no duration head."""
+    folder = tmp_path_factory.mktemp("tiny-ltx2.5")
+    reference = write_pipeline_folder(folder, scheduler_config=DISTILLED_SCHEDULER, version="2.5")
+    reference.set_progress_bar_config(disable=True)
+    return folder, reference

@@ -1,7 +1,8 @@
-"""Prompt encoding: LTX-2's tokenization with the real Gemma 3 tokenizer, hidden-state stacking, the cache."""
+"""Prompt encoding: LTX-2's tokenization with the real Gemma 3 tokenizer, hidden-state stacking, the cache; LTX-2.5's
+Gemma 4."""
 
 import torch
-from transformers import Gemma3TextModel
+from transformers import Gemma3TextModel, Gemma4UnifiedTextModel
 
 from ltx2 import LTX2Pipeline
 from ltx2.text import PromptEncoder, load_text_encoder, tokenize
@@ -61,3 +62,27 @@ def test_cache_serves_repeated_prompts(pipeline_folder):
         handle.remove()
     assert torch.equal(first[0], again[1]) and torch.equal(first[1], again[0])
     assert len(calls) == 3  # the first batch, "the rain", and "a dog" again: least recently used, so evicted
+
+
+def test_gemma_4_prompt_embeddings_match_reference(ltx_2_5_folder):
+    """LTX-2.5: Gemma 4's layers + 1 hidden states stacked as 0.42.1 does, left-padded, no BOS (the tokenizer adds
+    none and neither does ltx2); the tokenizer's own padding side is left alone."""
+    folder, reference = ltx_2_5_folder
+    ours = LTX2Pipeline.from_pretrained(folder)
+    assert isinstance(ours.text_encoder, Gemma4UnifiedTextModel) and ours.model_version == "2.5"
+    ours.tokenizer.padding_side = "right"
+    prompts, negatives = ["a cat", " a robot dancing in the rain "], ["blurry", ""]
+    actual = ours.encode_prompt(prompts, negatives, True, 2, max_sequence_length=16)
+    assert ours.tokenizer.padding_side == "right"
+    expected = reference.encode_prompt(prompts, negatives, True, 2, max_sequence_length=16)
+    for ours_tensor, reference_tensor in zip(actual, expected):
+        if ours_tensor.is_floating_point():
+            assert ours_tensor.shape == reference_tensor.shape == (4, 16, 16 * (3 + 1))
+            assert relative_l2(ours_tensor, reference_tensor) <= 1e-6
+    # The reference tiles masks where it interleaves embeddings (see above); each prompt's own mask agrees.
+    assert torch.equal(actual[1][::2], expected[1][:2]) and torch.equal(actual[3][::2], expected[3][:2])
+    ids, mask = tokenize(ours.tokenizer, prompts, 16)
+    lengths = mask.sum(dim=1)
+    assert lengths.tolist() == [2, 6]  # the words alone: no BOS
+    assert ids[0, -2] == ours.tokenizer.convert_tokens_to_ids("a") and (ids != ours.tokenizer.bos_token_id).all()
+    assert not mask[:, 0].any() and mask[:, -1].all()  # left padding, whatever the tokenizer's own side

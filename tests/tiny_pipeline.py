@@ -2,7 +2,12 @@
 
 Every component keeps the real model's structure (split RoPE with float64 grids, learnable registers,
 patch-4 causal video VAE, causal audio VAE, vocoder) at widths that run in milliseconds. The tokenizer is
-a small offline word-level tokenizer with a BOS post-processor, so nothing is downloaded.
+a small offline word-level tokenizer with a BOS post-processor (Gemma 3's), so nothing is downloaded.
+
+version="2.5" writes LTX-2.5's: a tiny Gemma 4 text encoder (sliding-window and full-attention layers, the full
+one with a wider head) whose tokenizer adds no BOS (as Gemma 4's), connectors sized from it, the 2.5 transformer
+(no video feed-forward bias, the keyframe position embedding), and beside the pipeline the x2 spatial and the x2
+temporal latent upsamplers.
 """
 
 from pathlib import Path
@@ -24,6 +29,8 @@ from transformers import (
     Gemma3ForConditionalGeneration,
     Gemma3ImageProcessorPil,
     Gemma3Processor,
+    Gemma4UnifiedConfig,
+    Gemma4UnifiedForConditionalGeneration,
     PreTrainedTokenizerFast,
 )
 
@@ -84,6 +91,17 @@ LTX_2_3 = dict(
     VIDEO_VAE=dict(upsample_residual=(False, False), encoder_spatial_padding_mode="zeros",
                    decoder_spatial_padding_mode="zeros"),
 )
+# LTX-2.5's transformer switches on top of 2.3's (diffusers' converter, --version 2.5).
+LTX_2_5_TRANSFORMER = dict(ff_bias=False, use_keyframes_abs_pos_embedding=True)
+# The tiny Gemma 4: two sliding-window layers (window 4, shorter than the prompts) and a full-attention one with
+# a head twice as wide, as Gemma 4 has.
+GEMMA_4_LAYERS = 3
+GEMMA_4_TEXT = dict(
+    vocab_size=len(WORDS), hidden_size=TEXT_HIDDEN, intermediate_size=32, num_hidden_layers=GEMMA_4_LAYERS,
+    num_attention_heads=2, num_key_value_heads=1, head_dim=8, global_head_dim=16, sliding_window=4,
+    max_position_embeddings=64, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+)
+UPSAMPLER_X2_TEMPORAL = dict(UPSAMPLER, spatial_upsample=False, temporal_upsample=True)
 VOCODER_WITH_BWE = dict(
     in_channels=2 * 8, hidden_channels=32, upsample_kernel_sizes=[11, 4], upsample_factors=[5, 2],
     bwe_in_channels=2 * 8, bwe_hidden_channels=32, bwe_upsample_kernel_sizes=[12, 11], bwe_upsample_factors=[6, 5],
@@ -103,12 +121,14 @@ def ltx_2_3_connectors(transformer: dict) -> dict:
     )
 
 
-def make_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer over WORDS; with `chat`, also Gemma 3's chat and image tokens and a chat template."""
+def make_tokenizer(chat: bool = False, bos: bool = True) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over WORDS; with `chat`, also Gemma 3's chat and image tokens and a chat template.
+    Without `bos` it adds no BOS, as Gemma 4's tokenizer."""
     words = WORDS + CHAT_TOKENS if chat else WORDS
     tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(words)}, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    if bos:
+        tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
     chat_options = dict(
         chat_template=CHAT_TEMPLATE,
         extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
@@ -145,6 +165,18 @@ def make_text_encoder(chat: bool = False) -> Gemma3ForConditionalGeneration:
     return Gemma3ForConditionalGeneration(config).eval()
 
 
+def make_gemma_4_text_encoder() -> Gemma4UnifiedForConditionalGeneration:
+    """A tiny Gemma 4 (text only: no vision or audio embedder), LTX-2.5's text encoder."""
+    config = Gemma4UnifiedConfig(text_config=GEMMA_4_TEXT, vision_config=None, audio_config=None)
+    return Gemma4UnifiedForConditionalGeneration(config).eval()
+
+
+def ltx_2_5_connectors(transformer: dict) -> dict:
+    """LTX-2.5's connectors: 2.3's layout, sized from the Gemma 4 text encoder (its width, its layers + 1)."""
+    return dict(ltx_2_3_connectors(transformer), caption_channels=GEMMA_4_TEXT["hidden_size"],
+                text_proj_in_factor=GEMMA_4_LAYERS + 1)
+
+
 def make_processor(tokenizer: PreTrainedTokenizerFast) -> Gemma3Processor:
     """Gemma 3's processor for the tiny text encoder: 8x8 images, 4 image tokens."""
     return Gemma3Processor(Gemma3ImageProcessorPil(size={"height": 8, "width": 8}), tokenizer, image_seq_length=4)
@@ -155,11 +187,13 @@ def make_reference_pipeline(
 ) -> LTX2Pipeline:
     """The reference pipeline with seeded, perturbed random weights (every table far from zero). With `chat`, its
     text encoder and tokenizer know Gemma's chat tokens and it has a processor, for prompt enhancement. With
-    version="2.3", its networks have LTX-2.3's switches on."""
-    later = LTX_2_3 if version == "2.3" else {}
-    transformer = {**TRANSFORMER, **later.get("TRANSFORMER", {})}
+    version="2.3", its networks have LTX-2.3's switches on; with "2.5", LTX-2.5's (and Gemma 4; no chat)."""
+    later = LTX_2_3 if version in ("2.3", "2.5") else {}
+    transformer = {**TRANSFORMER, **later.get("TRANSFORMER", {}), **(LTX_2_5_TRANSFORMER if version == "2.5" else {})}
     video_vae = {**VIDEO_VAE, **later.get("VIDEO_VAE", {})}
     connectors = ltx_2_3_connectors(transformer) if later else CONNECTORS
+    if version == "2.5":
+        connectors = ltx_2_5_connectors(transformer)
     components = {}
     for seed, (name, build) in enumerate([
         ("transformer", lambda: LTX2VideoTransformer3DModel(**transformer)),
@@ -167,13 +201,13 @@ def make_reference_pipeline(
         ("vae", lambda: AutoencoderKLLTX2Video(**video_vae)),
         ("audio_vae", lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE)),
         ("vocoder", lambda: LTX2VocoderWithBWE(**VOCODER_WITH_BWE) if later else LTX2Vocoder(**VOCODER)),
-        ("text_encoder", lambda: make_text_encoder(chat)),
+        ("text_encoder", lambda: make_gemma_4_text_encoder() if version == "2.5" else make_text_encoder(chat)),
     ]):
         torch.manual_seed(seed)
         components[name] = perturb_(build().eval(), seed=seed, scale=0.05)
     components["vae"].latents_std.abs_().add_(0.5)
     components["audio_vae"].latents_std.abs_().add_(0.5)
-    tokenizer = make_tokenizer(chat)
+    tokenizer = make_tokenizer(chat, bos=version != "2.5")
     return LTX2Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**(scheduler_config or {})),
         tokenizer=tokenizer,
@@ -182,13 +216,18 @@ def make_reference_pipeline(
     )
 
 
-def make_reference_upsampler() -> LTX2LatentUpsamplerModel:
-    torch.manual_seed(7)
-    return perturb_(LTX2LatentUpsamplerModel(**UPSAMPLER).eval(), seed=7, scale=0.05)
+def make_reference_upsampler(config: dict = UPSAMPLER, seed: int = 7) -> LTX2LatentUpsamplerModel:
+    torch.manual_seed(seed)
+    return perturb_(LTX2LatentUpsamplerModel(**config).eval(), seed=seed, scale=0.05)
 
 
 def write_pipeline_folder(folder: Path, scheduler_config: dict | None = None, version: str = "2.0") -> LTX2Pipeline:
+    """The reference pipeline saved to `folder`, with its x2 spatial latent upsampler in latent_upsampler/ and, for
+    LTX-2.5, the x2 temporal one in temporal_latent_upsampler/ (the component name of 0.42.1's
+    LTX2DFRTemporalRefinePipeline)."""
     reference = make_reference_pipeline(scheduler_config, version=version)
     reference.save_pretrained(folder)
     make_reference_upsampler().save_pretrained(folder / "latent_upsampler")
+    if version == "2.5":
+        make_reference_upsampler(UPSAMPLER_X2_TEMPORAL, seed=8).save_pretrained(folder / "temporal_latent_upsampler")
     return reference

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .pipelines.base import DEFAULT_REPO
-from .versions import LTX_2_0, LTX_2_3, VERSIONS, resolve_call_kwargs
+from .versions import LTX_2_0, LTX_2_3, resolve_call_kwargs
 
 PRESETS = ("two-stage", "distilled", "one-stage")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -261,8 +261,8 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError("--prompt: must not be empty")
     _check_paths(args)
     args.version = model_version(args.model or DEFAULT_REPO)
-    if args.version not in VERSIONS:
-        raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 does not implement")
+    if args.version not in RELEASES:
+        raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 generate does not run")
     if args.stg and args.version == LTX_2_0:
         raise UsageError(f"--stg {args.stg}: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model")
     if args.upscale not in RELEASES[args.version].upsamplers:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .loading.checkpoint import write_text_atomic
-from .loading.config import Configurable, naming_config_errors, read_config
+from .loading.config import Configurable, naming_config_errors, read_config, require_neutral
 from .loading.hub import resolve_folder
 from .models.layers import randn
 
@@ -102,14 +102,6 @@ class FlowMatchEulerDiscreteScheduler(_SigmaScheduler):
     dynamic shifting and the terminal stretch off and passes DISTILLED_SIGMA_VALUES.
     """
 
-    neutral_config = {
-        "invert_sigmas": False,
-        "use_karras_sigmas": False,
-        "use_exponential_sigmas": False,
-        "use_beta_sigmas": False,
-        "stochastic_sampling": False,
-    }
-
     def __init__(
         self,
         num_train_timesteps: int = 1000,
@@ -119,9 +111,19 @@ class FlowMatchEulerDiscreteScheduler(_SigmaScheduler):
         max_shift: float | None = 1.15,
         base_image_seq_len: int = 256,
         max_image_seq_len: int = 4096,
+        invert_sigmas: bool = False,
         shift_terminal: float | None = None,
+        use_karras_sigmas: bool = False,
+        use_exponential_sigmas: bool = False,
+        use_beta_sigmas: bool = False,
         time_shift_type: str = "exponential",
+        stochastic_sampling: bool = False,
     ):
+        require_neutral(
+            type(self).__name__, invert_sigmas=(invert_sigmas, False), use_karras_sigmas=(use_karras_sigmas, False),
+            use_exponential_sigmas=(use_exponential_sigmas, False), use_beta_sigmas=(use_beta_sigmas, False),
+            stochastic_sampling=(stochastic_sampling, False),
+        )
         if time_shift_type not in ("exponential", "linear"):
             raise ValueError(f"time_shift_type must be 'exponential' or 'linear', got {time_shift_type!r}")
         if shift_terminal is not None and not 0 <= shift_terminal < 1:

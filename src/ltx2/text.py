@@ -1,8 +1,15 @@
-"""Prompt encoding around transformers' Gemma 3: tokenization as LTX-2 does it, and all hidden states stacked.
+"""Prompt encoding around transformers' Gemma: tokenization as LTX-2 does it, and all hidden states stacked.
 
-A prompt becomes (B, L, 3840 * 49) features: every hidden state of Gemma 3's language model (the embedding
-output and each of the 48 layers), stacked per token. The connectors normalize and project them. Only the
-language model runs: the vision tower is never needed (and not loaded by `load_text_encoder`), nor the LM head.
+A prompt becomes (B, L, hidden * (layers + 1)) features: every hidden state of the text encoder's language model
+(the embedding output and each layer), stacked per token. LTX-2.0 and 2.3 use Gemma 3 12B (3840 x 49); LTX-2.5
+uses Gemma 4 (`Gemma4UnifiedForConditionalGeneration`, whose text part alternates sliding-window and
+full-attention layers, the full ones with a wider head). The connectors normalize and project them. Only the
+language model runs: the vision parts are never needed (and not loaded by `load_text_encoder`), nor the LM head.
+
+Tokens are as diffusers 0.42.1 makes them for every version: the stripped prompt with the tokenizer's own special
+tokens, left-padded to `max_sequence_length`. Gemma 3's tokenizer starts a prompt with BOS; Gemma 4's adds none,
+and ltx2 adds none either (as 0.42.1), although Lightricks' own Gemma 4 wrapper in ltx-core prepends one: LTX-2.5
+prompt embeddings therefore follow diffusers, not ltx-core.
 """
 
 from __future__ import annotations
@@ -15,8 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
-# The language-model weights inside a Gemma3ForConditionalGeneration checkpoint, under either naming scheme.
+# The language-model weights inside a Gemma3ForConditionalGeneration or Gemma4UnifiedForConditionalGeneration
+# checkpoint, under either naming scheme.
 _LANGUAGE_MODEL_KEYS = {r"^model\.language_model\.": "", r"^language_model\.model\.": ""}
+# transformers' class for the language model of each multimodal Gemma an LTX folder's text_encoder/ holds.
+_LANGUAGE_MODELS = {"gemma3": "Gemma3TextModel", "gemma4_unified": "Gemma4UnifiedTextModel"}
+# LTX-2's prompts are left-padded (0.42.1 sets its tokenizer so); the connectors of LTX-2.0 read the side.
+PADDING_SIDE = "left"
 
 
 @contextlib.contextmanager
@@ -37,15 +49,24 @@ def _quiet_transformers():
 
 
 def load_text_encoder(folder: str | Path, dtype: torch.dtype | None = None) -> nn.Module:
-    """Gemma 3's language model alone from a text_encoder/ folder (a Gemma3ForConditionalGeneration checkpoint)."""
-    from transformers import Gemma3TextModel
+    """The language model alone from a text_encoder/ folder: a Gemma3ForConditionalGeneration checkpoint (LTX-2.0,
+    2.3) or a Gemma4UnifiedForConditionalGeneration one (LTX-2.5)."""
+    import transformers
 
+    from .loading.config import read_config
+
+    config_path = Path(folder) / "config.json"
+    model_type = read_config(config_path).get("model_type")
+    if model_type not in _LANGUAGE_MODELS:
+        raise ValueError(f"{config_path}: model_type {model_type!r} is not a text encoder of LTX-2 "
+                         f"(it loads {', '.join(map(repr, _LANGUAGE_MODELS))})")
+    model_class = getattr(transformers, _LANGUAGE_MODELS[model_type])
     with _quiet_transformers():
-        return Gemma3TextModel.from_pretrained(folder, dtype=dtype, key_mapping=_LANGUAGE_MODEL_KEYS).eval()
+        return model_class.from_pretrained(folder, dtype=dtype, key_mapping=_LANGUAGE_MODEL_KEYS).eval()
 
 
 def language_model(text_encoder: nn.Module) -> nn.Module:
-    """The part of a Gemma 3 model that produces hidden states: the language model of a multimodal model."""
+    """The part of a Gemma model that produces hidden states: the language model of a multimodal model."""
     inner = getattr(text_encoder, "model", None)
     if inner is not None and hasattr(inner, "language_model"):
         return inner.language_model
@@ -53,19 +74,20 @@ def language_model(text_encoder: nn.Module) -> nn.Module:
 
 
 def tokenize(tokenizer: Any, prompts: list[str], max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """LTX-2's tokenization: stripped prompts, BOS, left padding to max_sequence_length, truncation."""
-    tokenizer.padding_side = "left"
+    """LTX-2's tokenization: stripped prompts with the tokenizer's special tokens (Gemma 3's BOS; Gemma 4's
+    tokenizer adds none, and none is prepended here: see the module docstring), left padding to
+    max_sequence_length (for this call: the tokenizer's own padding_side is left as it is), truncation."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokens = tokenizer(
         [prompt.strip() for prompt in prompts], padding="max_length", max_length=max_sequence_length,
-        truncation=True, add_special_tokens=True, return_tensors="pt",
+        truncation=True, add_special_tokens=True, return_tensors="pt", padding_side=PADDING_SIDE,
     )
     return tokens.input_ids, tokens.attention_mask
 
 
 class PromptEncoder:
-    """Gemma 3 hidden states for prompts, with a small cache so repeated prompts do not run Gemma again.
+    """Gemma hidden states for prompts, with a small cache so repeated prompts do not run Gemma again.
 
     The cache holds the most recent `cache_size` prompts (per max_sequence_length and text encoder) on the CPU.
     """

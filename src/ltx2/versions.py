@@ -1,8 +1,9 @@
 """LTX versions: which one a model's configs (or a single file's header) describe, and the call defaults of each.
 
 A diffusers folder carries no version marker: LTX-2.3 shows in its component configs, which switch on what
-LTX-2.0 leaves neutral. Lightricks' single files name their version in the header (`model_version`); that is
-read by `loading.single_file.checkpoint_version`.
+LTX-2.0 leaves neutral; LTX-2.5 in its transformer's 2.5 keys (a video feed-forward without bias, the keyframe
+position embedding) and in its text encoder, Gemma 4. Lightricks' single files name their version in the header
+(`model_version`); that is read by `loading.single_file.checkpoint_version`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .scheduler import DISTILLED_SIGMA_VALUES
+
 LTX_2_0 = "2.0"
 LTX_2_3 = "2.3"
-VERSIONS = (LTX_2_0, LTX_2_3)
+LTX_2_5 = "2.5"
+VERSIONS = (LTX_2_0, LTX_2_3, LTX_2_5)
 
 # Transformer settings (diffusers config keys) that LTX-2.3 turns on and LTX-2.0 leaves neutral.
 _LTX_2_3_TRANSFORMER = {"gated_attn": True, "audio_gated_attn": True, "cross_attn_mod": True,
                         "audio_cross_attn_mod": True, "perturbed_attn": True, "use_prompt_embeddings": False}
-# ... and those a later version (2.5) changes as well.
-_LATER_TRANSFORMER = {"ff_bias": False, "audio_ff_bias": False, "use_keyframes_abs_pos_embedding": True}
+# ... and those that only LTX-2.5 (diffusers' converter: ff_bias=False, the keyframe embedding) or a 2.5
+# variant (use_prompt_adaln_single=False, audio_ff_bias=False) sets.
+_LTX_2_5_TRANSFORMER = {"ff_bias": False, "audio_ff_bias": False, "use_keyframes_abs_pos_embedding": True,
+                        "use_prompt_adaln_single": False}
+# transformers' model types of LTX-2.5's text encoder (Gemma 4), whole or its text part.
+GEMMA_4_MODEL_TYPES = ("gemma4_unified", "gemma4", "gemma4_unified_text", "gemma4_text")
 
-# The call defaults diffusers 0.42.1 gives LTX-2.3; LTX-2.0 keeps the seed's (40 steps, plain CFG 4.0).
+# The call defaults diffusers 0.42.1 gives LTX-2.3 and LTX-2.5 (its LTX2Pipeline and LTX2ImageToVideoPipeline have one
+# set of signature defaults for both); LTX-2.0 keeps the seed's (40 steps, plain CFG 4.0).
 # None for an audio scale means "the video value".
 CALL_DEFAULTS: dict[str, dict[str, Any]] = {
     LTX_2_0: dict(
@@ -36,17 +45,47 @@ CALL_DEFAULTS: dict[str, dict[str, Any]] = {
         spatio_temporal_guidance_blocks=[28], use_cross_timestep=True,
     ),
 }
+CALL_DEFAULTS[LTX_2_5] = dict(CALL_DEFAULTS[LTX_2_3])
 # Each audio scale and the video scale it falls back to.
 AUDIO_FALLBACKS = {"audio_guidance_scale": "guidance_scale", "audio_stg_scale": "stg_scale",
                    "audio_modality_scale": "modality_scale", "audio_guidance_rescale": "guidance_rescale"}
-# H.264 CRF an image-to-video image is re-compressed at (the compression LTX-2.0 and 2.3 were trained on).
+# H.264 CRF an image-to-video image is re-compressed at (the compression LTX-2.0 and 2.3 were trained on), and
+# LTX-2.5's (0.42.1 picks it when the text encoder is a Gemma 4).
 DEFAULT_IMAGE_CRF = 33
+LTX_2_5_IMAGE_CRF = 18
+
+# The rest of what a call defaults to per version, as diffusers 0.42.1's 2.5 pipelines resolve it:
+# - image_crf: the H.264 CRF image conditions are re-compressed at;
+# - num_frames: None means "predicted by the duration head" (LTX-2.5 folders ship one; 0.42.1 falls back to 121
+#   when a pipeline has none), clamped to [min_seconds, max_seconds] at the frame rate;
+# - sigmas: None means the plain linear schedule linspace(1, 1 / steps, steps), then shifted as the scheduler's
+#   config says (the dev configs shift with the token count; the distilled 2.5 config, without dynamic shifting,
+#   leaves it linear). Lightricks' distilled 8-step schedule is ltx2.scheduler.DISTILLED_SIGMA_VALUES, which
+#   0.42.1's LTX2DFRPipeline takes by default (DFR_DEFAULTS, with its size).
+INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
+    LTX_2_0: dict(image_crf=DEFAULT_IMAGE_CRF, num_frames=121, min_seconds=1.0, max_seconds=20.0, sigmas=None,
+                  height=512, width=768, frame_rate=24.0),
+    LTX_2_3: dict(image_crf=DEFAULT_IMAGE_CRF, num_frames=121, min_seconds=1.0, max_seconds=20.0, sigmas=None,
+                  height=512, width=768, frame_rate=24.0),
+    LTX_2_5: dict(image_crf=LTX_2_5_IMAGE_CRF, num_frames=None, min_seconds=1.0, max_seconds=20.0, sigmas=None,
+                  height=512, width=768, frame_rate=24.0),
+}
+# LTX2DFRPipeline's (LTX-2.5 only): the distilled schedule without guidance, at 704 x 1216.
+DFR_DEFAULTS = dict(height=704, width=1216, sigmas=DISTILLED_SIGMA_VALUES, frame_rate=24.0, num_frames=None, min_seconds=1.0,
+                    max_seconds=20.0, use_cross_timestep=True)
 
 
-def config_version(transformer: Mapping[str, Any], connectors: Mapping[str, Any] | None = None) -> str:
-    """The LTX version ("2.0", "2.3", or "2.5" for what is later still) that diffusers configs describe."""
-    if any(transformer.get(key, not value) == value for key, value in _LATER_TRANSFORMER.items()):
-        return "2.5"
+def config_version(
+    transformer: Mapping[str, Any],
+    connectors: Mapping[str, Any] | None = None,
+    text_encoder: Mapping[str, Any] | None = None,
+) -> str:
+    """The LTX version ("2.0", "2.3" or "2.5") that diffusers configs describe: the transformer's, the
+    connectors' and the text encoder's config.json (a Gemma 4 text encoder is LTX-2.5's)."""
+    if any(transformer.get(key, not value) == value for key, value in _LTX_2_5_TRANSFORMER.items()):
+        return LTX_2_5
+    if (text_encoder or {}).get("model_type") in GEMMA_4_MODEL_TYPES:
+        return LTX_2_5
     later = any(transformer.get(key, not value) == value for key, value in _LTX_2_3_TRANSFORMER.items())
     if later or (connectors or {}).get("per_modality_projections"):
         return LTX_2_3
@@ -54,12 +93,13 @@ def config_version(transformer: Mapping[str, Any], connectors: Mapping[str, Any]
 
 
 def folder_version(folder: str | Path) -> str:
-    """The LTX version of a diffusers pipeline folder, from its transformer's and connectors' configs."""
+    """The LTX version of a diffusers pipeline folder, from its transformer's, connectors' and text encoder's
+    configs."""
     configs = {}
-    for name in ("transformer", "connectors"):
+    for name in ("transformer", "connectors", "text_encoder"):
         path = Path(folder) / name / "config.json"
         configs[name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return config_version(configs["transformer"], configs["connectors"])
+    return config_version(configs["transformer"], configs["connectors"], configs["text_encoder"])
 
 
 def call_defaults(version: str) -> dict[str, Any]:
@@ -67,6 +107,13 @@ def call_defaults(version: str) -> dict[str, Any]:
     if version not in CALL_DEFAULTS:
         raise ValueError(f"LTX version {version!r} has no call defaults in ltx2 (it knows {', '.join(VERSIONS)})")
     return {key: list(value) if isinstance(value, list) else value for key, value in CALL_DEFAULTS[version].items()}
+
+
+def input_defaults(version: str) -> dict[str, Any]:
+    """A copy of the non-guidance call defaults for `version` (INPUT_DEFAULTS)."""
+    if version not in INPUT_DEFAULTS:
+        raise ValueError(f"LTX version {version!r} has no call defaults in ltx2 (it knows {', '.join(VERSIONS)})")
+    return dict(INPUT_DEFAULTS[version])
 
 
 def resolve_call_kwargs(version: str, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """LTX2TextConnectors: parity with diffusers 0.42.1 (LTX-2.0 with and without registers, each LTX-2.3 flag, all of
-LTX-2.3), full-size layouts, bad input."""
+LTX-2.3, LTX-2.5's on a tiny Gemma 4's hidden states), full-size layouts, bad input."""
 
 import json
 
@@ -84,6 +84,24 @@ def test_forward_matches_reference(connectors, padding_side, flattened):
     assert torch.equal(actual[2], expected[2])
 
 
+@torch.no_grad()
+def test_ltx_2_5_connectors_on_gemma_4_hidden_states(ltx_2_5_folder):
+    """LTX-2.5's connectors (2.3's layout sized from Gemma 4: its width, its layers + 1) loaded from the folder the
+    reference wrote, on the tiny Gemma 4's real hidden states of prompts of different lengths."""
+    folder, reference = ltx_2_5_folder
+    ours = LTX2TextConnectors.from_pretrained(folder, subfolder="connectors")
+    gemma = reference.text_encoder.config.text_config
+    assert ours.config.caption_channels == gemma.hidden_size
+    assert ours.config.text_proj_in_factor == gemma.num_hidden_layers + 1
+    embeds, mask, _, _ = reference.encode_prompt(["a cat", "a robot dancing in the rain", "static"], None, False,
+                                                 max_sequence_length=16)
+    expected = reference.connectors(embeds, mask, padding_side="left")
+    actual = ours(embeds, mask, padding_side="left")
+    for ours_tensor, reference_tensor in zip(actual[:2], expected[:2]):
+        assert relative_l2(ours_tensor, reference_tensor) <= 1e-5
+    assert torch.equal(actual[2], expected[2].to(actual[2].dtype))
+
+
 def test_full_size_layout_matches_reference():
     with torch.device("meta"):
         ours, reference = LTX2TextConnectors(), ReferenceConnectors(rope_type="split")
@@ -91,7 +109,7 @@ def test_full_size_layout_matches_reference():
         ours, reference = LTX2TextConnectors.from_config(LTX_2_3_CONNECTORS), ReferenceConnectors(**LTX_2_3_CONNECTORS)
         assert 3.172e9 < assert_same_layout(ours, reference) < 3.173e9
     config = {key: value for key, value in json.loads(ours.config_json()).items() if key != "_class_name"}
-    assert config == {key: value for key, value in LTX_2_3_CONNECTORS.items() if key != "causal_temporal_positioning"}
+    assert config == dict(LTX_2_3_CONNECTORS)
 
 
 def test_bad_input_names_the_rule():

@@ -34,12 +34,11 @@ def _jsonable(value: Any) -> Any:
 class Configurable:
     """Mixin recording the constructor's keyword arguments as `self.config`.
 
-    A subclass lists in `neutral_config` the keys that other diffusers releases write into config.json
-    for features LTX-2.0 does not use; `from_config` accepts them only at those neutral values.
+    A constructor takes every keyword of diffusers' constructor, also those of features LTX-2 never switches on,
+    and refuses those at any other value (`require_neutral`).
     """
 
     config_name: ClassVar[str] = "config.json"
-    neutral_config: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -66,8 +65,8 @@ class Configurable:
     def resolve_config(cls, config: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
         """The constructor's keyword arguments, defaults filled in, for a config dict and `overrides`.
 
-        Raises ValueError naming the key for an unknown key, a key ltx2 does not implement (`neutral_config`)
-        at another value, and a value whose type is not the constructor's (JSON lists stand for tuples).
+        Raises ValueError naming the key for an unknown key and a value whose type is not the constructor's (JSON
+        lists stand for tuples); the constructor refuses a feature ltx2 does not implement.
         """
         parameters = _constructor_parameters(cls)
         kwargs = {}
@@ -82,13 +81,6 @@ class Configurable:
                         f"expected {_type_name(annotation)}"
                     )
                 kwargs[key] = value
-            elif key in cls.neutral_config and cls.neutral_config[key] == value:
-                continue
-            elif key in cls.neutral_config:
-                raise ValueError(
-                    f"{cls.__name__}: config key {key!r}={value!r} selects a feature ltx2 does not implement "
-                    f"(only {cls.neutral_config[key]!r} is supported)"
-                )
             else:
                 raise ValueError(f"{cls.__name__}: config key {key!r} is not supported by ltx2")
         defaults = {key: parameter.default for key, parameter in parameters.items()}
@@ -102,6 +94,15 @@ class Configurable:
     def config_json(self) -> str:
         payload = {"_class_name": type(self).__name__, **_jsonable(dict(self.config))}
         return json.dumps(payload, indent=2, sort_keys=False) + "\n"
+
+
+def require_neutral(owner: str, **settings: tuple[Any, Any]) -> None:
+    """Refuse a keyword (name=(value, neutral value)) that diffusers' constructor takes for a feature LTX-2 never
+    uses, at anything but its neutral value."""
+    for key, (value, neutral) in settings.items():
+        if value != neutral:
+            raise ValueError(f"{owner}: config key {key!r}={value!r} selects a feature ltx2 does not implement "
+                             f"(only {neutral!r} is supported)")
 
 
 def read_config(path: Path) -> dict[str, Any]:

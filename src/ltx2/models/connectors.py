@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..loading import PretrainedModel
+from ..loading.config import require_neutral
 from .layers import Attention, FeedForward, RMSNorm, Rope, rope_tables
 
 
@@ -121,10 +122,6 @@ class LTX2TextConnectors(PretrainedModel):
 
     single_file_component = "connectors"
 
-    neutral_config = {
-        "causal_temporal_positioning": False,  # stored by the reference, used by no LTX-2 code path
-    }
-
     def __init__(
         self,
         caption_channels: int = 3840,
@@ -142,6 +139,7 @@ class LTX2TextConnectors(PretrainedModel):
         connector_rope_base_seq_len: int = 4096,
         rope_theta: float = 10000.0,
         rope_double_precision: bool = True,
+        causal_temporal_positioning: bool = False,
         rope_type: str = "split",
         per_modality_projections: bool = False,
         video_hidden_dim: int = 4096,
@@ -149,6 +147,8 @@ class LTX2TextConnectors(PretrainedModel):
         proj_bias: bool = False,
     ):
         super().__init__()
+        # Stored by the reference's configs, read by no LTX-2 code path.
+        require_neutral(type(self).__name__, causal_temporal_positioning=(causal_temporal_positioning, False))
         video_width = video_connector_num_attention_heads * video_connector_attention_head_dim
         audio_width = audio_connector_num_attention_heads * audio_connector_attention_head_dim
         features = caption_channels * text_proj_in_factor

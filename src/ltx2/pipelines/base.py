@@ -55,7 +55,7 @@ def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype
         from transformers import AutoProcessor
 
         return AutoProcessor.from_pretrained(folder / name)
-    if class_name.startswith("Gemma3"):
+    if class_name.startswith(("Gemma3", "Gemma4Unified")):
         from ..text import load_text_encoder
 
         return load_text_encoder(folder / name, dtype)

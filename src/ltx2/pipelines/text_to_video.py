@@ -29,7 +29,7 @@ from ..prompt_enhancement import (
     processor_for,
 )
 from ..scheduler import calculate_shift
-from ..text import PromptEncoder
+from ..text import PADDING_SIDE, PromptEncoder
 from ..versions import config_version, resolve_call_kwargs
 from .base import Pipeline
 from .conditioning import (
@@ -221,10 +221,13 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
 
     @property
     def model_version(self) -> str:
-        """The LTX version of this pipeline's networks ("2.0" or "2.3"), read from the component configs."""
+        """The LTX version of this pipeline's networks ("2.0", "2.3" or "2.5"), read from the component configs (a
+        Gemma 4 text encoder is LTX-2.5's)."""
         transformer = self.transformer.config if self.transformer is not None else {}
         connectors = self.connectors.config if self.connectors is not None else {}
-        return config_version(transformer, connectors)
+        text_config = getattr(self.text_encoder, "config", None)
+        text_encoder = {"model_type": getattr(text_config, "model_type", None)}
+        return config_version(transformer, connectors, text_encoder)
 
     def default_call_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """The steps and guidance a call uses for this pipeline's LTX version, with `overrides` (call arguments;
@@ -370,8 +373,9 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask).
 
-        Embeddings are Gemma 3's stacked hidden states (B, L, 3840 * 49); the negative prompt defaults to "".
-        Precomputed embeddings are used as given.
+        Embeddings are the text encoder's stacked hidden states, left-padded: (B, L, 3840 * 49) from Gemma 3, (B, L,
+        hidden * (layers + 1)) from LTX-2.5's Gemma 4 (see ltx2.text); the negative prompt defaults to "".
+        Precomputed embeddings are used as given (left-padded, as ltx2 and diffusers 0.42.1 make them).
         """
         device = device or self.device
         prompts = [prompt] if isinstance(prompt, str) else prompt
@@ -428,8 +432,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             prompt_embeds = torch.cat([negative_prompt_embeds, prompt_embeds])
             prompt_attention_mask = torch.cat([negative_prompt_attention_mask, prompt_attention_mask])
         connectors = self._activate("connectors")
-        padding_side = getattr(self.tokenizer, "padding_side", "left") if self.tokenizer is not None else "left"
-        video, audio, mask = connectors(prompt_embeds, prompt_attention_mask, padding_side=padding_side)
+        video, audio, mask = connectors(prompt_embeds, prompt_attention_mask, padding_side=PADDING_SIDE)
         return TextContext(video, audio, mask)
 
     def geometry(
