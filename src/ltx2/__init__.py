@@ -4,6 +4,7 @@ from .export import encode_video
 from .loading import CheckpointError, LoraLoaderMixin
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
+from .models.duration_head import LTX2DurationHead
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
@@ -18,6 +19,8 @@ from .pipelines import (
     LTX2PipelineOutput,
     LTX2ReferenceCondition,
     LTX2VideoCondition,
+    LTX2VideoDecodeOutput,
+    LTX2VideoDiffusionDecodePipeline,
 )
 from .scheduler import (
     DISTILLED_SIGMA_VALUES,
@@ -36,6 +39,7 @@ __all__ = [
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
     "LTX2ConditionPipeline",
+    "LTX2DurationHead",
     "LTX2ImageToVideoPipeline",
     "LTX2InContextPipeline",
     "LTX2LatentUpsamplePipeline",
@@ -48,6 +52,8 @@ __all__ = [
     "LTX2VocoderWithBWE",
     "LoraLoaderMixin",
     "LTX2VideoCondition",
+    "LTX2VideoDecodeOutput",
+    "LTX2VideoDiffusionDecodePipeline",
     "LTX2VideoTransformer3DModel",
     "LTXEulerAncestralRFScheduler",
     "STAGE_2_DISTILLED_SIGMA_VALUES",

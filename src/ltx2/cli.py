@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .pipelines.base import DEFAULT_REPO
-from .versions import LTX_2_0, LTX_2_3, resolve_call_kwargs
+from .versions import LTX_2_0, LTX_2_3, LTX_2_5, resolve_call_kwargs
 
 PRESETS = ("two-stage", "distilled", "one-stage")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -39,6 +39,15 @@ OUTPUT_MULTIPLES = {2.0: 64, 1.5: 96}
 # The distilled schedules run without guidance: one conditional pass per step.
 GUIDANCE_OFF = dict(guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0,
                     audio_guidance_scale=1.0, audio_stg_scale=0.0, audio_modality_scale=1.0, audio_guidance_rescale=0.0)
+# ... except LTX-2.5's, which diffusers 0.42.1 documents with CFG off only: STG, modality guidance and rescale keep
+# their defaults (three passes per step).
+DISTILLED_GUIDANCE = {LTX_2_0: GUIDANCE_OFF, LTX_2_3: GUIDANCE_OFF,
+                      LTX_2_5: dict(guidance_scale=1.0, audio_guidance_scale=1.0)}
+# The preset a model runs when --preset is not given: LTX-2.5's folder ships the distilled transformer, whose
+# reference recipe (0.42.1's documentation) is distilled in both stages.
+DEFAULT_PRESETS = {LTX_2_0: "two-stage", LTX_2_3: "two-stage", LTX_2_5: "distilled"}
+DECODERS = ("vae", "diffusion")
+LENGTH_WHEN_NOT_PREDICTED = 121
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class Release:
     """The files Lightricks publishes beside an LTX version's dev checkpoint, for the distilled and two-stage flows."""
 
     repo: str
-    distilled: str
+    distilled: str | None  # None: the repo's own transformer is the distilled one
     distilled_lora: str
     upsamplers: dict[float, str]
 
@@ -58,6 +67,9 @@ RELEASES = {
                      "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
                      {2.0: "ltx-2.3-spatial-upscaler-x2-1.1.safetensors",
                       1.5: "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"}),
+    # A diffusers repo: the distilled transformer in transformer/, the x2 upsampler in latent_upsampler/.
+    LTX_2_5: Release("Lightricks/LTX-2.5-Diffusers", None, "ltx-2.5-22b-distilled-lora-450-bf16.safetensors",
+                     {2.0: "latent_upsampler/"}),
 }
 
 
@@ -215,14 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar="PATH[:STRENGTH]", help="a control video for the IC-LoRA given with --lora")
     generate.add_argument("--model", default=None,
                           help=f"pipeline folder, Hub repo, or single .safetensors file (default {DEFAULT_REPO})")
-    generate.add_argument("--preset", choices=PRESETS, default="two-stage")
+    generate.add_argument("--preset", choices=PRESETS, default=None,
+                          help="default: two-stage on LTX-2.0/2.3, distilled on LTX-2.5 (its shipped transformer)")
     generate.add_argument("--width", type=int, default=None,
                           help="output width (the two-stage presets run stage 1 at 1/--upscale of it)")
     generate.add_argument("--height", type=int, default=None, help="output height")
-    generate.add_argument("--num-frames", type=int, default=121)
+    generate.add_argument("--num-frames", type=int, default=None,
+                          help="default: predicted from the prompt by LTX-2.5's duration head, else 121")
+    generate.add_argument("--decoder", choices=DECODERS, default=None,
+                          help="video decoder: the VAE, or LTX-2.5's diffusion decoder (default: diffusion where the "
+                               "model has one, as diffusers 0.42.1's LTX-2.5 recipe, else vae)")
     generate.add_argument("--fps", type=float, default=24.0)
     generate.add_argument("--steps", type=int, default=None,
-                          help="stage-1 steps (default: 40 on LTX-2.0, 30 on LTX-2.3; distilled: 8, fixed)")
+                          help="stage-1 steps (default: 40 on LTX-2.0, 30 on LTX-2.3/2.5; distilled: 8, fixed)")
     generate.add_argument("--guidance", type=float, default=None,
                           help="video classifier-free guidance scale (default: the model's, 4.0 on LTX-2.0, 3.0 on "
                                "LTX-2.3, whose audio keeps 7.0)")
@@ -232,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="latent upsampler of the two-stage presets (x1.5: LTX-2.3)")
     generate.add_argument("--image-crf", type=int, default=None,
                           help="H.264 CRF the --image or --condition images are re-compressed at, as in training "
-                               "(default 33; 0: off)")
+                               "(default 33, 18 on LTX-2.5; 0: off)")
     generate.add_argument("--enhance-prompt", action="store_true", help="let Gemma rewrite the prompt first")
     generate.add_argument("--dry-run", action="store_true", help="print the settings the run would use, then exit")
     generate.add_argument("--seed", type=int, default=0)
@@ -265,6 +282,8 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 generate does not run")
     if args.stg and args.version == LTX_2_0:
         raise UsageError(f"--stg {args.stg}: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model")
+    args.preset = args.preset or DEFAULT_PRESETS[args.version]
+    _check_length_and_decoder(args)
     if args.upscale not in RELEASES[args.version].upsamplers:
         raise UsageError(f"--upscale {args.upscale:g}: LTX-{args.version} has no x{args.upscale:g} latent upsampler")
     two_stages = args.preset != "one-stage"
@@ -277,7 +296,7 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
             scale = f" with --upscale {args.upscale:g}" if two_stages else ""
             raise UsageError(f"--{name} {value}: must be a positive multiple of {multiple} for --preset "
                              f"{args.preset}{scale}")
-    if args.num_frames < 1 or (args.num_frames - 1) % 8:
+    if args.num_frames is not None and (args.num_frames < 1 or (args.num_frames - 1) % 8):
         raise UsageError(f"--num-frames {args.num_frames}: must be 8k+1 (1, 9, 17, ..., 121)")
     if args.fps <= 0:
         raise UsageError(f"--fps {args.fps}: must be positive")
@@ -312,6 +331,35 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
     if args.offload != "none" and device.type == "cpu":
         raise UsageError(f"--offload {args.offload}: offloading moves weights to an accelerator; --device is cpu")
+
+
+def _check_length_and_decoder(args: argparse.Namespace) -> None:
+    """Settle how long the video is (args.num_frames None: predicted after loading) and which decoder runs, from
+    the parts the model ships (LTX-2.5's duration head and diffusion decoder)."""
+    parts = optional_parts(args.model or DEFAULT_REPO, args.version)
+    if args.num_frames is None and "duration_head" not in parts:
+        args.num_frames = LENGTH_WHEN_NOT_PREDICTED
+    if args.num_frames is None and (args.condition or args.reference_video):
+        option = "--condition" if args.condition else "--reference-video"
+        raise UsageError(f"{option}: give --num-frames too; the LTX-2.5 duration head would choose the length only "
+                         "after loading, and conditions are placed on frames before")
+    if args.decoder == "diffusion" and "diffusion_decoder" not in parts:
+        raise UsageError(f"--decoder diffusion: --model {args.model or DEFAULT_REPO} (LTX-{args.version}) has no "
+                         "diffusion decoder (an LTX-2.5 folder ships one in diffusion_decoder/)")
+    args.decoder = args.decoder or ("diffusion" if "diffusion_decoder" in parts else "vae")
+
+
+def optional_parts(model: str, version: str) -> set[str]:
+    """Which of the optional components duration_head and diffusion_decoder --model has: a folder's subfolders
+    (or model_index.json entries); for the Hub and single files, what its LTX version ships (LTX-2.5: both)."""
+    names = {"duration_head", "diffusion_decoder"}
+    path = Path(model)
+    if not path.is_dir():
+        return names if version == LTX_2_5 else set()
+    index_path = path / "model_index.json"
+    index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
+    return {name for name in names
+            if (path / name / "config.json").is_file() or (index.get(name) or [None, None])[1] is not None}
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -379,8 +427,9 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     guidance with the command line's in their place; the distilled schedules run without guidance."""
     from . import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
+    distilled_guidance = DISTILLED_GUIDANCE[args.version]
     if args.preset == "distilled":
-        stage_one = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "num_inference_steps": 8,
+        stage_one = {**resolve_call_kwargs(args.version, distilled_guidance), "num_inference_steps": 8,
                      "sigmas": DISTILLED_SIGMA_VALUES}
     else:
         given = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, stg_scale=args.stg,
@@ -390,7 +439,7 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     stage_one.update(width=round(args.width / scale), height=round(args.height / scale))
     if args.preset == "one-stage":
         return stage_one, None
-    stage_two = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "sigmas": STAGE_2_DISTILLED_SIGMA_VALUES,
+    stage_two = {**resolve_call_kwargs(args.version, distilled_guidance), "sigmas": STAGE_2_DISTILLED_SIGMA_VALUES,
                  "num_inference_steps": len(STAGE_2_DISTILLED_SIGMA_VALUES),
                  "noise_scale": STAGE_2_DISTILLED_SIGMA_VALUES[0]}
     return stage_one, stage_two
@@ -400,16 +449,22 @@ def describe_run(args: argparse.Namespace) -> list[str]:
     """The settings a run uses, as --dry-run prints them."""
     release = RELEASES[args.version]
     model = args.model or (f"{release.repo}/{release.distilled}" if args.preset == "distilled" else DEFAULT_REPO)
+    frames = f"{args.num_frames} frames" if args.num_frames is not None else "length predicted by the duration head"
     lines = [f"model          {model} (LTX version {args.version})", f"preset         {args.preset}",
-             f"output         {args.output}: {args.width}x{args.height}, {args.num_frames} frames at {args.fps:g} fps"]
+             f"output         {args.output}: {args.width}x{args.height}, {frames} at {args.fps:g} fps"]
+    if args.num_frames is None:
+        lines.append(f"length         predicted from the prompt (1 to 20 s at {args.fps:g} fps, on the 8k+1 frame "
+                     "grid), printed before stage 1")
     lines.append("stage 1        " + _settings(args.stage_one))
     if args.stage_two is not None:
         lines.append(f"upsampling     x{args.upscale:g} ({release.upsamplers[args.upscale]})")
         lines.append("stage 2        " + _settings(args.stage_two))
         if args.preset == "two-stage":
             lines.append(f"distilled LoRA {release.distilled_lora} (stage 2)")
+    lines.append("decoder        " + ("diffusion decoder (diffusion_decoder/), its noise from the seed"
+                                      if args.decoder == "diffusion" else "VAE"))
     if args.image is not None:
-        crf = 33 if args.image_crf is None else args.image_crf
+        crf = (18 if args.version == LTX_2_5 else 33) if args.image_crf is None else args.image_crf
         lines.append(f"image          {args.image}" + (f", re-compressed at CRF {crf}" if crf else ""))
     for condition in args.condition:
         lines.append(f"condition      {condition.path}: {len(condition.frames)} frame(s) from frame "
@@ -545,6 +600,9 @@ def load_model(args: argparse.Namespace, dtype: Any) -> Model:
     upsampler_file = release.upsamplers[args.upscale]
     model = args.model or (f"{release.repo}/{release.distilled}" if args.preset == "distilled" else DEFAULT_REPO)
     path = Path(model)
+    # The optional parts the run does not use are not loaded.
+    unused = {name: None for name, used in (("duration_head", args.num_frames is None),
+                                            ("diffusion_decoder", args.decoder == "diffusion")) if not used}
     if path.is_dir():
         lora = path / release.distilled_lora
         if args.upscale == 2.0:  # a diffusers folder's latent_upsampler/ is the x2 one
@@ -553,20 +611,20 @@ def load_model(args: argparse.Namespace, dtype: Any) -> Model:
         else:
             _require_upsampler(args, (path / upsampler_file).is_file(), upsampler_file)
             upsampler = partial(LTX2LatentUpsamplerModel.from_single_file, path / upsampler_file, torch_dtype=dtype)
-        return Model(LTX2Pipeline.from_pretrained(path, torch_dtype=dtype), upsampler,
+        return Model(LTX2Pipeline.from_pretrained(path, torch_dtype=dtype, **unused), upsampler,
                      lambda: str(lora) if lora.is_file() else None)
     if path.is_file():
         upsampler, lora = path.parent / upsampler_file, path.parent / release.distilled_lora
         _require_upsampler(args, upsampler.is_file(), upsampler_file)
-        return Model(LTX2Pipeline.from_single_file(path, torch_dtype=dtype),
+        return Model(LTX2Pipeline.from_single_file(path, torch_dtype=dtype, **unused),
                      lambda: LTX2LatentUpsamplerModel.from_single_file(upsampler, torch_dtype=dtype),
                      lambda: str(lora) if lora.is_file() else None)
     repo = "/".join(model.split("/")[:2])
     if model.endswith(".safetensors"):
-        return Model(LTX2Pipeline.from_single_file(model, torch_dtype=dtype),
+        return Model(LTX2Pipeline.from_single_file(model, torch_dtype=dtype, **unused),
                      lambda: LTX2LatentUpsamplerModel.from_single_file(f"{repo}/{upsampler_file}", torch_dtype=dtype),
                      lambda: str(resolve_file(repo, release.distilled_lora)))
-    return Model(LTX2Pipeline.from_pretrained(model, torch_dtype=dtype),
+    return Model(LTX2Pipeline.from_pretrained(model, torch_dtype=dtype, **unused),
                  lambda: LTX2LatentUpsamplerModel.from_pretrained(model, subfolder="latent_upsampler",
                                                                   torch_dtype=dtype),
                  lambda: str(resolve_file(model, release.distilled_lora)) if model == release.repo else None)
@@ -624,12 +682,14 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
             print(f"ltx2: enhanced prompt: {prompt}", file=sys.stderr)
     for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
         timings.wrap(pipe, method, name)
+    if args.num_frames is None:
+        _announce_duration(pipe, args, launch)
     common: dict[str, Any] = dict(prompt=prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
                                   frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
                                   return_dict=False, **_conditions(args))
     references = _references(args)
     if args.stage_two is None:
-        video, audio = pipe(**args.stage_one, output_type="np", **common, **references)
+        video, audio = pipe(**args.stage_one, output_type="np", decoder=args.decoder, **common, **references)
     else:
         video, audio = two_stages(pipe, model, args, common, references, timings)
     if launch.rank == 0:
@@ -637,6 +697,21 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
             encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
                          audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
     return timings.seconds
+
+
+def _announce_duration(pipe: Any, args: argparse.Namespace, launch: Launch) -> None:
+    """Print the length the duration head predicts (rank 0) and keep it in args.num_frames."""
+    predict = pipe.predict_duration
+
+    def announced(*arguments: Any, **options: Any) -> Any:
+        duration = predict(*arguments, **options)
+        args.num_frames = duration.num_frames
+        if launch.rank == 0:
+            print(f"ltx2: predicted length {duration.seconds:.2f} s: {duration.num_frames} frames "
+                  f"({duration.num_frames / args.fps:.2f} s at {args.fps:g} fps)", flush=True)
+        return duration
+
+    pipe.predict_duration = announced
 
 
 def _pipeline_class(args: argparse.Namespace) -> type:
@@ -701,6 +776,8 @@ def two_stages(
     if args.preset == "distilled":
         pipe.scheduler = _without_shifting(pipe.scheduler)
     video_latents, audio_latents = pipe(**args.stage_one, output_type="latent", **common, **references)
+    # Stage 2 keeps stage 1's length (a predicted one is not predicted again).
+    common = {**common, "num_frames": (video_latents.shape[2] - 1) * TEMPORAL_COMPRESSION + 1}
     with timings.stage("upsampling"):
         upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.upsampler())
         _place(upsample, args)
@@ -720,7 +797,8 @@ def two_stages(
     elif args.lora:
         pipe.disable_lora()
     pipe.scheduler = _without_shifting(pipe.scheduler)
-    return pipe(latents=upsampled, audio_latents=audio_latents, output_type="np", **args.stage_two, **common)
+    return pipe(latents=upsampled, audio_latents=audio_latents, output_type="np", decoder=args.decoder,
+                **args.stage_two, **common)
 
 
 def _peak_memory(device: str) -> str:

@@ -207,3 +207,16 @@ LTX_2_3_TEMPORAL_UPSAMPLER_X2 = MappingProxyType(
         "temporal_upsample": True,
     }
 )
+
+# LTX2DurationHead, LTX-2.5: 1.9M parameters; the converter reads the widths from the weights (the connectors'
+# 4096 and 2048) and fixes the pooler's heads at 4. These are also the constructor's defaults.
+LTX_2_5_DURATION_HEAD = MappingProxyType(
+    {
+        "video_cross_attention_dim": 4096,
+        "audio_cross_attention_dim": 2048,
+        "pooler_hidden_dim": 256,
+        "num_queries": 1,
+        "num_pooler_heads": 4,
+        "mlp_hidden_dim": 256,
+    }
+)

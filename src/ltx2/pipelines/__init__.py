@@ -1,6 +1,7 @@
 """The generation pipelines."""
 
 from .condition import LTX2ConditionPipeline
+from .diffusion_decode import LTX2VideoDecodeOutput, LTX2VideoDiffusionDecodePipeline
 from .conditioning import LTX2ReferenceCondition, LTX2VideoCondition
 from .image_to_video import LTX2ImageToVideoPipeline
 from .in_context import LTX2InContextPipeline
@@ -17,4 +18,6 @@ __all__ = [
     "LTX2PipelineOutput",
     "LTX2ReferenceCondition",
     "LTX2VideoCondition",
+    "LTX2VideoDecodeOutput",
+    "LTX2VideoDiffusionDecodePipeline",
 ]

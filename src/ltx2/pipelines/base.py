@@ -29,6 +29,8 @@ _OURS = {
     "LTX2VocoderWithBWE": "ltx2.models.vocoder",
     "LTX2TextConnectors": "ltx2.models.connectors",
     "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
+    "LTX2DurationHead": "ltx2.models.duration_head",
+    "LTX2VideoDiffusionDecoderModel": "ltx2.models.diffusion_decoder",
     "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler",
 }
 
@@ -197,7 +199,7 @@ class Pipeline:
                 index[name] = [None, None]
                 continue
             class_name = type(component).__name__
-            if class_name in ("LTX2TextConnectors", "LTX2Vocoder", "LTX2VocoderWithBWE"):
+            if class_name in ("LTX2TextConnectors", "LTX2Vocoder", "LTX2VocoderWithBWE", "LTX2DurationHead"):
                 library = "ltx2"
             else:
                 library = "diffusers" if class_name in _OURS else "transformers"

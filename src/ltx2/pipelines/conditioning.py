@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from ..models.transformer import video_positions
-from ..versions import DEFAULT_IMAGE_CRF
 from .images import recompress
 from .latents import normalize_video_latents, pack_video_latents
 
@@ -40,7 +39,8 @@ class LTX2VideoCondition:
     `frames`: a PIL image, a list of them, or an array (F, H, W, 3) / (H, W, 3) or tensor (F, 3, H, W) /
     (3, H, W) with pixel values in [0, 255]. A condition at index 0 replaces the first latent frames (image to
     video, continuing a clip); elsewhere it is appended as keyframe tokens. `strength` 1 keeps it exactly.
-    A single image is re-compressed as H.264 at `crf` first (None: the model's default, 33; 0: not at all).
+    A single image is re-compressed as H.264 at `crf` first (None: the model's default, 33, or 18 with LTX-2.5's
+    Gemma 4 text encoder; 0: not at all).
     """
 
     frames: FrameInput
@@ -277,21 +277,27 @@ class ConditioningStages:
     (vae, transformer, text_encoder) they use."""
 
     def check_conditioning(
-        self, inputs: ConditioningInputs, height: int, width: int, num_frames: int, latents: torch.Tensor | None
+        self, inputs: ConditioningInputs, height: int, width: int, num_frames: int | None,
+        latents: torch.Tensor | None,
     ) -> None:
-        """Reject bad conditions before any model runs."""
+        """Reject bad conditions before any model runs (with num_frames None, a length still to be predicted,
+        the indices are checked once it is known)."""
         spatial, temporal = self.vae_spatial_compression_ratio, self.vae_temporal_compression_ratio
-        frames = latents.shape[2] if latents is not None else (num_frames - 1) // temporal + 1
+        frames = latents.shape[2] if latents is not None else None
+        if latents is None and num_frames is not None:
+            frames = (num_frames - 1) // temporal + 1
         for i, condition in enumerate(inputs.conditions):
             name = f"conditions[{i}]"
             if not isinstance(condition, LTX2VideoCondition):
                 raise ValueError(f"{name} must be an LTX2VideoCondition, got {type(condition).__name__}")
-            if not isinstance(condition.index, int) or not -frames <= condition.index < frames:
+            if not isinstance(condition.index, int):
+                raise ValueError(f"{name}.index={condition.index!r} must be an integer (a latent frame)")
+            if frames is not None and not -frames <= condition.index < frames:
                 raise ValueError(f"{name}.index={condition.index!r} is outside the video's {frames} latent frames "
                                  f"(valid: {-frames} to {frames - 1})")
             _check_strength(f"{name}.strength", condition.strength)
             array = condition_frames(condition.frames, f"{name}.frames")
-            crf = DEFAULT_IMAGE_CRF if condition.crf is None else condition.crf
+            crf = self.default_image_crf if condition.crf is None else condition.crf
             if not isinstance(crf, int) or not 0 <= crf <= 51:
                 raise ValueError(f"{name}.crf={condition.crf!r} must be None or an integer in [0, 51]")
             if array.shape[0] == 1 and crf != 0 and array.dtype != np.uint8:
@@ -372,7 +378,7 @@ class ConditioningStages:
         """A condition's frames -> (1, 3, F, height, width) in [-1, 1]; a single image re-compressed first."""
         frames = condition_frames(condition.frames, "conditions[].frames")
         if frames.shape[0] == 1:
-            crf = DEFAULT_IMAGE_CRF if condition.crf is None else condition.crf
+            crf = self.default_image_crf if condition.crf is None else condition.crf
             frames = recompress(frames[0], crf)[None]
         return cover_and_crop(frames, height, width)
 

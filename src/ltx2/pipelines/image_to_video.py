@@ -10,7 +10,6 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
-from ..versions import DEFAULT_IMAGE_CRF
 from .conditioning import ConditioningInputs, ConditioningItem, LatentConditioning, LTX2VideoCondition, noised
 from .images import RESAMPLE, read_image, recompress, recompress_image
 from .latents import normalize_video_latents, pack_video_latents
@@ -72,8 +71,9 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
     ):
         """Generate video and audio whose first frame is `image` (see LTX2Pipeline.__call__ for the rest).
 
-        The image is re-compressed as one H.264 frame at `image_crf` (None: 33, the compression LTX-2.0 and 2.3
-        were trained on; 0 skips it), then resized bilinearly to the video size, as diffusers 0.42.1 does.
+        The image is re-compressed as one H.264 frame at `image_crf` (None: the compression the model was trained
+        on, 18 with LTX-2.5's Gemma 4 text encoder, 33 otherwise; 0 skips it), then resized bilinearly to the video
+        size, as diffusers 0.42.1 does.
         `image`: a path, PIL image, array or tensor, or a list of them (one per prompt). At stage 2 (5D `latents`
         given) the image is not needed: frame 0 of the latents stays as given.
         """
@@ -82,7 +82,7 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
         if arguments["latents"] is None:
             if image is None:
                 raise ValueError("image is required unless latents are given")
-            crf = DEFAULT_IMAGE_CRF if image_crf is None else image_crf
+            crf = self.default_image_crf if image_crf is None else image_crf
             pixels = load_image(image, arguments["height"], arguments["width"], resample=RESAMPLE, crf=crf)
             # Already pixels in [-1, 1]: condition_pixels below takes them as they are.
             conditions = [LTX2VideoCondition(pixels, index=0, strength=1.0, crf=0)]
@@ -91,7 +91,7 @@ class LTX2ImageToVideoPipeline(LTX2Pipeline):
     def default_call_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """LTX2Pipeline's, and the image_crf an image is re-compressed at."""
         image_crf = overrides.pop("image_crf", None)
-        crf = DEFAULT_IMAGE_CRF if image_crf is None else image_crf
+        crf = self.default_image_crf if image_crf is None else image_crf
         return {**super().default_call_kwargs(**overrides), "image_crf": crf}
 
     def condition_pixels(self, condition: LTX2VideoCondition, height: int, width: int) -> torch.Tensor:

@@ -126,3 +126,10 @@ def denormalize_audio_latents(tokens: torch.Tensor, mean: torch.Tensor, std: tor
     """The inverse of normalize_audio_latents."""
     feature_mean, feature_std = _audio_stats(tokens, mean, std)
     return tokens * feature_std + feature_mean
+
+
+def video_latent_statistics(*sources: torch.nn.Module | None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(latents_mean, latents_std, scaling_factor) of the first of `sources` (a video VAE, then LTX-2.5's diffusion
+    decoder, which carries the same statistics) that is not None."""
+    source = next(source for source in sources if source is not None)
+    return source.latents_mean, source.latents_std, source.config.scaling_factor

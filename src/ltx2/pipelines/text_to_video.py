@@ -16,6 +16,7 @@ import torch
 
 from ..loading.lora import LoraLoaderMixin
 from ..models.audio_vae import audio_latent_frames
+from ..models.duration_head import frames_for_duration
 from ..models.transformer import video_positions
 from ..parallel import parallelize_pipeline, run_guidance_passes
 from ..prompt_enhancement import (
@@ -30,7 +31,14 @@ from ..prompt_enhancement import (
 )
 from ..scheduler import calculate_shift
 from ..text import PADDING_SIDE, PromptEncoder
-from ..versions import config_version, resolve_call_kwargs
+from ..versions import (
+    DEFAULT_IMAGE_CRF,
+    GEMMA_4_MODEL_TYPES,
+    LTX_2_5,
+    LTX_2_5_IMAGE_CRF,
+    config_version,
+    resolve_call_kwargs,
+)
 from .base import Pipeline
 from .conditioning import (
     ConditioningInputs,
@@ -50,6 +58,7 @@ from .latents import (
     pack_video_latents,
     unpack_audio_latents,
     unpack_video_latents,
+    video_latent_statistics,
 )
 from .sampling import (
     OUTPUT_TYPES,
@@ -63,6 +72,17 @@ from .sampling import (
 
 # The text context is fixed before the loop starts, so only the latents can be changed by a callback.
 CALLBACK_TENSORS = ("latents",)
+# The length of a call that gives no num_frames, on a pipeline without a duration head (as diffusers 0.42.1).
+DEFAULT_NUM_FRAMES = 121
+DECODERS = ("vae", "diffusion")
+
+
+@dataclass(frozen=True)
+class Duration:
+    """What the duration head chose: the predicted seconds (before clamping) and the frame count generated."""
+
+    seconds: float
+    num_frames: int
 
 
 @dataclass
@@ -93,9 +113,12 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
     """Text to video+audio with LTX-2. Components and call arguments follow diffusers' LTX2Pipeline."""
 
     # processor: Gemma's chat and image processor, optional (prompt enhancement builds one from the tokenizer).
+    # duration_head (LTX-2.5): picks the length when num_frames is None. diffusion_decoder (LTX-2.5): the
+    # decoder="diffusion" path; a folder's diffusion_decoder/ subfolder is loaded with the rest.
     component_names = ("scheduler", "vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer",
-                       "vocoder", "processor")
-    offload_sequence = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
+                       "vocoder", "processor", "duration_head", "diffusion_decoder")
+    offload_sequence = ("text_encoder", "connectors", "duration_head", "transformer", "vae", "diffusion_decoder",
+                        "audio_vae", "vocoder")
 
     def __init__(self, **components: Any):
         super().__init__(**components)
@@ -119,8 +142,11 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         negative_prompt: str | list[str] | None = None,
         height: int = 512,
         width: int = 768,
-        num_frames: int = 121,
+        num_frames: int | None = None,
+        min_seconds: float = 1.0,
+        max_seconds: float = 20.0,
         frame_rate: float = 24.0,
+        motion_speed: float = 1.0,
         num_inference_steps: int | None = None,
         sigmas: list[float] | None = None,
         timesteps: list[float] | None = None,
@@ -155,18 +181,34 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],  # noqa: B006 (the reference's signature)
         max_sequence_length: int = 1024,
+        decoder: str = "vae",
         *,
         _conditioning: ConditioningInputs | None = None,
     ) -> LTX2PipelineOutput | tuple[Any, torch.Tensor]:
-        """Generate video and audio. Arguments are diffusers' LTX2Pipeline's.
+        """Generate video and audio. Arguments are diffusers' LTX2Pipeline's, plus `decoder`.
 
         Steps and guidance left at None take the defaults of the model's LTX version (`default_call_kwargs()`):
-        LTX-2.0 keeps 40 steps and plain CFG 4.0 on both streams; LTX-2.3 gets diffusers 0.42.1's 30 steps, CFG 3,
-        STG 1 on block 28, modality 3, rescale 0.7, audio CFG 7, cross timestep. An audio scale left at None takes
-        its video value on LTX-2.0 (the LTX-2.3 default on LTX-2.3); an explicit 0.0 means zero, where diffusers'
+        LTX-2.0 keeps 40 steps and plain CFG 4.0 on both streams; LTX-2.3 and LTX-2.5 get diffusers 0.42.1's 30 steps,
+        CFG 3, STG 1 on block 28, modality 3, rescale 0.7, audio CFG 7, cross timestep. An audio scale left at None
+        takes its video value on LTX-2.0 (the 2.3/2.5 default there); an explicit 0.0 means zero, where diffusers'
         `audio_x or x` would silently take the video value instead.
 
-        With `enable_prompt_enhancement`, Gemma first rewrites each prompt (see `enhance_prompt`). Pass
+        LTX-2.5's distilled transformer is documented (diffusers 0.42.1) with `sigmas=DISTILLED_SIGMA_VALUES,
+        guidance_scale=1.0, audio_guidance_scale=1.0`: that call still runs STG, modality guidance and rescale at
+        their defaults (three transformer passes a step), as 0.42.1 does. For a truly unguided call (one pass a step)
+        also pass `stg_scale=0.0, audio_stg_scale=0.0, modality_scale=1.0, audio_modality_scale=1.0,
+        guidance_rescale=0.0, audio_guidance_rescale=0.0`. Without `sigmas`, LTX-2.5's scheduler (no dynamic
+        shifting) runs the plain linear schedule linspace(1, 1/steps, steps), as 0.42.1 does.
+
+        `num_frames=None` lets the duration head (LTX-2.5 folders) choose the length from the positive prompt at the
+        playback `frame_rate`, within [min_seconds, max_seconds], on the 8k+1 grid (`predict_duration`); without
+        a head it is 121. One prompt only, then (a list of several is a ValueError, as in 0.42.1). `motion_speed`
+        below 1 slows the motion: positions run at frame_rate / motion_speed while the audio follows frame_rate.
+
+        `decoder="diffusion"` decodes the video through the `diffusion_decoder` component (LTX-2.5) instead of the
+        VAE, drawing its noise from `generator` after sampling: the same as `output_type="latent"` followed by
+        `LTX2VideoDiffusionDecodePipeline(...)(latents, generator=generator, denormalize=False)` with that
+        generator. With `enable_prompt_enhancement`, Gemma first rewrites each prompt (see `enhance_prompt`). Pass
         `output_type="latent"` to get (video latents (B, 128, F, H, W), audio latents (B, 8, T, 16)), both
         denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
         `_conditioning` is how the conditioned pipelines (image to video, conditions, references) pass their
@@ -181,12 +223,17 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             spatio_temporal_guidance_blocks=spatio_temporal_guidance_blocks,
         )
         guidance = Guidance.from_call_kwargs(options)
+        predict_length = num_frames is None and self.duration_head is not None
+        if num_frames is None and not predict_length:
+            num_frames = DEFAULT_NUM_FRAMES
         self.check_inputs(
             prompt, height, width, num_frames, frame_rate, options["num_inference_steps"], sigmas, output_type, latents,
             audio_latents, prompt_embeds, prompt_attention_mask, negative_prompt_embeds,
             negative_prompt_attention_mask, callback_on_step_end_tensor_inputs, max_sequence_length, guidance,
             options["spatio_temporal_guidance_blocks"], prompt_max_new_tokens, prompt_enhancement_kwargs,
         )
+        self.check_length_and_decoder(prompt, prompt_embeds, num_frames, min_seconds, max_seconds, motion_speed,
+                                      decoder, output_type)
         self.check_conditioning(inputs, height, width, num_frames, latents)
         device = self.device
         if enable_prompt_enhancement and prompt is not None:
@@ -197,7 +244,10 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             prompt_attention_mask, negative_prompt_attention_mask, max_sequence_length, device,
         )
         context = self.text_context(*embeds, cfg=guidance.cfg)
-        geometry = self.geometry(height, width, num_frames, frame_rate, latents, audio_latents)
+        if predict_length:
+            num_frames = self.predict_duration(context, guidance.cfg, frame_rate, min_seconds, max_seconds).num_frames
+            self.check_conditioning(inputs, height, width, num_frames, latents)
+        geometry = self.geometry(height, width, num_frames, frame_rate, latents, audio_latents, motion_speed)
         batch = embeds[0].shape[0]
         items = self.condition_items(inputs, geometry, batch, latents, device)
         video, conditioning = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device, items)
@@ -207,7 +257,8 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             video, audio, context, geometry, schedulers, guidance, callback_on_step_end,
             callback_on_step_end_tensor_inputs, conditioning,
         )
-        frames, waveform = self.decode(video, audio, geometry, output_type, decode_timestep, decode_noise_scale, generator)
+        frames, waveform = self.decode(video, audio, geometry, output_type, decode_timestep, decode_noise_scale,
+                                       generator, decoder)
         self._release()
         return LTX2PipelineOutput(frames=frames, audio=waveform) if return_dict else (frames, waveform)
 
@@ -233,6 +284,29 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         """The steps and guidance a call uses for this pipeline's LTX version, with `overrides` (call arguments;
         None ones ignored) in their place: what `__call__` resolves its None arguments to."""
         return resolve_call_kwargs(self.model_version, overrides)
+
+    @property
+    def default_image_crf(self) -> int:
+        """The H.264 CRF images are re-compressed at when none is given: 18 with a Gemma 4 text encoder (LTX-2.5),
+        33 otherwise, as diffusers 0.42.1 picks it; without a text encoder, by the model version."""
+        if self.text_encoder is None:
+            return LTX_2_5_IMAGE_CRF if self.model_version == LTX_2_5 else DEFAULT_IMAGE_CRF
+        model_type = getattr(self.text_encoder.config, "model_type", None)
+        return LTX_2_5_IMAGE_CRF if model_type in GEMMA_4_MODEL_TYPES else DEFAULT_IMAGE_CRF
+
+    def predict_duration(
+        self, context: TextContext, cfg: bool, frame_rate: float, min_seconds: float = 1.0, max_seconds: float = 20.0
+    ) -> Duration:
+        """The duration head's length for the call's first positive prompt: its seconds and the frame count on the
+        VAE's 8k+1 grid within [min_seconds, max_seconds] at `frame_rate` (the rule of diffusers 0.42.1)."""
+        video, audio = context.video, context.audio
+        if cfg:  # the connectors ran on [negative; positive]
+            video, audio = video.chunk(2)[1], audio.chunk(2)[1]
+        head = self._activate("duration_head")
+        seconds = head(video[:1], audio[:1]).item()
+        frames = frames_for_duration(seconds, frame_rate, self.vae_temporal_compression_ratio, min_seconds,
+                                     max_seconds)
+        return Duration(seconds, frames)
 
     def enhance_prompt(
         self,
@@ -304,7 +378,8 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         for name, value in (("height", height), ("width", width)):
             if not isinstance(value, int) or value <= 0 or value % spatial:
                 raise ValueError(f"{name} must be a positive multiple of {spatial}, got {value}")
-        if not isinstance(num_frames, int) or num_frames < 1 or (num_frames - 1) % temporal:
+        # None: predicted by the duration head (checked by check_length_and_decoder).
+        if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1 or (num_frames - 1) % temporal):
             raise ValueError(f"num_frames must be {temporal}k+1 (1, {temporal + 1}, {2 * temporal + 1}, ...), got {num_frames}")
         if frame_rate <= 0:
             raise ValueError(f"frame_rate must be positive, got {frame_rate}")
@@ -356,6 +431,36 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             raise ValueError(
                 f"max_sequence_length must be a positive multiple of the connectors' {registers} registers, got {length}"
             )
+
+    def check_length_and_decoder(
+        self,
+        prompt: str | list[str] | None,
+        prompt_embeds: torch.Tensor | None,
+        num_frames: int | None,
+        min_seconds: float,
+        max_seconds: float,
+        motion_speed: float,
+        decoder: str,
+        output_type: str,
+    ) -> None:
+        """The arguments of LTX-2.5's predicted length and diffusion decoding (num_frames None: predicted)."""
+        if not min_seconds < max_seconds:
+            raise ValueError(f"min_seconds ({min_seconds}) must be less than max_seconds ({max_seconds})")
+        if min_seconds < 0:
+            raise ValueError(f"min_seconds must be at least 0, got {min_seconds}")
+        if not motion_speed > 0:
+            raise ValueError(f"motion_speed must be positive, got {motion_speed}")
+        prompts = len(prompt) if isinstance(prompt, list) else 1 if prompt is not None else len(prompt_embeds)
+        if num_frames is None and prompts > 1:
+            raise ValueError(
+                f"num_frames=None asks the duration head for the length, but {prompts} prompts were given: one "
+                "length cannot serve prompts of different natural lengths; call once per prompt or pass num_frames"
+            )
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if decoder == "diffusion" and output_type != "latent" and self.diffusion_decoder is None:
+            raise ValueError("decoder='diffusion' needs the diffusion_decoder component (LTX-2.5 folders ship it in "
+                             "diffusion_decoder/); this pipeline has none")
 
     def encode_prompt(
         self,
@@ -443,8 +548,10 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         frame_rate: float,
         latents: torch.Tensor | None,
         audio_latents: torch.Tensor | None,
+        motion_speed: float = 1.0,
     ) -> Geometry:
-        """Latent sizes from the request, or from the latents passed in (stage 2)."""
+        """Latent sizes from the request, or from the latents passed in (stage 2). Positions run at
+        frame_rate / motion_speed; the audio lasts num_frames / frame_rate seconds."""
         if latents is not None:
             frames, latent_height, latent_width = latents.shape[2:]
         else:
@@ -459,7 +566,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
                 num_frames, frame_rate, config.sample_rate, config.mel_hop_length,
                 self.audio_vae.temporal_compression_ratio,
             )
-        return Geometry(frames, latent_height, latent_width, audio_frames, frame_rate)
+        return Geometry(frames, latent_height, latent_width, audio_frames, frame_rate / motion_speed)
 
     def prepare_latents(
         self,
@@ -621,23 +728,31 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         decode_timestep: float | list[float],
         decode_noise_scale: float | list[float] | None,
         generator: torch.Generator | list[torch.Generator] | None,
+        decoder: str = "vae",
     ) -> tuple[Any, torch.Tensor]:
-        """Drop appended tokens, unpack, denormalize, and decode to frames and a waveform (or return the latents)."""
+        """Drop appended tokens, unpack, denormalize, and decode to frames (through the VAE, or the diffusion
+        decoder for decoder="diffusion") and a waveform; or return the latents."""
         video = video[:, : geometry.video_tokens]
         video = unpack_video_latents(video, geometry.frames, geometry.height, geometry.width)
         audio = unpack_audio_latents(
             denormalize_audio_latents(audio, self.audio_vae.latents_mean, self.audio_vae.latents_std),
             self.audio_latent_mel_bins,
         )
-        mean, std, scaling = self.vae.latents_mean, self.vae.latents_std, self.vae.config.scaling_factor
+        mean, std, scaling = video_latent_statistics(self.vae, self.diffusion_decoder)
         if output_type == "latent":
             return denormalize_video_latents(video, mean, std, scaling), audio
-        vae = self._activate("vae")
-        temb = None
-        if vae.config.timestep_conditioning:
-            video, temb = decode_noise(video, decode_timestep, decode_noise_scale, generator)
-        video = denormalize_video_latents(video, mean, std, scaling).to(vae.dtype)
-        frames = postprocess_video(vae.decode(video, temb, return_dict=False)[0], output_type)
+        if decoder == "diffusion":
+            diffusion_decoder = self._activate("diffusion_decoder")
+            video = denormalize_video_latents(video, mean, std, scaling).to(diffusion_decoder.dtype)
+            pixels = diffusion_decoder.decode(video, generator=generator, return_dict=False)[0]
+        else:
+            vae = self._activate("vae")
+            temb = None
+            if vae.config.timestep_conditioning:
+                video, temb = decode_noise(video, decode_timestep, decode_noise_scale, generator)
+            video = denormalize_video_latents(video, mean, std, scaling).to(vae.dtype)
+            pixels = vae.decode(video, temb, return_dict=False)[0]
+        frames = postprocess_video(pixels, output_type)
         audio_vae = self._activate("audio_vae")
         mel = audio_vae.decode(audio.to(audio_vae.dtype), return_dict=False)[0]
         return frames, self._activate("vocoder")(mel)
