@@ -12,6 +12,8 @@ from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from .parallel import ContextParallelConfig
 from .pipelines import (
     LTX2ConditionPipeline,
+    LTX2DFRPipeline,
+    LTX2DFRPipelineOutput,
     LTX2ImageToVideoPipeline,
     LTX2InContextPipeline,
     LTX2LatentUpsamplePipeline,
@@ -39,6 +41,8 @@ __all__ = [
     "DISTILLED_SIGMA_VALUES",
     "FlowMatchEulerDiscreteScheduler",
     "LTX2ConditionPipeline",
+    "LTX2DFRPipeline",
+    "LTX2DFRPipelineOutput",
     "LTX2DurationHead",
     "LTX2ImageToVideoPipeline",
     "LTX2InContextPipeline",
