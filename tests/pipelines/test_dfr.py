@@ -4,10 +4,12 @@ stage 2 on upsampled latents with the reference and frozen audio, a tiled epilog
 import pytest
 import torch
 from diffusers.pipelines.ltx2 import LTX2DFRPipeline as ReferenceDFR
+from diffusers.pipelines.ltx2 import LTX2VideoCondition as ReferenceCondition
 
-from ltx2 import LTX2DFRPipeline
+from ltx2 import STAGE_2_DISTILLED_SIGMA_VALUES, LTX2DFRPipeline, LTX2VideoCondition
 from ltx2.dfr_layout import epilogue_tiles
 from parity import relative_l2
+from test_image_to_video import photo
 
 # 11 frames at the tiny VAE's x2 time: a 13-frame canvas (segments of 6, slots at 6 and 12), 4x4 latents.
 CALL = dict(prompt="a robot dancing in the rain", height=32, width=32, num_frames=11, frame_rate=8.0,
@@ -47,3 +49,57 @@ def test_stage_1_with_slots(pipes):
     assert video.shape == ref_video.shape == (1, 11, 32, 32, 3)
     assert relative_l2(torch.from_numpy(video), torch.from_numpy(ref_video)) <= 1e-3
     assert relative_l2(audio, ref_audio) <= 1e-3
+
+
+@pytest.fixture(scope="module")
+def stage_1(pipes):
+    """The reference's stage-1 latents (canvas, audio, slots, slot positions): the input of the later passes."""
+    return run(pipes[1], 0, output_type="latent")
+
+
+def upsampled(latents):
+    """A stand-in for the x2 spatial upsampler (any x2 latents will do: both pipelines get the same)."""
+    return torch.nn.functional.interpolate(latents, scale_factor=(1, 2, 2), mode="nearest")
+
+
+def test_stage_2_with_reference_and_frozen_audio(pipes, stage_1):
+    video, audio, keyframes, positions = stage_1
+    kwargs = dict(height=64, width=64, latents=upsampled(video), keyframes_latents=upsampled(keyframes),
+                  keyframe_positions=positions, reference_latents=video, reference_downscale_factor=2,
+                  audio_latents=audio, freeze_audio=True, sigmas=STAGE_2_DISTILLED_SIGMA_VALUES)
+    ours, reference = pipes
+    mine, theirs = run(ours, 2, output_type="latent", **kwargs), run(reference, 2, output_type="latent", **kwargs)
+    assert_latents_match(mine, theirs)
+    assert relative_l2(mine[1], audio) < 1e-5  # frozen: the audio comes back as it went in
+    frames, waveform = run(ours, 3, output_type="pt", **kwargs)[:2]
+    ref_frames, ref_waveform = run(reference, 3, output_type="pt", **kwargs)[:2]
+    assert frames.shape == ref_frames.shape == (1, 11, 3, 64, 64)
+    assert relative_l2(frames, ref_frames) <= 1e-3 and relative_l2(waveform, ref_waveform) <= 1e-3
+
+
+def test_tiled_epilogue(pipes, stage_1):
+    video, audio, keyframes, positions = stage_1
+    latents = upsampled(video)
+    with pytest.warns(UserWarning, match="clamping the overlap to 6"):  # 8 latent cells cannot hold 12 of overlap
+        tiles = epilogue_tiles(tuple(latents.shape[2:]), 2, [p // 2 for p in positions])
+    assert len(tiles) == 8  # two in time (cut on the seam), two in height and width
+    kwargs = dict(height=64, width=64, latents=latents, generate_slots=False, video_tiles=tiles,
+                  guidance_keyframe_latents=upsampled(keyframes), guidance_keyframe_positions=positions,
+                  audio_latents=audio, freeze_audio=True, sigmas=[0.421875])
+    ours, reference = pipes
+    mine, theirs = run(ours, 4, output_type="latent", **kwargs), run(reference, 4, output_type="latent", **kwargs)
+    assert mine[3] == positions
+    assert_latents_match(mine, theirs)
+    untiled = run(ours, 4, output_type="latent", **{**kwargs, "video_tiles": None})
+    assert relative_l2(untiled[0], mine[0]) > 1e-4  # the tiles really ran on their own
+
+
+def test_two_image_conditions(pipes):
+    conditions_ours = [LTX2VideoCondition(photo(40, 48), index=0), LTX2VideoCondition(photo(48, 40), index=2,
+                                                                                      strength=0.8)]
+    conditions_reference = [ReferenceCondition(frames=c.frames, index=c.index, strength=c.strength)
+                            for c in conditions_ours]
+    ours, reference = pipes
+    mine = run(ours, 5, output_type="latent", conditions=conditions_ours)
+    theirs = run(reference, 5, output_type="latent", conditions=conditions_reference)
+    assert_latents_match(mine, theirs)
