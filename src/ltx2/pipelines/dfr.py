@@ -172,12 +172,13 @@ class LTX2DFRPipeline(LTX2Pipeline):
         slot_positions = (list(keyframe_positions or segment_ends)) if generate_slots else None
         fps = conditioning_fps(frame_rate)
         batch = embeds[0].shape[0]
-        pinned = [(position, guidance_keyframe_latents[:, :, i : i + 1], guidance_keyframe_strength)
-                  for i, position in enumerate(guidance_keyframe_positions or [])]
+        pinned = [(position, self.normalized(guidance_keyframe_latents[:, :, i : i + 1], device),
+                   guidance_keyframe_strength) for i, position in enumerate(guidance_keyframe_positions or [])]
         sequence = self.prepare_sequence(
             batch, height, width, canvas_frames, fps, noise_scale if noise_scale is not None else sigmas[0],
-            conditions, pinned, slot_positions, keyframes_latents, reference_latents, reference_downscale_factor,
-            latents, generator, device,
+            self.encode_conditions(conditions, height, width, canvas_frames, device), pinned, slot_positions,
+            self.normalized(keyframes_latents, device), self.normalized(reference_latents, device),
+            reference_downscale_factor, self.normalized(latents, device), generator, device,
         )
         grid = (self.latent_frames(canvas_frames), height // self.vae_spatial_compression_ratio,
                 width // self.vae_spatial_compression_ratio)
@@ -190,9 +191,8 @@ class LTX2DFRPipeline(LTX2Pipeline):
         video, audio = self.denoise_sequence(sequence, audio, context, sigmas, fps, freeze_audio, plan, generator,
                                              use_cross_timestep, attention_kwargs, callback_on_step_end,
                                              callback_on_step_end_tensor_inputs)
-        output = self.finish(video, audio, sequence, grid, slot_positions, pinned, guidance_keyframe_latents,
-                             guidance_keyframe_positions, num_frames, frame_rate, output_type, decode_timestep,
-                             decode_noise_scale, generator, context.video.dtype)
+        output = self.finish(video, audio, sequence, grid, slot_positions, pinned, num_frames, frame_rate, output_type,
+                             decode_timestep, decode_noise_scale, generator, context.video.dtype)
         self._release()
         return output if return_dict else (output.frames, output.audio, output.keyframes, output.keyframe_positions)
 
@@ -245,16 +245,20 @@ class LTX2DFRPipeline(LTX2Pipeline):
 
     def prepare_sequence(
         self, batch: int, height: int, width: int, canvas_frames: int, fps: float, noise_scale: float,
-        conditions: list[LTX2VideoCondition], pinned: list[tuple[int, torch.Tensor, float]],
-        slot_positions: list[int] | None, slot_latents: torch.Tensor | None, reference_latents: torch.Tensor | None,
+        conditions: list[tuple[int, torch.Tensor, float, bool]], pinned: list[tuple[int, torch.Tensor, float]],
+        slot_positions: list[int] | None, slot_seeds: torch.Tensor | None, reference: torch.Tensor | None,
         reference_downscale_factor: int, latents: torch.Tensor | None, generator: Any, device: torch.device,
     ) -> PackedSequence:
-        """The noised packed sequence [base | keyframes | slots | reference] and its per-token conditioning."""
+        """The noised packed sequence [base | keyframes | slots | reference] and its per-token conditioning.
+
+        Every latent here is normalized: `conditions` as `encode_conditions` returns them (placed by pixel frame; 0
+        replaces the first frame), `pinned` keyframes (pixel frame, (B, C, 1, h, w), strength), the slots' starting
+        content `slot_seeds` (B, C, K, h, w), the `reference` video and the base `latents`."""
         spatial, temporal = self.vae_spatial_compression_ratio, self.vae_temporal_compression_ratio
         frames, latent_height, latent_width = self.latent_frames(canvas_frames), height // spatial, width // spatial
         channels = self.transformer.config.in_channels
         base = (torch.zeros(batch, frames * latent_height * latent_width, channels, device=device) if latents is None
-                else pack_video_latents(self.normalized(latents, device)))
+                else pack_video_latents(latents))
         config = self.transformer.config
         coords = video_positions(batch, frames, latent_height, latent_width, tuple(config.vae_scale_factors),
                                  config.causal_offset, fps, device)
@@ -263,8 +267,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
         keyframes_mask[:, : latent_height * latent_width] = 1.0  # the causal first latent frame is one pixel frame
         sequence = PackedSequence(base, torch.zeros_like(base), zeros, keyframes_mask, coords, None)
         scales = (temporal, spatial, spatial)
-        for pixel_frame, encoded, strength, single in self.encode_conditions(conditions, height, width, canvas_frames,
-                                                                             device):
+        for pixel_frame, encoded, strength, single in conditions:
             tokens = pack_video_latents(encoded).expand(batch, -1, -1)
             if pixel_frame == 0:  # replaces the first frame's targets; the noisy tokens keep the base latents
                 sequence.mask[:, : tokens.shape[1]] = strength
@@ -273,19 +276,17 @@ class LTX2DFRPipeline(LTX2Pipeline):
             positions = keyframe_positions(*encoded.shape[2:], pixel_frame, single, scales, fps, device)
             sequence.append(tokens, positions, None, strength, marked=False)
         for pixel_frame, latent, strength in pinned:
-            latent = self.normalized(latent, device)
             positions = keyframe_positions(*latent.shape[2:], pixel_frame, True, scales, fps, device)
             sequence.append(pack_video_latents(latent), positions, None, strength, marked=False)
         if slot_positions:
             seeds = (torch.zeros(batch, len(slot_positions) * latent_height * latent_width, channels, device=device)
-                     if slot_latents is None else pack_video_latents(self.normalized(slot_latents, device)))
+                     if slot_seeds is None else pack_video_latents(slot_seeds))
             positions = torch.cat([keyframe_positions(1, latent_height, latent_width, position, True, scales, fps,
                                                       device) for position in slot_positions], dim=2)
             start = sequence.latents.shape[1]
             sequence.append(seeds, positions, seeds, 0.0, marked=True)
             sequence.slots = slice(start, sequence.latents.shape[1])
-        if reference_latents is not None:
-            reference = self.normalized(reference_latents, device)
+        if reference is not None:
             positions = video_positions(1, *reference.shape[2:], tuple(config.vae_scale_factors), config.causal_offset,
                                         fps, device)
             positions = positions * torch.tensor([1.0, reference_downscale_factor, reference_downscale_factor],
@@ -296,8 +297,10 @@ class LTX2DFRPipeline(LTX2Pipeline):
         sequence.latents = sequence.clean * sequence.mask + noisy * (1 - sequence.mask)
         return sequence
 
-    def normalized(self, latents: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """Raw video latents -> the transformer's normalized float32 latents."""
+    def normalized(self, latents: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+        """Raw video latents -> the transformer's normalized float32 latents (None stays None)."""
+        if latents is None:
+            return None
         vae = self.vae
         return normalize_video_latents(latents.to(device).float(), vae.latents_mean, vae.latents_std,
                                        vae.config.scaling_factor)
@@ -349,7 +352,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
         self, sequence: PackedSequence, audio: torch.Tensor, context: TextContext, sigmas: list[float], fps: float,
         freeze_audio: bool, plan: list | None, generator: Any, use_cross_timestep: bool,
         attention_kwargs: dict[str, Any] | None, callback: Callable[..., dict[str, Any]] | None,
-        callback_tensor_inputs: list[str], progress: Any = None,
+        callback_tensor_inputs: list[str], progress: Any = None, step_offset: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The sampling loop over `sigmas`: one transformer call per step (per tile with a `plan`), x0 taken at each
         token's own sigma and pulled to the clean targets, then the scheduler's step from the blended x0. Frozen
@@ -396,7 +399,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
                 audio_x0 = audio.float() - audio_velocity.float() * audio_sigma
                 audio = audio_scheduler.step((audio.float() - audio_x0) / audio_sigma, t, audio, return_dict=False)[0]
             if callback is not None:
-                latents = callback(self, i, t, {"latents": latents} if callback_tensor_inputs else {}).pop(
+                latents = callback(self, step_offset + i, t, {"latents": latents} if callback_tensor_inputs else {}).pop(
                     "latents", latents)
             bar.update()
         if progress is None:
@@ -423,28 +426,39 @@ class LTX2DFRPipeline(LTX2Pipeline):
 
     def finish(
         self, video: torch.Tensor, audio: torch.Tensor, sequence: PackedSequence, grid: tuple[int, int, int],
-        slot_positions: list[int] | None, pinned: list, guidance_latents: torch.Tensor | None,
-        guidance_positions: list[int] | None, num_frames: int, frame_rate: float, output_type: str,
+        slot_positions: list[int] | None, pinned: list, num_frames: int, frame_rate: float, output_type: str,
         decode_timestep: float | list[float], decode_noise_scale: float | list[float] | None, generator: Any,
         dtype: torch.dtype,
     ) -> LTX2DFRPipelineOutput:
-        """Split the sequence into the canvas and the slots; return raw latents (output_type="latent") or decode
-        the canvas trimmed to `num_frames`, and the audio cut to the same length."""
+        """Split the sequence into the canvas and the slots (or, without slots, the pinned keyframes), then deliver
+        them, a decoded canvas trimmed to `num_frames`."""
         frames, height, width = grid
-        vae, audio_vae = self.vae, self.audio_vae
         canvas = unpack_video_latents(video[:, : frames * height * width], frames, height, width)
         keyframes, positions = None, slot_positions
         if sequence.slots is not None and slot_positions:
             keyframes = unpack_video_latents(video[:, sequence.slots], len(slot_positions), height, width)
         elif pinned:  # the epilogue: hand back the keyframes it was given
-            keyframes, positions = self.normalized(guidance_latents, video.device), list(guidance_positions)
+            keyframes = torch.cat([latent for _, latent, _ in pinned], dim=2)
+            positions = [position for position, _, _ in pinned]
+        canvas = canvas if output_type == "latent" else trim_canvas(canvas, num_frames, self.vae_temporal_compression_ratio)
+        return self.deliver(canvas, audio, keyframes, positions, num_frames / frame_rate, output_type, decode_timestep,
+                            decode_noise_scale, generator, dtype)
+
+    def deliver(
+        self, canvas: torch.Tensor, audio: torch.Tensor, keyframes: torch.Tensor | None, positions: list[int] | None,
+        seconds: float, output_type: str, decode_timestep: float | list[float],
+        decode_noise_scale: float | list[float] | None, generator: Any, dtype: torch.dtype,
+    ) -> LTX2DFRPipelineOutput:
+        """Normalized canvas (B, C, F, H, W), packed audio and keyframes -> raw latents (output_type="latent"), or
+        the decoded canvas and the waveform cut to `seconds` (then no keyframes: decoding ends the recipe)."""
+        vae, audio_vae = self.vae, self.audio_vae
         raw_audio = unpack_audio_latents(
             denormalize_audio_latents(audio, audio_vae.latents_mean, audio_vae.latents_std), self.audio_latent_mel_bins)
         stats = (vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
         if output_type == "latent":
             raw_keyframes = None if keyframes is None else denormalize_video_latents(keyframes, *stats)
             return LTX2DFRPipelineOutput(denormalize_video_latents(canvas, *stats), raw_audio, raw_keyframes, positions)
-        canvas = trim_canvas(canvas, num_frames, self.vae_temporal_compression_ratio).to(dtype)
+        canvas = canvas.to(dtype)
         vae = self._activate("vae")
         temb = None
         if vae.config.timestep_conditioning:
@@ -452,9 +466,8 @@ class LTX2DFRPipeline(LTX2Pipeline):
         pixels = vae.decode(denormalize_video_latents(canvas, *stats).to(vae.dtype), temb, return_dict=False)[0]
         audio_vae = self._activate("audio_vae")
         waveform = self._activate("vocoder")(audio_vae.decode(raw_audio.to(audio_vae.dtype), return_dict=False)[0])
-        samples = round(num_frames / frame_rate * self.vocoder.config.output_sampling_rate)
+        samples = round(seconds * self.vocoder.config.output_sampling_rate)
         return LTX2DFRPipelineOutput(postprocess_video(pixels, output_type), waveform[..., :samples])
-
 
 def _is_picture(frames: Any) -> bool:
     import PIL.Image
