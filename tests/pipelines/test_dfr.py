@@ -3,10 +3,13 @@ stage 2 on upsampled latents with the reference and frozen audio, a tiled epilog
 
 import pytest
 import torch
+from diffusers import LTXEulerAncestralRFScheduler as ReferenceAncestral
 from diffusers.pipelines.ltx2 import LTX2DFRPipeline as ReferenceDFR
+from diffusers.pipelines.ltx2 import LTX2DFRTemporalRefinePipeline as ReferenceTemporalRefine
+from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel as ReferenceUpsampler
 from diffusers.pipelines.ltx2 import LTX2VideoCondition as ReferenceCondition
 
-from ltx2 import STAGE_2_DISTILLED_SIGMA_VALUES, LTX2DFRPipeline, LTX2VideoCondition
+from ltx2 import STAGE_2_DISTILLED_SIGMA_VALUES, LTX2DFRPipeline, LTX2DFRTemporalRefinePipeline, LTX2VideoCondition
 from ltx2.dfr_layout import epilogue_tiles
 from parity import relative_l2
 from test_image_to_video import photo
@@ -103,3 +106,28 @@ def test_two_image_conditions(pipes):
     mine = run(ours, 5, output_type="latent", conditions=conditions_ours)
     theirs = run(reference, 5, output_type="latent", conditions=conditions_reference)
     assert_latents_match(mine, theirs)
+
+
+def test_temporal_refine_round(ltx_2_5_folder, pipes, stage_1):
+    folder, _ = ltx_2_5_folder
+    ours = LTX2DFRTemporalRefinePipeline.from_pretrained(folder)
+    reference_dfr = pipes[1]
+    reference = ReferenceTemporalRefine(
+        scheduler=ReferenceAncestral(eta=0.5), temporal_latent_upsampler=ReferenceUpsampler.from_pretrained(
+            folder / "temporal_latent_upsampler"),
+        **{name: getattr(reference_dfr, name) for name in ("vae", "audio_vae", "text_encoder", "tokenizer",
+                                                          "connectors", "transformer", "vocoder")})
+    for pipe in (ours, reference):
+        pipe.set_progress_bar_config(disable=True)
+    video, audio, keyframes, positions = stage_1
+    kwargs = dict(latents=video, keyframes_latents=keyframes, keyframe_positions=positions, audio_latents=audio,
+                  num_frames=13)
+    mine, theirs = run(ours, 6, output_type="latent", **kwargs), run(reference, 6, output_type="latent", **kwargs)
+    assert theirs[0].shape[2] == 13 and theirs[3] == [6, 12, 18, 24]  # 25 frames; new slots mid-segment
+    assert_latents_match(mine, theirs)
+    frames = run(ours, 7, output_type="pt", **kwargs)[0]
+    ref_frames = run(reference, 7, output_type="pt", **kwargs)[0]
+    assert frames.shape == ref_frames.shape and relative_l2(frames, ref_frames) <= 1e-3
+    with pytest.raises(ValueError, match="LTXEulerAncestralRFScheduler"):
+        LTX2DFRTemporalRefinePipeline(**{**ours.components, "scheduler": pipes[0].scheduler})(
+            prompt="x", max_sequence_length=16, height=32, width=32, **kwargs)

@@ -3,6 +3,7 @@
 from .condition import LTX2ConditionPipeline
 from .conditioning import LTX2ReferenceCondition, LTX2VideoCondition
 from .dfr import LTX2DFRPipeline, LTX2DFRPipelineOutput
+from .temporal_refine import LTX2DFRTemporalRefinePipeline
 from .diffusion_decode import LTX2VideoDecodeOutput, LTX2VideoDiffusionDecodePipeline
 from .image_to_video import LTX2ImageToVideoPipeline
 from .in_context import LTX2InContextPipeline
@@ -14,6 +15,7 @@ __all__ = [
     "LTX2ConditionPipeline",
     "LTX2DFRPipeline",
     "LTX2DFRPipelineOutput",
+    "LTX2DFRTemporalRefinePipeline",
     "LTX2ImageToVideoPipeline",
     "LTX2InContextPipeline",
     "LTX2LatentUpsamplePipeline",

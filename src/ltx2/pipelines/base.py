@@ -32,6 +32,7 @@ _OURS = {
     "LTX2DurationHead": "ltx2.models.duration_head",
     "LTX2VideoDiffusionDecoderModel": "ltx2.models.diffusion_decoder",
     "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler",
+    "LTXEulerAncestralRFScheduler": "ltx2.scheduler",
 }
 
 
@@ -46,7 +47,7 @@ def _our_class(class_name: str) -> type:
 def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype | None) -> Any:
     if class_name in _OURS:
         cls = _our_class(class_name)
-        if class_name == "FlowMatchEulerDiscreteScheduler":
+        if class_name.endswith("Scheduler"):
             return cls.from_pretrained(folder, subfolder=name)
         return cls.from_pretrained(folder, subfolder=name, torch_dtype=dtype)
     if "Tokenizer" in class_name:
