@@ -3,6 +3,8 @@
     python bench/pipeline.py --size tiny     # the tests' tiny pipeline (milliseconds per component)
     python bench/pipeline.py --size medium   # wider components, 128x192 pixels, 25 frames, 10 steps
     python bench/pipeline.py --version 2.3   # LTX-2.3's switches on; both sides at their LTX-2.3 defaults
+    python bench/pipeline.py --version 2.5   # LTX-2.5's networks (Gemma 4, the 2.5 transformer) and its
+                                             # distilled scheduler (a linear schedule); both at their defaults
     python bench/pipeline.py --flow condition  # LTX2ConditionPipeline with two keyframes (first and last
                                                # frame), then LTX2InContextPipeline with a reference video
 
@@ -117,14 +119,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=list(SIZES), default="tiny")
     parser.add_argument("--flow", choices=["text", "condition"], default="text")
-    parser.add_argument("--version", choices=["2.0", "2.3"], default="2.0")
+    parser.add_argument("--version", choices=["2.0", "2.3", "2.5"], default="2.0")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     size = SIZES[args.size]
     for constant, values in size["overrides"].items():
         setattr(tiny_pipeline, constant, {**getattr(tiny_pipeline, constant), **values})
     folder = Path(tempfile.mkdtemp(prefix="ltx2-bench-"))
-    tiny_pipeline.write_pipeline_folder(folder, version=args.version)
+    # LTX-2.5 ships the distilled scheduler (no dynamic shifting, no terminal stretch).
+    scheduler = dict(use_dynamic_shifting=False, shift_terminal=None) if args.version == "2.5" else None
+    tiny_pipeline.write_pipeline_folder(folder, scheduler_config=scheduler, version=args.version)
     call = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", frame_rate=25.0,
                 max_sequence_length=16, output_type="pt", **size["call"])
     if args.version == "2.0":

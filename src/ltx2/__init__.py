@@ -9,7 +9,6 @@ from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
 from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
-from .parallel import ContextParallelConfig
 from .pipelines import (
     LTX2ConditionPipeline,
     LTX2DFRPipeline,
@@ -25,12 +24,9 @@ from .pipelines import (
     LTX2VideoDecodeOutput,
     LTX2VideoDiffusionDecodePipeline,
 )
-from .scheduler import (
-    DISTILLED_SIGMA_VALUES,
-    STAGE_2_DISTILLED_SIGMA_VALUES,
-    FlowMatchEulerDiscreteScheduler,
-    LTXEulerAncestralRFScheduler,
-)
+from .scheduler import FlowMatchEulerDiscreteScheduler, LTXEulerAncestralRFScheduler
+from .transforms.context_parallel import ContextParallelConfig
+from .versions import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
 __version__ = "0.1.0"
 

@@ -4,26 +4,34 @@
 offline. Every component has the real model's structure and rules (video compressed 32x in space and 8x in
 time, audio latents at 25 per second, a 24 kHz vocoder, Gemma 3 hidden states through the connectors) at
 widths that run in seconds on a laptop CPU. The weights are random: the video and audio it makes are noise.
+
+`version` picks the LTX version whose switches the networks carry: "2.0" (the default), "2.3" (gated attention,
+cross-attention modulation, STG, per-stream connector projections) or "2.5" (2.3's, plus the 2.5 transformer, a
+Gemma 4 text encoder whose tokenizer adds no BOS, a duration head that predicts about 1.5 s, a diffusion decoder
+in diffusion_decoder/, and the distilled scheduler without dynamic shifting).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .loading.checkpoint import write_text_atomic
+from .files import write_text_atomic
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
+from .models.duration_head import LTX2DurationHead
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
 from .models.vocoder import LTX2Vocoder
 from .pipelines import LTX2Pipeline
-from .scheduler import LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
+from .scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
+from .versions import LTX_2_0, LTX_2_3, LTX_2_5
 
 MARKER = "_ltx2_tiny_random"
 
@@ -122,15 +130,64 @@ TRANSFORMER = {
 UPSAMPLER = {"in_channels": VIDEO_LATENT_CHANNELS, "mid_channels": 32, "num_blocks_per_stage": 1}
 BIAS_STD = 0.02  # small random biases: non-trivial, without shifting activations far from zero
 
+# LTX-2.3's switches (diffusers' converter, --version 2.3): gated attention, cross-attention modulation, STG's
+# perturbed attention, the caption projection moved into the connectors, which project per stream.
+LTX_2_3_TRANSFORMER = {"gated_attn": True, "audio_gated_attn": True, "cross_attn_mod": True,
+                       "audio_cross_attn_mod": True, "perturbed_attn": True, "use_prompt_embeddings": False}
+LTX_2_3_CONNECTORS = {
+    "per_modality_projections": True, "video_hidden_dim": 32, "audio_hidden_dim": 16,
+    "video_connector_attention_head_dim": 16, "audio_connector_attention_head_dim": 8, "video_gated_attn": True,
+    "audio_gated_attn": True, "proj_bias": True,
+}
+# LTX-2.5's on top of them: no video feed-forward bias, the keyframe position embedding; a Gemma 4 text encoder
+# (sliding-window layers and a full-attention one with a wider head) whose layers + 1 hidden states are stacked.
+LTX_2_5_TRANSFORMER = {"ff_bias": False, "use_keyframes_abs_pos_embedding": True}
+GEMMA_4_LAYERS = 3
+GEMMA_4_TEXT = {
+    "vocab_size": len(VOCABULARY), "hidden_size": TEXT_HIDDEN, "intermediate_size": 64,
+    "num_hidden_layers": GEMMA_4_LAYERS, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+    "global_head_dim": 32, "sliding_window": 64, "max_position_embeddings": MAX_SEQUENCE_LENGTH,
+    "layer_types": ["sliding_attention", "sliding_attention", "full_attention"], "pad_token_id": 0,
+    "eos_token_id": 1, "bos_token_id": 2,
+}
+# LTX-2.5's duration head over the connectors' outputs (32 video, 16 audio wide).
+DURATION_HEAD = {"video_cross_attention_dim": 32, "audio_cross_attention_dim": 16, "pooler_hidden_dim": 16,
+                 "num_queries": 1, "num_pooler_heads": 2, "mlp_hidden_dim": 16}
+DURATION_SECONDS = 1.5  # what the tiny head predicts, about: a length inside the default 1 to 20 s
+# LTX-2.5's diffusion decoder layout (patch 4, then x2 in space, x2 in time, twice x2 in both: 32x and 8x, as the
+# VAE) with few channels and 3x3x3 neighbourhoods.
+DIFFUSION_DECODER = {
+    "out_channels": 3, "latent_channels": VIDEO_LATENT_CHANNELS, "patch_size": 4, "decoder_head_dim": 8,
+    "decoder_stage_channels": (32, 16, 16, 8, 8), "decoder_stage_depths": (1, 1, 1, 1, 1),
+    "decoder_stage_kernels": ((1, 3, 3), (3, 3, 3), (3, 3, 3), (3, 3, 3)),
+    "decoder_upsample_strides": ((1, 2, 2), (2, 1, 1), (2, 2, 2), (2, 2, 2)),
+    "decoder_upsample_channel_reductions": (2, 1, 2, 1), "decoder_stage5_kernel": (3, 3, 3),
+    "decoder_t_emb_dim": 16, "spatial_compression_ratio": 32, "temporal_compression_ratio": 8,
+}
+TINY_VERSIONS = (LTX_2_0, LTX_2_3, LTX_2_5)
 
-def make_tiny_pipeline(folder: str | Path, seed: int = 0) -> Path:
-    """Write a tiny LTX2Pipeline with random weights drawn from `seed` to `folder` and return its path.
+
+def make_tiny_pipeline(folder: str | Path, seed: int = 0, version: str = LTX_2_0) -> Path:
+    """Write a tiny LTX2Pipeline of LTX `version` ("2.0", "2.3" or "2.5") with random weights drawn from `seed`
+    to `folder` and return its path.
 
     `folder` is created if missing; an existing non-empty folder is only overwritten if it holds a tiny pipeline.
     """
+    if version not in TINY_VERSIONS:
+        raise ValueError(f"version must be one of {TINY_VERSIONS}, got {version!r}")
     folder = Path(folder)
     _check_target(folder)
-    _build_pipeline(seed).save_pretrained(folder)
+    pipeline = _build_pipeline(seed, version)
+    decoder = pipeline.diffusion_decoder
+    # As diffusers' converter writes an LTX-2.5 folder: the diffusion decoder in its subfolder, not in the index.
+    pipeline.diffusion_decoder = None
+    pipeline.save_pretrained(folder)
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    index.pop("diffusion_decoder", None)
+    write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
+    if decoder is not None:
+        decoder.save_pretrained(folder / "diffusion_decoder")
     _build_upsampler(seed).save_pretrained(folder / "latent_upsampler")
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text(encoding="utf-8"))
@@ -156,25 +213,46 @@ def _check_target(folder: Path) -> None:
         raise ValueError(f"{folder} is not empty and does not hold a tiny pipeline; choose an empty or new folder")
 
 
-def _build_pipeline(seed: int) -> LTX2Pipeline:
-    """The tiny pipeline in memory, float32, weights drawn from `seed`."""
+def _build_pipeline(seed: int, version: str = LTX_2_0) -> LTX2Pipeline:
+    """The tiny pipeline of LTX `version` in memory, float32, weights drawn from `seed`."""
     generator = torch.Generator().manual_seed(seed)
+    later = version in (LTX_2_3, LTX_2_5)
+    transformer = {**TRANSFORMER, **(LTX_2_3_TRANSFORMER if later else {}),
+                   **(LTX_2_5_TRANSFORMER if version == LTX_2_5 else {})}
+    connectors = {**CONNECTORS, **(LTX_2_3_CONNECTORS if later else {})}
+    if version == LTX_2_5:
+        connectors["text_proj_in_factor"] = GEMMA_4_LAYERS + 1
     builders = {
-        "transformer": lambda: LTX2VideoTransformer3DModel(**TRANSFORMER),
-        "connectors": lambda: LTX2TextConnectors(**CONNECTORS),
+        "transformer": lambda: LTX2VideoTransformer3DModel(**transformer),
+        "connectors": lambda: LTX2TextConnectors(**connectors),
         "vae": lambda: AutoencoderKLLTX2Video(**VIDEO_VAE),
         "audio_vae": lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE),
         "vocoder": lambda: LTX2Vocoder(**VOCODER),
-        "text_encoder": _text_encoder,
+        "text_encoder": _gemma_4_text_encoder if version == LTX_2_5 else _text_encoder,
     }
+    if version == LTX_2_5:
+        from .models.diffusion_decoder import LTX2VideoDiffusionDecoderModel
+
+        builders["duration_head"] = lambda: LTX2DurationHead(**DURATION_HEAD)
+        builders["diffusion_decoder"] = lambda: LTX2VideoDiffusionDecoderModel(**DIFFUSION_DECODER)
     components = {}
     for name, build in builders.items():
         # Constructors initialise from the global RNG; fork it so the caller's random state is left alone.
         with torch.random.fork_rng(devices=[]):
             module = build()
         components[name] = _randomize_(module.to(torch.float32).eval(), generator)
-    scheduler = FlowMatchEulerDiscreteScheduler(**LTX2_SCHEDULER_CONFIG)
-    return LTX2Pipeline(scheduler=scheduler, tokenizer=_tokenizer(), **components)
+    if version == LTX_2_5:
+        _predict_about_(components["duration_head"], DURATION_SECONDS)
+    config = LTX2_DISTILLED_SCHEDULER_CONFIG if version == LTX_2_5 else LTX2_SCHEDULER_CONFIG
+    tokenizer = _tokenizer(bos=version != LTX_2_5)
+    return LTX2Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(**config), tokenizer=tokenizer, **components)
+
+
+@torch.no_grad()
+def _predict_about_(head: nn.Module, seconds: float) -> None:
+    """Make the duration head predict about `seconds` whatever the prompt (its last layer nearly constant)."""
+    head.mlp_out.weight.mul_(0.01)
+    head.mlp_out.bias.fill_(math.log(seconds))
 
 
 @torch.no_grad()
@@ -211,8 +289,17 @@ def _text_encoder() -> nn.Module:
     return Gemma3ForConditionalGeneration(Gemma3Config(**TEXT_ENCODER))
 
 
-def _tokenizer() -> Any:
-    """A lowercase word-level tokenizer over VOCABULARY that prepends <bos>, as Gemma's does; built offline."""
+def _gemma_4_text_encoder() -> nn.Module:
+    """A tiny Gemma 4 (text only), the checkpoint class of LTX-2.5's text encoder."""
+    from transformers import Gemma4UnifiedConfig, Gemma4UnifiedForConditionalGeneration
+
+    config = Gemma4UnifiedConfig(text_config=GEMMA_4_TEXT, vision_config=None, audio_config=None)
+    return Gemma4UnifiedForConditionalGeneration(config)
+
+
+def _tokenizer(bos: bool = True) -> Any:
+    """A lowercase word-level tokenizer over VOCABULARY that prepends <bos> as Gemma 3's does (with `bos`; Gemma 4's
+    adds none); built offline."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -220,8 +307,9 @@ def _tokenizer() -> Any:
     tokenizer = Tokenizer(models.WordLevel(ids, unk_token="<unk>"))
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    bos = ("<bos>", ids["<bos>"])
-    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[bos])
+    if bos:
+        special = [("<bos>", ids["<bos>"])]
+        tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=special)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
         model_max_length=MAX_SEQUENCE_LENGTH,

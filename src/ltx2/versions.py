@@ -1,4 +1,5 @@
-"""LTX versions: which one a model's configs (or a single file's header) describe, and the call defaults of each.
+"""LTX versions, in one table: their names, which one a model's configs describe, the call defaults of each, the
+CRF conditioning images are re-compressed at, the distilled sigmas, and the files Lightricks releases beside each.
 
 A diffusers folder carries no version marker: LTX-2.3 shows in its component configs, which switch on what
 LTX-2.0 leaves neutral; LTX-2.5 in its transformer's 2.5 keys (a video feed-forward without bias, the keyframe
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from .scheduler import DISTILLED_SIGMA_VALUES
 
 LTX_2_0 = "2.0"
 LTX_2_3 = "2.3"
@@ -49,10 +49,15 @@ CALL_DEFAULTS[LTX_2_5] = dict(CALL_DEFAULTS[LTX_2_3])
 # Each audio scale and the video scale it falls back to.
 AUDIO_FALLBACKS = {"audio_guidance_scale": "guidance_scale", "audio_stg_scale": "stg_scale",
                    "audio_modality_scale": "modality_scale", "audio_guidance_rescale": "guidance_rescale"}
+# (frames, height, width) pixels per latent cell of every LTX-2 video VAE (after the first frame, for frames).
+VIDEO_VAE_COMPRESSION = (8, 32, 32)
 # H.264 CRF an image-to-video image is re-compressed at (the compression LTX-2.0 and 2.3 were trained on), and
 # LTX-2.5's (0.42.1 picks it when the text encoder is a Gemma 4).
 DEFAULT_IMAGE_CRF = 33
 LTX_2_5_IMAGE_CRF = 18
+# The distilled model's 8-step stage-1 schedule, and its last 3 steps, used for stage 2 (the final 0 is implied).
+DISTILLED_SIGMA_VALUES = [1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875]
+STAGE_2_DISTILLED_SIGMA_VALUES = [0.909375, 0.725, 0.421875]
 
 # The rest of what a call defaults to per version, as diffusers 0.42.1's 2.5 pipelines resolve it:
 # - image_crf: the H.264 CRF image conditions are re-compressed at;
@@ -60,7 +65,7 @@ LTX_2_5_IMAGE_CRF = 18
 #   when a pipeline has none), clamped to [min_seconds, max_seconds] at the frame rate;
 # - sigmas: None means the plain linear schedule linspace(1, 1 / steps, steps), then shifted as the scheduler's
 #   config says (the dev configs shift with the token count; the distilled 2.5 config, without dynamic shifting,
-#   leaves it linear). Lightricks' distilled 8-step schedule is ltx2.scheduler.DISTILLED_SIGMA_VALUES, which
+#   leaves it linear). Lightricks' distilled 8-step schedule is DISTILLED_SIGMA_VALUES, which
 #   0.42.1's LTX2DFRPipeline takes by default (DFR_DEFAULTS, with its size).
 INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
     LTX_2_0: dict(image_crf=DEFAULT_IMAGE_CRF, num_frames=121, min_seconds=1.0, max_seconds=20.0, sigmas=None,
@@ -71,8 +76,32 @@ INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
                   height=512, width=768, frame_rate=24.0),
 }
 # LTX2DFRPipeline's (LTX-2.5 only): the distilled schedule without guidance, at 704 x 1216.
-DFR_DEFAULTS = dict(height=704, width=1216, sigmas=DISTILLED_SIGMA_VALUES, frame_rate=24.0, num_frames=None, min_seconds=1.0,
-                    max_seconds=20.0, use_cross_timestep=True)
+DFR_DEFAULTS = dict(height=704, width=1216, sigmas=DISTILLED_SIGMA_VALUES, frame_rate=24.0, num_frames=None,
+                    min_seconds=1.0, max_seconds=20.0, use_cross_timestep=True)
+
+
+@dataclass(frozen=True)
+class Release:
+    """The files Lightricks publishes beside an LTX version's dev checkpoint, for the distilled and two-stage flows:
+    the Hub repo, the distilled single file, the distilled LoRA, and the latent upsamplers by scale."""
+
+    repo: str
+    distilled: str | None  # None: the repo's own transformer is the distilled one (LTX-2.5's diffusers repo)
+    distilled_lora: str
+    upsamplers: dict[float, str]
+
+
+RELEASES = {
+    LTX_2_0: Release("Lightricks/LTX-2", "ltx-2-19b-distilled.safetensors", "ltx-2-19b-distilled-lora-384.safetensors",
+                     {2.0: "ltx-2-spatial-upscaler-x2-1.0.safetensors"}),
+    LTX_2_3: Release("Lightricks/LTX-2.3", "ltx-2.3-22b-distilled-1.1.safetensors",
+                     "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
+                     {2.0: "ltx-2.3-spatial-upscaler-x2-1.1.safetensors",
+                      1.5: "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"}),
+    # A diffusers repo: the distilled transformer in transformer/, the x2 upsampler in latent_upsampler/.
+    LTX_2_5: Release("Lightricks/LTX-2.5-Diffusers", None, "ltx-2.5-22b-distilled-lora-450-bf16.safetensors",
+                     {2.0: "latent_upsampler/"}),
+}
 
 
 def config_version(

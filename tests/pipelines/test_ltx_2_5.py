@@ -71,12 +71,22 @@ def folder(ltx_2_5_folder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipes(folder):
-    ours, reference = LTX2Pipeline.from_pretrained(folder), ReferencePipeline.from_pretrained(folder)
+    """Ours (without the diffusion decoder, which the tests below that use it load) and the reference."""
+    ours = LTX2Pipeline.from_pretrained(folder, diffusion_decoder=None)
+    reference = ReferencePipeline.from_pretrained(folder)
     for pipe in (ours, reference):
         pipe.set_progress_bar_config(disable=True)
     assert reference.duration_head is not None and ours.duration_head is not None
-    assert ours.diffusion_decoder is not None
     return ours, reference
+
+
+def our_decoder(folder, tiled=False):
+    from ltx2 import LTX2VideoDiffusionDecoderModel
+
+    decoder = LTX2VideoDiffusionDecoderModel.from_pretrained(folder / "diffusion_decoder")
+    if tiled:
+        decoder.enable_tiling(**TILES)
+    return decoder
 
 
 def reference_decoder(folder, vae=None, tiled=False):
@@ -110,26 +120,41 @@ def test_version_defaults_and_linear_schedule(pipes):
 
 
 @torch.no_grad()
-def test_predicted_length_and_diffusion_decoding_match_reference(pipes, folder):
-    """num_frames=None: the head picks the length from the positive prompt at the playback frame rate; then the
-    latents through the diffusion decoder, by hand and with decoder="diffusion" (the same generator goes on)."""
+def test_predicted_length_matches_reference(pipes):
+    """num_frames=None at the 2.5 defaults: the head picks the length from the positive prompt at the playback
+    frame rate (11 frames at 8 fps here), the linear schedule, CFG + STG + modality + rescale."""
     ours, reference = pipes
     video, audio = call(ours, 0, output_type="latent")
     expected_video, expected_audio = call(reference, 0, output_type="latent")
     assert video.shape == expected_video.shape and video.shape[2] == 6  # 11 frames at 8 fps
     assert relative_l2(video, expected_video) <= 1e-4 and relative_l2(audio, expected_audio) <= 1e-4
+    embeds = ours.encode_prompt(CALL["prompt"], do_classifier_free_guidance=False, max_sequence_length=16)
+    duration = ours.predict_duration(ours.text_context(*embeds, cfg=False), False, 8.0)
+    assert duration.num_frames == 11 and abs(duration.seconds - SECONDS) < 0.1
 
+
+@torch.no_grad()
+def test_diffusion_decoding_matches_reference(pipes, folder):
+    """The predicted-length latents through the diffusion decoder: with decoder="diffusion" in one call (the
+    generator goes on from sampling) against the reference's latents and its decode pipeline with that generator;
+    and through LTX2VideoDiffusionDecodePipeline."""
+    ours, reference = pipes
+    video, _ = call(ours, 0, output_type="latent")
+    expected_video, _ = call(reference, 0, output_type="latent")
     generator = torch.Generator().manual_seed(0)
     reference_latents, reference_audio = reference(**CALL, generator=generator, output_type="latent",
                                                    return_dict=False)
     expected_frames = reference_decoder(folder)(reference_latents, generator=generator, output_type="pt",
                                                 denormalize=False, return_dict=False)[0]
     waveform = reference.vocoder(reference.audio_vae.decode(reference_audio, return_dict=False)[0])
-    frames, audio = call(ours, 0, output_type="pt", decoder="diffusion")
+    with_decoder = LTX2Pipeline.from_pretrained(folder)  # diffusion_decoder/ is loaded with the rest
+    with_decoder.set_progress_bar_config(disable=True)
+    frames, audio = call(with_decoder, 0, output_type="pt", decoder="diffusion")
     assert frames.shape == expected_frames.shape == (1, 11, 3, 32, 32)
     assert relative_l2(frames, expected_frames) <= 1e-3 and relative_l2(audio, waveform) <= 1e-3
 
-    decode = LTX2VideoDiffusionDecodePipeline(diffusion_decoder=ours.diffusion_decoder, scheduler=ours.scheduler)
+    decode = LTX2VideoDiffusionDecodePipeline(diffusion_decoder=with_decoder.diffusion_decoder,
+                                              scheduler=ours.scheduler)
     frames = decode(video, generator=torch.Generator().manual_seed(5), output_type="pt", denormalize=False).frames
     expected = reference_decoder(folder)(expected_video, generator=torch.Generator().manual_seed(5),
                                          output_type="pt", denormalize=False).frames
@@ -163,7 +188,7 @@ def test_documented_distilled_call_still_guides(pipes):
 
 @torch.no_grad()
 def test_image_to_video_at_crf_18_matches_reference(folder):
-    ours = LTX2ImageToVideoPipeline.from_pretrained(folder)
+    ours = LTX2ImageToVideoPipeline.from_pretrained(folder, diffusion_decoder=None)
     reference = ReferenceImageToVideo.from_pretrained(folder)
     for pipe in (ours, reference):
         pipe.set_progress_bar_config(disable=True)
@@ -181,10 +206,7 @@ def test_image_to_video_at_crf_18_matches_reference(folder):
 def test_decode_pipeline_matches_reference(pipes, folder, statistics, tiled):
     ours, reference = pipes
     latents = torch.randn(2, 4, 5, 4, 4, generator=torch.Generator().manual_seed(6))
-    decoder = ours.diffusion_decoder
-    if tiled:
-        decoder = type(decoder).from_pretrained(folder / "diffusion_decoder")
-        decoder.enable_tiling(**TILES)
+    decoder = our_decoder(folder, tiled)
     vae = {"vae": ours.vae, "own": None}[statistics]
     pipe = LTX2VideoDiffusionDecodePipeline(diffusion_decoder=decoder, scheduler=ours.scheduler, vae=vae)
     frames = pipe(latents, generator=torch.Generator().manual_seed(7), output_type="pt", return_dict=False)[0]
@@ -196,10 +218,10 @@ def test_decode_pipeline_matches_reference(pipes, folder, statistics, tiled):
 
 
 @torch.no_grad()
-def test_own_and_vae_statistics_differ(pipes):
+def test_own_and_vae_statistics_differ(pipes, folder):
     """The perturbed decoder carries statistics of its own, so the two decode tests above test different things."""
     ours, _ = pipes
-    assert relative_l2(ours.diffusion_decoder.latents_std, ours.vae.latents_std) > 1e-2
+    assert relative_l2(our_decoder(folder).latents_std, ours.vae.latents_std) > 1e-2
 
 
 @torch.no_grad()
@@ -232,6 +254,5 @@ def test_without_a_head_the_length_is_121(pipes):
     headless.set_progress_bar_config(disable=True)
     video, _ = call(headless, 8, output_type="latent", num_inference_steps=1, height=8 * 2, width=8 * 2)
     assert video.shape[2] == 61  # 121 frames at 2x temporal compression
-    without_decoder = LTX2Pipeline(**{**ours.components, "diffusion_decoder": None})
     with pytest.raises(ValueError, match="diffusion_decoder"):
-        call(without_decoder, 0, num_frames=5, decoder="diffusion")
+        call(ours, 0, num_frames=5, decoder="diffusion")

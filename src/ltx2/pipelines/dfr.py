@@ -30,7 +30,8 @@ from ..dfr_layout import LTX2DFREpilogueTile, resolve_canvas, trim_canvas, video
 from ..models.audio_vae import audio_latent_frames
 from ..models.layers import randn
 from ..models.transformer import video_positions
-from ..scheduler import DISTILLED_SIGMA_VALUES, LTXEulerAncestralRFScheduler
+from ..scheduler import LTXEulerAncestralRFScheduler
+from ..versions import DISTILLED_SIGMA_VALUES
 from .conditioning import LTX2VideoCondition, keyframe_positions
 from .latents import (
     denormalize_audio_latents,

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from ..dfr_layout import temporal_tile_plan
-from ..scheduler import DISTILLED_SIGMA_VALUES, LTXEulerAncestralRFScheduler, TEMPORAL_ANCESTRAL_ETA, ancestral_tile_seed
+from ..scheduler import TEMPORAL_ANCESTRAL_ETA, LTXEulerAncestralRFScheduler, ancestral_tile_seed
+from ..versions import DISTILLED_SIGMA_VALUES
 from .conditioning import LTX2VideoCondition
 from .dfr import LTX2DFRPipeline, LTX2DFRPipelineOutput, conditioning_fps
 from .latents import denormalize_video_latents, normalize_audio_latents, pack_audio_latents, unpack_video_latents
