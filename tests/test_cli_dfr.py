@@ -1,0 +1,55 @@
+"""`ltx2 generate --preset dfr` on the tiny LTX-2.5 folder: a valid MP4 through every stage, the dry-run plan, and
+one line with exit code 2 for what the recipe cannot do."""
+
+import pytest
+from test_cli import ltx2, streams
+
+PROMPT = ["--prompt", "a robot dancing in the rain"]
+
+
+@pytest.fixture(scope="module")
+def folder(ltx_2_5_folder):
+    return ltx_2_5_folder[0]
+
+
+def test_dfr_with_temporal_refine_writes_a_video(folder, tmp_path):
+    output = tmp_path / "dfr.mp4"
+    result = ltx2("generate", "--model", folder, "--preset", "dfr", "--width", "64", "--height", "64",
+                  "--num-frames", "17", "--fps", "8", "--temporal-refine", *PROMPT, "--output", output, timeout=600)
+    assert result.returncode == 0, result.stderr
+    # The tiny VAE is x2 in time: 17 frames are a 17-frame canvas; one round makes 33 frames at 16 fps.
+    width, height, frames, _, audio, channels = streams(output)
+    assert (width, height, frames, channels) == (64, 64, 33, 2)
+    for stage in ("stage 1", "upsampling", "stage 2", "temporal 1", "epilogue", "decoding"):
+        assert f"  {stage}" in result.stdout
+    assert "33 frames at 16 fps" in result.stdout
+
+
+def test_dry_run_shows_the_plan(folder):
+    result = ltx2("generate", "--model", folder, "--preset", "dfr", "--num-frames", "81", "--temporal-refine", "2",
+                  *PROMPT, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "1920x1088" in out and "960x544" in out
+    assert "81 frames padded to 97 (16 frames of padding): segments of 32, slots at frames 32, 64, 96" in out
+    assert "round 2:" in out and "385 frames" in out and "96 fps" in out
+    assert "tiles of the 49x34x60 latent grid" in out
+    assert "321 frames at 96 fps" in out
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--preset", "dfr", "--decoder", "diffusion"], "--decoder diffusion: --preset dfr decodes through the VAE"),
+    (["--preset", "dfr", "--image", "x.png"], "--image"),
+    (["--preset", "dfr", "--width", "1000"], "--width 1000: must be a positive multiple of 64"),
+    (["--preset", "dfr", "--temporal-refine", "-1"], "--temporal-refine -1"),
+    (["--temporal-refine"], "--temporal-refine 1: only with --preset dfr"),
+])
+def test_impossible_combinations_exit_2(folder, arguments, message):
+    result = ltx2("generate", "--model", folder, "--num-frames", "17", *PROMPT, *arguments, "--dry-run")
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dfr_needs_an_ltx_2_5_model(pipeline_folder):
+    result = ltx2("generate", "--model", pipeline_folder[0], "--preset", "dfr", *PROMPT, "--dry-run")
+    assert result.returncode == 2 and "needs an LTX-2.5 model" in result.stderr
