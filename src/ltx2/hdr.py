@@ -40,7 +40,7 @@ HLG_REFERENCE_WHITE = (np.exp((0.75 - HLG_C) / HLG_A) + HLG_B) / 12
 
 
 def logc3_to_linear(logc: torch.Tensor) -> torch.Tensor:
-    """LogC3 code values (clamped to [0, 1]) -> scene-linear light in [0, ~55]."""
+    """LogC3 code values (clamped to [0, 1]) -> scene-linear light in [-0.017, ~55] (the toe dips below 0)."""
     logc = logc.clamp(0.0, 1.0)
     from_log = (torch.pow(10.0, (logc - LOGC3_D) / LOGC3_C) - LOGC3_B) / LOGC3_A
     from_linear_toe = (logc - LOGC3_F) / LOGC3_E

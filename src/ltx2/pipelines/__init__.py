@@ -5,6 +5,7 @@ from .conditioning import LTX2ReferenceCondition, LTX2VideoCondition
 from .dfr import LTX2DFRPipeline, LTX2DFRPipelineOutput
 from .temporal_refine import LTX2DFRTemporalRefinePipeline
 from .diffusion_decode import LTX2VideoDecodeOutput, LTX2VideoDiffusionDecodePipeline
+from .hdr import LTX2HDRPipeline, LTX2HDRReferenceCondition
 from .image_to_video import LTX2ImageToVideoPipeline
 from .in_context import LTX2InContextPipeline
 from .latent_upsample import LTX2LatentUpsamplePipeline
@@ -16,6 +17,8 @@ __all__ = [
     "LTX2DFRPipeline",
     "LTX2DFRPipelineOutput",
     "LTX2DFRTemporalRefinePipeline",
+    "LTX2HDRPipeline",
+    "LTX2HDRReferenceCondition",
     "LTX2ImageToVideoPipeline",
     "LTX2InContextPipeline",
     "LTX2LatentUpsamplePipeline",
