@@ -1,8 +1,10 @@
 """`ltx2 generate --preset dfr` on the tiny LTX-2.5 folder: a valid MP4 through every stage, the dry-run plan, and
 one line with exit code 2 for what the recipe cannot do."""
 
+import av
+import numpy as np
 import pytest
-from test_cli import ltx2, streams
+from test_cli import ltx2, original_lora, streams
 
 PROMPT = ["--prompt", "a robot dancing in the rain"]
 
@@ -53,3 +55,40 @@ def test_impossible_combinations_exit_2(folder, arguments, message):
 def test_dfr_needs_an_ltx_2_5_model(pipeline_folder):
     result = ltx2("generate", "--model", pipeline_folder[0], "--preset", "dfr", *PROMPT, "--dry-run")
     assert result.returncode == 2 and "needs an LTX-2.5 model" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def sdr_clip(tmp_path_factory):
+    """A 9-frame SDR clip, 48x40 (shrunk and padded to the 32x32 video)."""
+    from ltx2 import encode_video
+
+    y, x = np.mgrid[0:40, 0:48]
+    frames = np.stack([np.stack([128 + 100 * np.sin((x + 3 * t) / 6), 128 + 90 * np.cos((y - t) / 5),
+                                 (x * y + 20 * t) % 256], -1) for t in range(9)]).astype(np.uint8)
+    path = tmp_path_factory.mktemp("hdr") / "sdr.mp4"
+    encode_video(frames, fps=8, output_path=path)
+    return path
+
+
+def test_hdr_writes_tone_mapped_ten_bit_and_exr(folder, sdr_clip, tmp_path):
+    lora = original_lora(folder, tmp_path / "hdr-ic-lora.safetensors")
+    output = tmp_path / "hdr.mp4"
+    result = ltx2("generate", "--model", folder, "--hdr", "--reference-video", sdr_clip, "--lora", lora,
+                  "--width", "32", "--height", "32", "--fps", "8", *PROMPT, "--output", output)
+    assert result.returncode == 0, result.stderr
+    with av.open(str(output)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+        assert sum(1 for _ in container.decode(video=0)) == 9 and not container.streams.audio
+    with av.open(str(tmp_path / "hdr.hdr.mp4")) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.pix_fmt, context.color_trc) == ("yuv420p10le", 16)
+    assert len(list((tmp_path / "hdr.exr").glob("frame_*.exr"))) == 9
+    assert "  hdr pass" in result.stdout
+
+
+def test_hdr_needs_one_reference_video(folder, sdr_clip, tmp_path):
+    result = ltx2("generate", "--model", folder, "--hdr", *PROMPT, "--dry-run")
+    assert result.returncode == 2 and "exactly one --reference-video" in result.stderr
+    result = ltx2("generate", "--model", folder, "--hdr", "--reference-video", sdr_clip, "--preset", "dfr", *PROMPT,
+                  "--dry-run")
+    assert result.returncode == 2 and "--preset dfr: not with --hdr" in result.stderr

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import cli_dfr
+from . import cli_dfr, cli_hdr
 from .pipelines.base import DEFAULT_REPO
 from .versions import (
     DEFAULT_IMAGE_CRF,
@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--temporal-refine", type=int, nargs="?", const=1, default=0, metavar="ROUNDS",
                           help="--preset dfr: temporal refine rounds, each doubling frames and frame rate (default 0; "
                                "1 without ROUNDS)")
+    generate.add_argument("--hdr", action="store_true",
+                          help="make the one --reference-video HDR with the HDR IC-LoRA given with --lora: writes "
+                               "--output tone-mapped, OUTPUT.hdr.mp4 (10-bit) and OUTPUT.exr/ (see ltx2.cli_hdr)")
+    generate.add_argument("--hdr-transfer", choices=("pq", "hlg"), default="pq", help="--hdr: the 10-bit MP4's curve")
     generate.add_argument("--width", type=int, default=None,
                           help="output width (the two-stage presets run stage 1 at 1/--upscale of it)")
     generate.add_argument("--height", type=int, default=None, help="output height")
@@ -274,6 +278,8 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 generate does not run")
     if args.stg and args.version == LTX_2_0:
         raise UsageError(f"--stg {args.stg}: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model")
+    if args.hdr:
+        cli_hdr.check(args, UsageError)
     args.preset = args.preset or DEFAULT_PRESETS.get(args.version, "two-stage")
     if args.preset == "dfr":
         cli_dfr.check(args, UsageError)
@@ -426,6 +432,8 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 
     if args.preset == "dfr":
         return args.stage_one, args.stage_two
+    if args.hdr:
+        return cli_hdr.settings(args), None
     distilled_guidance = DOCUMENTED_DISTILLED_GUIDANCE.get(args.version, GUIDANCE_OFF)
     if args.preset == "distilled":
         stage_one = {**resolve_call_kwargs(args.version, distilled_guidance),
@@ -456,6 +464,8 @@ def describe_run(args: argparse.Namespace) -> list[str]:
                      "grid), printed before stage 1")
     if args.preset == "dfr":
         lines += cli_dfr.describe(args)
+    elif args.hdr:
+        lines += cli_hdr.describe(args)
     else:
         lines.append("stage 1        " + _settings(args.stage_one))
     if args.stage_two is not None and args.preset != "dfr":
@@ -691,6 +701,9 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
                                   frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
                                   return_dict=False, **_conditions(args))
     references = _references(args)
+    if args.hdr:
+        cli_hdr.run(pipe, args, common, timings, write=launch.rank == 0)
+        return timings.seconds
     if args.preset == "dfr":
         args.temporal_upsampler = cli_dfr.temporal_upsampler_loader(args.model, getattr(torch, DTYPES[args.dtype]))
         video, audio = cli_dfr.run(pipe, model.upsampler(), args, common, timings)
@@ -721,10 +734,19 @@ def _announce_duration(pipe: Any, args: argparse.Namespace, launch: Launch) -> N
 
 
 def _pipeline_class(args: argparse.Namespace) -> type:
-    from . import LTX2ConditionPipeline, LTX2DFRPipeline, LTX2ImageToVideoPipeline, LTX2InContextPipeline, LTX2Pipeline
+    from . import (
+        LTX2ConditionPipeline,
+        LTX2DFRPipeline,
+        LTX2HDRPipeline,
+        LTX2ImageToVideoPipeline,
+        LTX2InContextPipeline,
+        LTX2Pipeline,
+    )
 
     if args.preset == "dfr":
         return LTX2DFRPipeline
+    if args.hdr:
+        return LTX2HDRPipeline
     if args.reference_video:
         return LTX2InContextPipeline
     if args.condition:
