@@ -4,6 +4,7 @@ from .export import encode_video
 from .loading import CheckpointError, LoraLoaderMixin
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
+from .models.diffusion_decoder import LTX2VideoDiffusionDecoderModel
 from .models.duration_head import LTX2DurationHead
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
@@ -60,6 +61,7 @@ __all__ = [
     "LTX2VideoCondition",
     "LTX2VideoDecodeOutput",
     "LTX2VideoDiffusionDecodePipeline",
+    "LTX2VideoDiffusionDecoderModel",
     "LTX2VideoTransformer3DModel",
     "LTXEulerAncestralRFScheduler",
     "STAGE_2_DISTILLED_SIGMA_VALUES",

@@ -354,9 +354,14 @@ def _check_length_and_decoder(args: argparse.Namespace) -> None:
 
 def optional_parts(model: str, version: str) -> set[str]:
     """Which of the optional components duration_head and diffusion_decoder --model has: a folder's subfolders
-    (or model_index.json entries); for the Hub and single files, what its LTX version ships (LTX-2.5: both)."""
+    (or model_index.json entries); a single file, those ltx2 loads from single files of its version; a Hub
+    pipeline repo, what its LTX version ships (LTX-2.5: both)."""
+    from .models import single_file_networks
+
     names = {"duration_head", "diffusion_decoder"}
     path = Path(model)
+    if model.endswith(".safetensors"):
+        return names & set(single_file_networks(version))
     if not path.is_dir():
         return names if version == LTX_2_5 else set()
     index_path = path / "model_index.json"

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 from diffusers import LTX2VideoDiffusionDecoderModel as ReferenceDecoder
+from diffusers.pipelines.ltx2 import LTX2ConditionPipeline as ReferenceCondition
 from diffusers.pipelines.ltx2 import LTX2ImageToVideoPipeline as ReferenceImageToVideo
+from diffusers.pipelines.ltx2 import LTX2VideoCondition as ReferenceVideoCondition
 from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline as ReferenceUpsamplePipeline
 from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline
 from diffusers.pipelines.ltx2 import LTX2VideoDiffusionDecodePipeline as ReferenceDecodePipeline
@@ -18,11 +20,14 @@ from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel a
 
 from ltx2 import (
     DISTILLED_SIGMA_VALUES,
+    LTX2ConditionPipeline,
     LTX2ImageToVideoPipeline,
     LTX2LatentUpsamplePipeline,
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
+    LTX2VideoCondition,
     LTX2VideoDiffusionDecodePipeline,
+    LTX2VideoDiffusionDecoderModel,
 )
 from parity import perturb_, relative_l2
 from test_image_to_video import photo
@@ -69,20 +74,23 @@ def folder(ltx_2_5_folder, tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def pipes(folder):
-    """Ours (without the diffusion decoder, which the tests below that use it load) and the reference."""
-    ours = LTX2Pipeline.from_pretrained(folder, diffusion_decoder=None)
-    reference = ReferencePipeline.from_pretrained(folder)
+def load(ours_class, reference_class, folder):
+    """Ours (without the diffusion decoder, which the tests that use it load) and the reference, from `folder`."""
+    ours = ours_class.from_pretrained(folder, diffusion_decoder=None)
+    reference = reference_class.from_pretrained(folder)
     for pipe in (ours, reference):
         pipe.set_progress_bar_config(disable=True)
+    return ours, reference
+
+
+@pytest.fixture(scope="module")
+def pipes(folder):
+    ours, reference = load(LTX2Pipeline, ReferencePipeline, folder)
     assert reference.duration_head is not None and ours.duration_head is not None
     return ours, reference
 
 
 def our_decoder(folder, tiled=False):
-    from ltx2 import LTX2VideoDiffusionDecoderModel
-
     decoder = LTX2VideoDiffusionDecoderModel.from_pretrained(folder / "diffusion_decoder")
     if tiled:
         decoder.enable_tiling(**TILES)
@@ -188,16 +196,28 @@ def test_documented_distilled_call_still_guides(pipes):
 
 @torch.no_grad()
 def test_image_to_video_at_crf_18_matches_reference(folder):
-    ours = LTX2ImageToVideoPipeline.from_pretrained(folder, diffusion_decoder=None)
-    reference = ReferenceImageToVideo.from_pretrained(folder)
-    for pipe in (ours, reference):
-        pipe.set_progress_bar_config(disable=True)
+    ours, reference = load(LTX2ImageToVideoPipeline, ReferenceImageToVideo, folder)
     assert ours.default_call_kwargs()["image_crf"] == 18
     video, audio = call(ours, 3, image=photo(), output_type="latent")
     expected_video, expected_audio = call(reference, 3, image=photo(), output_type="latent")
     assert relative_l2(video, expected_video) <= 1e-4 and relative_l2(audio, expected_audio) <= 1e-4
     at_33, _ = call(ours, 3, image=photo(), output_type="latent", image_crf=33)
     assert relative_l2(at_33, video) > 1e-4  # the CRF matters
+
+
+@torch.no_grad()
+def test_first_and_last_frame_conditions_with_a_predicted_length_match_reference(folder):
+    """The last frame's index (-1) is resolved on the predicted length; both images at CRF 18."""
+    ours, reference = load(LTX2ConditionPipeline, ReferenceCondition, folder)
+    first, last = photo(), photo(40, 36)
+    video, audio = call(ours, 9, conditions=[LTX2VideoCondition(first, 0), LTX2VideoCondition(last, -1)],
+                        output_type="latent")
+    expected_video, expected_audio = call(
+        reference, 9, conditions=[ReferenceVideoCondition(first, 0), ReferenceVideoCondition(last, -1)],
+        output_type="latent",
+    )
+    assert video.shape == expected_video.shape and video.shape[2] == 6
+    assert relative_l2(video, expected_video) <= 1e-4 and relative_l2(audio, expected_audio) <= 1e-4
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ NETWORKS = {
     "LTX2TextConnectors": "ltx2.models.connectors",
     "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
     "LTX2DurationHead": "ltx2.models.duration_head",
+    "LTX2VideoDiffusionDecoderModel": "ltx2.models.diffusion_decoder",
 }
 
 

@@ -34,10 +34,14 @@ class LTX2InContextPipeline(LTX2ConditionPipeline):
         conditioning_attention_strength: float = 1.0,
         conditioning_attention_mask: torch.Tensor | None = None,
         *,
+        num_frames: int | None = 121,
         noise_scale: float | None = None,
         **kwargs: Any,
     ):
-        """Generate video and audio from references and conditions (see LTX2ConditionPipeline.__call__)."""
+        """Generate video and audio from references and conditions (see LTX2ConditionPipeline.__call__).
+
+        `num_frames` defaults to 121 on every version, as diffusers 0.42.1's LTX2InContextPipeline (which has no
+        duration head); pass None to have an LTX-2.5 folder's duration head choose the length."""
         inputs = ConditioningInputs(as_list(conditions), as_list(reference_conditions), reference_downscale_factor,
                                     conditioning_attention_strength, conditioning_attention_mask)
-        return self.conditioned_call(inputs, prompt, negative_prompt, noise_scale, kwargs)
+        return self.conditioned_call(inputs, prompt, negative_prompt, noise_scale, {**kwargs, "num_frames": num_frames})
