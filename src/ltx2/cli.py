@@ -663,14 +663,6 @@ def _place(pipeline: Any, args: argparse.Namespace) -> None:
         pipeline.to(args.device)
 
 
-def _without_shifting(scheduler: Any) -> Any:
-    """The distilled schedules are used as given: no resolution-dependent shift, no terminal stretch."""
-    from . import FlowMatchEulerDiscreteScheduler
-
-    return FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, use_dynamic_shifting=False,
-                                                       shift_terminal=None)
-
-
 def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
     """Run the chosen preset and write args.output (rank 0); returns seconds per stage."""
     import torch
@@ -803,37 +795,25 @@ def two_stages(
     pipe: Any, model: Model, args: argparse.Namespace, common: dict[str, Any], references: dict[str, Any],
     timings: Timings,
 ) -> Any:
-    """Stage 1 at 1/--upscale of the size, latent upsampling, stage 2 on the distilled schedule (with the
-    distilled LoRA after a dev stage 1), as in LTX-2's documented two-stage flow. Frame conditions apply to both
-    stages; references and their IC-LoRAs to stage 1 only, as in Lightricks' IC-LoRA pipeline."""
-    from . import LTX2LatentUpsamplePipeline
+    """The library's two-stage flow (ltx2.pipelines.two_stage) for --preset: frame conditions apply to both stages;
+    references and their IC-LoRAs to stage 1 only, as in Lightricks' IC-LoRA pipeline, so that stage 2 runs without
+    the user's LoRAs then."""
+    from .pipelines.two_stage import generate_two_stages
 
-    if args.preset == "distilled":
-        pipe.scheduler = _without_shifting(pipe.scheduler)
-    video_latents, audio_latents = pipe(**args.stage_one, output_type="latent", **common, **references)
-    # Stage 2 keeps stage 1's length (a predicted one is not predicted again).
-    common = {**common, "num_frames": (video_latents.shape[2] - 1) * TEMPORAL_COMPRESSION + 1}
-    with timings.stage("upsampling"):
-        upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.upsampler())
-        _place(upsample, args)
-        upsampled = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
-    # With references, the user's LoRAs are IC-LoRAs: stage 2 runs without them.
-    adapters = {} if references else {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
+    distilled = None
     if args.preset == "two-stage":
         with timings.stage("loading"):
             distilled = model.distilled_lora()
-            if distilled is None:
-                timings.note("no distilled LoRA beside --model; stage 2 runs without it")
-            else:
-                pipe.load_lora_weights(distilled, adapter_name="stage_2_distilled")
-                adapters["stage_2_distilled"] = 1.0
-    if adapters:
-        pipe.set_adapters(list(adapters), list(adapters.values()))
-    elif args.lora:
-        pipe.disable_lora()
-    pipe.scheduler = _without_shifting(pipe.scheduler)
-    return pipe(latents=upsampled, audio_latents=audio_latents, output_type="np", decoder=args.decoder,
-                **args.stage_two, **common)
+        if distilled is None:
+            timings.note("no distilled LoRA beside --model; stage 2 runs without it")
+    adapters = None
+    if args.lora:
+        adapters = {} if references else {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
+    return generate_two_stages(
+        pipe, model.upsampler, args.stage_one, {**args.stage_two, "decoder": args.decoder}, common, references=references,
+        stage_one_distilled=args.preset == "distilled", distilled_lora=distilled, stage_two_adapters=adapters,
+        place=partial(_place, args=args), stage=timings.stage,
+    )
 
 
 def _peak_memory(device: str) -> str:

@@ -339,15 +339,26 @@ class LTX2DFRPipeline(LTX2Pipeline):
         noise = randn(tuple(packed.shape), generator, packed.device, packed.dtype)
         return (noise_scale * noise + (1 - noise_scale) * packed).float()
 
-    def sampling_timesteps(self, sigmas: list[float], device: torch.device) -> torch.Tensor:
-        """Set the schedule and return the timesteps to walk: the Euler scheduler appends the final 0 itself; the
-        ancestral one is given it and its last timestep is not walked."""
+    def sampler(self, sigmas: list[float], generator: Any, device: torch.device) -> tuple[torch.Tensor, Any, Any]:
+        """(timesteps to walk, the video stream's step, the audio stream's step) for this pass's `sigmas`, each step
+        (index, t, velocity, sample) -> sample. The Euler scheduler's schedule is made per call and appends the final
+        0; an ancestral scheduler (copied, so the pipeline's is left as it is) is given the 0 and its last timestep
+        is not walked; the video draws its noise from `generator`, the audio (never, in the recipe: it is frozen
+        there) from the global stream, as 0.42.1's."""
         sigmas = [float(sigma) for sigma in sigmas]
         if isinstance(self.scheduler, LTXEulerAncestralRFScheduler):
-            self.scheduler.set_timesteps(sigmas=sigmas if sigmas[-1] == 0.0 else [*sigmas, 0.0], device=device)
-            return self.scheduler.timesteps[:-1]
-        self.scheduler.set_timesteps(sigmas=sigmas, device=device)
-        return self.scheduler.timesteps
+            video, audio = copy.deepcopy(self.scheduler), copy.deepcopy(self.scheduler)
+            for scheduler in (video, audio):
+                scheduler.set_timesteps(sigmas=sigmas if sigmas[-1] == 0.0 else [*sigmas, 0.0], device=device)
+            return (video.timesteps[:-1], video.sigmas,
+                    lambda i, t, v, x: video.step(v, t, x, generator=generator, return_dict=False)[0],
+                    lambda i, t, v, x: audio.step(v, t, x, return_dict=False)[0])
+        schedule = self.scheduler.schedule(sigmas=sigmas, device=device)
+
+        def euler(i: int, t: torch.Tensor, velocity: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+            return schedule.step(i, velocity, sample)
+
+        return schedule.timesteps, schedule.sigmas, euler, euler
 
     def denoise_sequence(
         self, sequence: PackedSequence, audio: torch.Tensor, context: TextContext, sigmas: list[float], fps: float,
@@ -360,8 +371,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
         audio stays at timestep 0 and is not stepped (video still attends to it)."""
         transformer = self._activate("transformer")
         device, latents, batch = audio.device, sequence.latents, audio.shape[0]
-        timesteps = self.sampling_timesteps(sigmas, device)
-        audio_scheduler = copy.deepcopy(self.scheduler)
+        timesteps, schedule_sigmas, step_video, step_audio = self.sampler(sigmas, generator, device)
         ancestral = isinstance(self.scheduler, LTXEulerAncestralRFScheduler) and self.scheduler.config.eta > 0
         mask, clean = sequence.mask, sequence.clean
         total = self.scheduler.config.num_train_timesteps
@@ -369,8 +379,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
         for i, t in enumerate(timesteps):
             scalar = t.expand(batch)
             video_t = scalar[:, None] * (1 - mask[..., 0])  # (B, S)
-            audio_t = torch.zeros(batch, device=device, dtype=t.dtype) if freeze_audio else \
-                audio_scheduler.timesteps[i].expand(batch)
+            audio_t = torch.zeros(batch, device=device, dtype=t.dtype) if freeze_audio else scalar
             shared = dict(
                 audio_hidden_states=audio.to(context.video.dtype), encoder_hidden_states=context.video,
                 audio_encoder_hidden_states=context.audio, audio_timestep=audio_t, sigma=scalar, audio_sigma=audio_t,
@@ -387,18 +396,13 @@ class LTX2DFRPipeline(LTX2Pipeline):
                                                                  context.video.dtype, shared)
             x0 = latents.float() - velocity.float() * (video_t / total)[..., None]
             x0 = x0 * (1 - mask) + clean.float() * mask
-            sigma = self.scheduler.sigmas[i]
-            if ancestral:
-                latents = self.scheduler.step((latents.float() - x0) / sigma, t, latents, generator=generator,
-                                              return_dict=False)[0]
-                # The ancestral step renoises every token: pull the conditioned ones back to their targets.
+            sigma = schedule_sigmas[i]
+            latents = step_video(i, t, (latents.float() - x0) / sigma, latents)
+            if ancestral:  # the ancestral step renoises every token: pull the conditioned ones back to their targets
                 latents = (latents.float() * (1 - mask) + clean.float() * mask).to(latents.dtype)
-            else:
-                latents = self.scheduler.step((latents.float() - x0) / sigma, t, latents, return_dict=False)[0]
             if not freeze_audio:
-                audio_sigma = audio_scheduler.sigmas[i]
-                audio_x0 = audio.float() - audio_velocity.float() * audio_sigma
-                audio = audio_scheduler.step((audio.float() - audio_x0) / audio_sigma, t, audio, return_dict=False)[0]
+                audio_x0 = audio.float() - audio_velocity.float() * sigma
+                audio = step_audio(i, t, (audio.float() - audio_x0) / sigma, audio)
             if callback is not None:
                 latents = callback(self, step_offset + i, t, {"latents": latents} if callback_tensor_inputs else {}).pop(
                     "latents", latents)

@@ -35,16 +35,6 @@ class LTX2HDRReferenceCondition:
     strength: float = 1.0
 
 
-class _FrozenStream:
-    """A scheduler stand-in whose step leaves the sample as it is: the HDR call never steps its audio."""
-
-    def __init__(self, scheduler: Any):
-        self.sigmas, self.timesteps = scheduler.sigmas, scheduler.timesteps
-
-    def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, return_dict: bool = False) -> Any:
-        return (sample,)
-
-
 def resize_and_reflect_pad(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, C, F, h, w) -> (B, C, F, height, width): shrunk (bilinear, aspect kept) only if larger than the target,
     then padded at the bottom and right by reflection (by repetition where the pad is as large as the picture)."""
@@ -70,6 +60,8 @@ class LTX2HDRPipeline(LTX2InContextPipeline):
     rescale) works as in LTX2Pipeline; audio guidance is off. Precomputed `connector_video_embeds` /
     `connector_audio_embeds` stand in for the text encoder and connectors (all tokens attended).
     """
+
+    steps_audio = False
 
     @torch.no_grad()
     def __call__(
@@ -163,11 +155,6 @@ class LTX2HDRPipeline(LTX2InContextPipeline):
         device = self.device
         mask = torch.ones(video.shape[:2], device=device, dtype=torch.long)
         return TextContext(video.to(device, dtype), audio.to(device, dtype), mask)
-
-    def set_timesteps(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        """As LTX2Pipeline's, but the audio stream is never stepped."""
-        video, audio = super().set_timesteps(*args, **kwargs)
-        return video, _FrozenStream(audio)
 
     def reference_video_pixels(self, frames: FrameInput, height: int, width: int, num_frames: int) -> torch.Tensor:
         """The SDR reference -> (1, 3, F, height, width) in [-1, 1]: sides first cut down to the VAE's multiple
