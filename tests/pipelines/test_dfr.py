@@ -15,6 +15,7 @@ from parity import relative_l2
 from test_image_to_video import photo
 
 # 11 frames at the tiny VAE's x2 time: a 13-frame canvas (segments of 6, slots at 6 and 12), 4x4 latents.
+SHORT = [1.0, 0.725, 0.421875]  # three steps where the schedule is not what a test is about
 CALL = dict(prompt="a robot dancing in the rain", height=32, width=32, num_frames=11, frame_rate=8.0,
             max_sequence_length=16)
 
@@ -40,24 +41,21 @@ def assert_latents_match(mine, theirs, bound=1e-4):
     assert (keyframes is None) == (theirs[2] is None)
     if keyframes is not None:
         assert keyframes.shape == theirs[2].shape and relative_l2(keyframes, theirs[2]) <= bound
+    print("relative L2: video", relative_l2(video, theirs[0]), "audio", relative_l2(audio, theirs[1]),
+          "keyframes", None if keyframes is None else relative_l2(keyframes, theirs[2]))
 
 
 def test_stage_1_with_slots(pipes):
     ours, reference = pipes
     mine, theirs = run(ours, 0, output_type="latent"), run(reference, 0, output_type="latent")
     assert theirs[3] == [6, 12] and theirs[0].shape[2] == 7  # the padded canvas: 13 frames
-    assert_latents_match(mine, theirs)
-    video, audio = run(ours, 1, output_type="np")[:2]
-    ref_video, ref_audio = run(reference, 1, output_type="np")[:2]
-    assert video.shape == ref_video.shape == (1, 11, 32, 32, 3)
-    assert relative_l2(torch.from_numpy(video), torch.from_numpy(ref_video)) <= 1e-3
-    assert relative_l2(audio, ref_audio) <= 1e-3
+    assert_latents_match(mine, theirs)  # the default 8-step distilled schedule; decoding is checked in stage 2
 
 
 @pytest.fixture(scope="module")
 def stage_1(pipes):
-    """The reference's stage-1 latents (canvas, audio, slots, slot positions): the input of the later passes."""
-    return run(pipes[1], 0, output_type="latent")
+    """The reference's stage-1 latents (canvas, audio, slots, slot positions), 3 steps: the later passes' input."""
+    return run(pipes[1], 0, output_type="latent", sigmas=SHORT)
 
 
 def upsampled(latents):
@@ -78,6 +76,7 @@ def test_stage_2_with_reference_and_frozen_audio(pipes, stage_1):
     ref_frames, ref_waveform = run(reference, 3, output_type="pt", **kwargs)[:2]
     assert frames.shape == ref_frames.shape == (1, 11, 3, 64, 64)
     assert relative_l2(frames, ref_frames) <= 1e-3 and relative_l2(waveform, ref_waveform) <= 1e-3
+    print("decoded relative L2: video", relative_l2(frames, ref_frames), "audio", relative_l2(waveform, ref_waveform))
 
 
 def test_tiled_epilogue(pipes, stage_1):
@@ -103,8 +102,8 @@ def test_two_image_conditions(pipes):
     conditions_reference = [ReferenceCondition(frames=c.frames, index=c.index, strength=c.strength)
                             for c in conditions_ours]
     ours, reference = pipes
-    mine = run(ours, 5, output_type="latent", conditions=conditions_ours)
-    theirs = run(reference, 5, output_type="latent", conditions=conditions_reference)
+    mine = run(ours, 5, output_type="latent", conditions=conditions_ours, sigmas=SHORT)
+    theirs = run(reference, 5, output_type="latent", conditions=conditions_reference, sigmas=SHORT)
     assert_latents_match(mine, theirs)
 
 
@@ -125,9 +124,10 @@ def test_temporal_refine_round(ltx_2_5_folder, pipes, stage_1):
     mine, theirs = run(ours, 6, output_type="latent", **kwargs), run(reference, 6, output_type="latent", **kwargs)
     assert theirs[0].shape[2] == 13 and theirs[3] == [6, 12, 18, 24]  # 25 frames; new slots mid-segment
     assert_latents_match(mine, theirs)
-    frames = run(ours, 7, output_type="pt", **kwargs)[0]
-    ref_frames = run(reference, 7, output_type="pt", **kwargs)[0]
+    frames = run(ours, 7, output_type="pt", sigmas=[0.909375, 0.421875], **kwargs)[0]
+    ref_frames = run(reference, 7, output_type="pt", sigmas=[0.909375, 0.421875], **kwargs)[0]
     assert frames.shape == ref_frames.shape and relative_l2(frames, ref_frames) <= 1e-3
+    print("decoded relative L2: video", relative_l2(frames, ref_frames))
     with pytest.raises(ValueError, match="LTXEulerAncestralRFScheduler"):
         LTX2DFRTemporalRefinePipeline(**{**ours.components, "scheduler": pipes[0].scheduler})(
             prompt="x", max_sequence_length=16, height=32, width=32, **kwargs)
