@@ -158,6 +158,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
                               min_seconds, max_seconds, latents, keyframes_latents, guidance_keyframe_latents,
                               guidance_keyframe_positions, generate_slots, sigmas, output_type, conditions)
         device = self.device
+        noise_scale = sigmas[0] if noise_scale is None else noise_scale
         if enable_prompt_enhancement and prompt is not None:
             image = next((c.frames if not isinstance(c.frames, list) else c.frames[0] for c in conditions
                           if _is_picture(c.frames)), None)
@@ -176,7 +177,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
         pinned = [(position, self.normalized(guidance_keyframe_latents[:, :, i : i + 1], device),
                    guidance_keyframe_strength) for i, position in enumerate(guidance_keyframe_positions or [])]
         sequence = self.prepare_sequence(
-            batch, height, width, canvas_frames, fps, noise_scale if noise_scale is not None else sigmas[0],
+            batch, height, width, canvas_frames, fps, noise_scale,
             self.encode_conditions(conditions, height, width, canvas_frames, device), pinned, slot_positions,
             self.normalized(keyframes_latents, device), self.normalized(reference_latents, device),
             reference_downscale_factor, self.normalized(latents, device), generator, device,
@@ -186,8 +187,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
         plan = None if video_tiles is None else video_tile_plan(video_tiles, sequence.coords, *grid)
         audio_frames = audio_latent_frames(canvas_frames, frame_rate, self.audio_vae.config.sample_rate,
                                            self.audio_vae.config.mel_hop_length, self.audio_vae.temporal_compression_ratio)
-        audio = self.prepare_dfr_audio(batch, audio_frames, audio_latents,
-                                       0.0 if freeze_audio else (noise_scale if noise_scale is not None else sigmas[0]),
+        audio = self.prepare_dfr_audio(batch, audio_frames, audio_latents, 0.0 if freeze_audio else noise_scale,
                                        generator, device)
         video, audio = self.denoise_sequence(sequence, audio, context, sigmas, fps, freeze_audio, plan, generator,
                                              use_cross_timestep, attention_kwargs, callback_on_step_end,
