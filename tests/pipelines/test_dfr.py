@@ -11,6 +11,7 @@ from diffusers.pipelines.ltx2 import LTX2VideoCondition as ReferenceCondition
 
 from ltx2 import STAGE_2_DISTILLED_SIGMA_VALUES, LTX2DFRPipeline, LTX2DFRTemporalRefinePipeline, LTX2VideoCondition
 from ltx2.dfr_layout import epilogue_tiles
+from ltx2.pipelines.dfr import conditioning_fps
 from parity import relative_l2
 from test_image_to_video import photo
 
@@ -96,14 +97,19 @@ def test_tiled_epilogue(pipes, stage_1):
     assert relative_l2(untiled[0], mine[0]) > 1e-4  # the tiles really ran on their own
 
 
+def test_conditioning_fps_snaps_above_30():
+    assert [conditioning_fps(rate) for rate in (24.0, 30.0, 30.5, 48.0, 120.0)] == [24.0, 30.0, 60.0, 60.0, 60.0]
+
+
 def test_two_image_conditions(pipes):
     conditions_ours = [LTX2VideoCondition(photo(40, 48), index=0), LTX2VideoCondition(photo(48, 40), index=2,
                                                                                       strength=0.8)]
     conditions_reference = [ReferenceCondition(frames=c.frames, index=c.index, strength=c.strength)
                             for c in conditions_ours]
     ours, reference = pipes
-    mine = run(ours, 5, output_type="latent", conditions=conditions_ours, sigmas=SHORT)
-    theirs = run(reference, 5, output_type="latent", conditions=conditions_reference, sigmas=SHORT)
+    # At 48 fps the positions run at 60 fps (conditioning fps snapping), the audio at 48.
+    mine = run(ours, 5, output_type="latent", conditions=conditions_ours, sigmas=SHORT, frame_rate=48.0)
+    theirs = run(reference, 5, output_type="latent", conditions=conditions_reference, sigmas=SHORT, frame_rate=48.0)
     assert_latents_match(mine, theirs)
 
 
