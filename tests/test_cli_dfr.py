@@ -4,9 +4,31 @@ one line with exit code 2 for what the recipe cannot do."""
 import av
 import numpy as np
 import pytest
-from test_cli import ltx2, original_lora, streams
+import torch
+from commands import ltx2_command as ltx2
+from safetensors.torch import load_file, save_file
 
 PROMPT = ["--prompt", "a robot dancing in the rain"]
+
+
+def video_stream(path):
+    """(width, height, frames, audio channels or None) of an MP4."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        channels = container.streams.audio[0].channels if container.streams.audio else None
+        return video.width, video.height, sum(1 for _ in container.decode(video=0)), channels
+
+
+def ic_lora(folder, path):
+    """A random LoRA in the original format on the tiny transformer's video self-attention queries."""
+    lora = {}
+    for key, value in load_file(str(folder / "transformer" / "diffusion_pytorch_model.safetensors")).items():
+        if key.endswith("attn1.to_q.weight"):
+            name = "diffusion_model." + key.removesuffix(".weight")
+            lora[f"{name}.lora_A.weight"] = torch.randn(2, value.shape[1])
+            lora[f"{name}.lora_B.weight"] = torch.randn(value.shape[0], 2)
+    save_file(lora, str(path))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +42,7 @@ def test_dfr_with_temporal_refine_writes_a_video(folder, tmp_path):
                   "--num-frames", "17", "--fps", "8", "--temporal-refine", *PROMPT, "--output", output, timeout=600)
     assert result.returncode == 0, result.stderr
     # The tiny VAE is x2 in time: 17 frames are a 17-frame canvas; one round makes 33 frames at 16 fps.
-    width, height, frames, _, audio, channels = streams(output)
-    assert (width, height, frames, channels) == (64, 64, 33, 2)
+    assert video_stream(output) == (64, 64, 33, 2)
     for stage in ("stage 1", "upsampling", "stage 2", "temporal 1", "epilogue", "decoding"):
         assert f"  {stage}" in result.stdout
     assert "33 frames at 16 fps" in result.stdout
@@ -71,14 +92,12 @@ def sdr_clip(tmp_path_factory):
 
 
 def test_hdr_writes_tone_mapped_ten_bit_and_exr(folder, sdr_clip, tmp_path):
-    lora = original_lora(folder, tmp_path / "hdr-ic-lora.safetensors")
+    lora = ic_lora(folder, tmp_path / "hdr-ic-lora.safetensors")
     output = tmp_path / "hdr.mp4"
     result = ltx2("generate", "--model", folder, "--hdr", "--reference-video", sdr_clip, "--lora", lora,
                   "--width", "32", "--height", "32", "--fps", "8", *PROMPT, "--output", output)
     assert result.returncode == 0, result.stderr
-    with av.open(str(output)) as container:
-        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
-        assert sum(1 for _ in container.decode(video=0)) == 9 and not container.streams.audio
+    assert video_stream(output) == (32, 32, 9, None)
     with av.open(str(tmp_path / "hdr.hdr.mp4")) as container:
         context = container.streams.video[0].codec_context
         assert (context.pix_fmt, context.color_trc) == ("yuv420p10le", 16)

@@ -1,6 +1,8 @@
 """LTX2DFRPipeline against diffusers 0.42.1's on the tiny LTX-2.5 folder the reference wrote: stage 1 with slots,
 stage 2 on upsampled latents with the reference and frozen audio, a tiled epilogue pass, two image conditions."""
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 from diffusers import LTXEulerAncestralRFScheduler as ReferenceAncestral
@@ -13,12 +15,18 @@ from ltx2 import STAGE_2_DISTILLED_SIGMA_VALUES, LTX2DFRPipeline, LTX2DFRTempora
 from ltx2.dfr_layout import epilogue_tiles
 from ltx2.pipelines.dfr import conditioning_fps
 from parity import relative_l2
-from test_image_to_video import photo
 
 # 11 frames at the tiny VAE's x2 time: a 13-frame canvas (segments of 6, slots at 6 and 12), 4x4 latents.
 SHORT = [1.0, 0.725, 0.421875]  # three steps where the schedule is not what a test is about
 CALL = dict(prompt="a robot dancing in the rain", height=32, width=32, num_frames=11, frame_rate=8.0,
             max_sequence_length=16)
+
+
+def photo(height: int, width: int) -> PIL.Image.Image:
+    """A smooth picture with some texture, of another size and aspect than the video."""
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([128 + 100 * np.sin(x / 7), 128 + 100 * np.cos(y / 5), (x * y) % 256], axis=-1)
+    return PIL.Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
 def run(pipe, seed: int, **kwargs):
