@@ -5,6 +5,7 @@
     python bench/pipeline.py --version 2.3   # LTX-2.3's switches on; both sides at their LTX-2.3 defaults
     python bench/pipeline.py --version 2.5   # LTX-2.5's networks (Gemma 4, the 2.5 transformer) and its
                                              # distilled scheduler (a linear schedule); both at their defaults
+    python bench/pipeline.py --version 2.5 --flow dfr  # one LTX2DFRPipeline pass (slots, 8 distilled steps)
     python bench/pipeline.py --flow condition  # LTX2ConditionPipeline with two keyframes (first and last
                                                # frame), then LTX2InContextPipeline with a reference video
 
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import tiny_pipeline  # noqa: E402
+from diffusers.pipelines.ltx2 import LTX2DFRPipeline as ReferenceDFR  # noqa: E402
 from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline  # noqa: E402
 from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline as ReferenceCondition  # noqa: E402
 from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition as ReferenceVideoCondition  # noqa: E402
@@ -40,6 +42,7 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceConditio
 
 from ltx2 import (  # noqa: E402
     LTX2ConditionPipeline,
+    LTX2DFRPipeline,
     LTX2InContextPipeline,
     LTX2Pipeline,
     LTX2ReferenceCondition,
@@ -98,6 +101,9 @@ def flows(folder: Path, flow: str, call: dict) -> list[tuple[str, dict, dict]]:
     if flow == "text":
         pipes = {"ours": LTX2Pipeline.from_pretrained(folder), "reference": ReferencePipeline.from_pretrained(folder)}
         return [("text to video", pipes, {"ours": {}, "reference": {}})]
+    if flow == "dfr":
+        pipes = {"ours": LTX2DFRPipeline.from_pretrained(folder), "reference": ReferenceDFR.from_pretrained(folder)}
+        return [("DFR stage 1 (slots)", pipes, {"ours": {}, "reference": {}})]
     rng = np.random.default_rng(0)
     height, width, frames = call["height"], call["width"], call["num_frames"]
     first, last = (PIL.Image.fromarray((rng.random((height + 16, width + 24, 3)) * 255).astype(np.uint8))
@@ -118,7 +124,7 @@ def flows(folder: Path, flow: str, call: dict) -> list[tuple[str, dict, dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=list(SIZES), default="tiny")
-    parser.add_argument("--flow", choices=["text", "condition"], default="text")
+    parser.add_argument("--flow", choices=["text", "condition", "dfr"], default="text")
     parser.add_argument("--version", choices=["2.0", "2.3", "2.5"], default="2.0")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -139,9 +145,14 @@ def main() -> None:
     else:  # both at their defaults, with an STG block the small model has (the default, 28, is past its last)
         call["spatio_temporal_guidance_blocks"] = [tiny_pipeline.TRANSFORMER["num_layers"] - 1]
         legacy = {}
+    if args.flow == "dfr":  # one unguided pass on the distilled schedule: no negative prompt, steps or guidance
+        if args.version != "2.5":
+            parser.error("--flow dfr needs --version 2.5 (keyframe slots)")
+        call = {key: value for key, value in call.items()
+                if key not in ("negative_prompt", "num_inference_steps", "spatio_temporal_guidance_blocks")}
     print(f"version={args.version} flow={args.flow} size={args.size} {size['call']} "
           f"threads={torch.get_num_threads()} repeats={args.repeats}")
-    steps = size["call"]["num_inference_steps"]
+    steps = size["call"]["num_inference_steps"] if args.flow != "dfr" else 8
     for case, pipes, inputs in flows(folder, args.flow, call):
         totals: dict[str, list[float]] = defaultdict(list)
         parts: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in pipes}

@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import cli_dfr, cli_hdr
 from .versions import (
     DEFAULT_REPO,
     DEFAULT_IMAGE_CRF,
@@ -40,7 +41,7 @@ from .versions import (
     resolve_call_kwargs,
 )
 
-PRESETS = ("two-stage", "distilled", "one-stage")
+PRESETS = ("two-stage", "distilled", "one-stage", "dfr")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 TEMPORAL_COMPRESSION = VIDEO_VAE_COMPRESSION[0]  # pixel frames per latent frame (after the first)
 DISTILLED_STEPS = len(DISTILLED_SIGMA_VALUES)
@@ -218,7 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
                                "a Gemma 3 model folder with its tokenizer (default: the model's own; for a single "
                                f"file, {DEFAULT_REPO}'s from the Hub)")
     generate.add_argument("--preset", choices=PRESETS, default=None,
-                          help="default: two-stage on LTX-2.0/2.3, distilled on LTX-2.5 (its shipped transformer)")
+                          help="default: two-stage on LTX-2.0/2.3, distilled on LTX-2.5 (its shipped transformer); "
+                               "dfr: LTX-2.5's 1080p recipe (see ltx2.cli_dfr)")
+    generate.add_argument("--temporal-refine", type=int, nargs="?", const=1, default=0, metavar="ROUNDS",
+                          help="--preset dfr: temporal refine rounds, each doubling frames and frame rate (default 0; "
+                               "1 without ROUNDS)")
+    generate.add_argument("--hdr", action="store_true",
+                          help="make the one --reference-video HDR with the HDR IC-LoRA given with --lora: writes "
+                               "--output tone-mapped, OUTPUT.hdr.mp4 (10-bit) and OUTPUT.exr/ (see ltx2.cli_hdr)")
+    generate.add_argument("--hdr-transfer", choices=("pq", "hlg"), default="pq", help="--hdr: the 10-bit MP4's curve")
     generate.add_argument("--width", type=int, default=None,
                           help="output width (the two-stage presets run stage 1 at 1/--upscale of it)")
     generate.add_argument("--height", type=int, default=None, help="output height")
@@ -277,7 +286,13 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 generate does not run")
     if args.stg and args.version == LTX_2_0:
         raise UsageError(f"--stg {args.stg}: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model")
+    if args.hdr:
+        cli_hdr.check(args, UsageError)
     args.preset = args.preset or DEFAULT_PRESETS.get(args.version, "two-stage")
+    if args.preset == "dfr":
+        cli_dfr.check(args, UsageError)
+    elif args.temporal_refine:
+        raise UsageError(f"--temporal-refine {args.temporal_refine}: only with --preset dfr")
     _check_length_and_decoder(args)
     if args.upscale not in RELEASES[args.version].upsamplers:
         raise UsageError(f"--upscale {args.upscale:g}: LTX-{args.version} has no x{args.upscale:g} latent upsampler")
@@ -461,6 +476,10 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     guidance with the command line's in their place; the distilled schedules run without guidance."""
     from .pipelines.guidance import GUIDANCE_OFF
 
+    if args.preset == "dfr":
+        return args.stage_one, args.stage_two
+    if args.hdr:
+        return cli_hdr.settings(args), None
     distilled_guidance = DOCUMENTED_DISTILLED_GUIDANCE.get(args.version, GUIDANCE_OFF)
     if args.preset == "distilled":
         stage_one = {**resolve_call_kwargs(args.version, distilled_guidance),
@@ -488,8 +507,13 @@ def describe_run(args: argparse.Namespace) -> list[str]:
     if args.num_frames is None:
         lines.append(f"length         predicted from the prompt (1 to 20 s at {args.fps:g} fps, on the 8k+1 frame "
                      "grid), printed when known")
-    lines.append("stage 1        " + _settings(args.stage_one))
-    if args.stage_two is not None:
+    if args.preset == "dfr":
+        lines += cli_dfr.describe(args)
+    elif args.hdr:
+        lines += cli_hdr.describe(args)
+    else:
+        lines.append("stage 1        " + _settings(args.stage_one))
+    if args.stage_two is not None and args.preset != "dfr":
         lines.append(f"upsampling     x{args.upscale:g}: {files.upsampler}")
         lines.append("stage 2        " + _settings(args.stage_two))
         if args.preset == "two-stage":
@@ -799,7 +823,13 @@ def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
                                   frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
                                   decoder=args.decoder, return_dict=False, **_conditions(args))
     references = _references(args)
-    if args.stage_two is None:
+    if args.hdr:
+        cli_hdr.run(pipe, args, common, timings, write=launch.rank == 0)
+        return timings.seconds
+    if args.preset == "dfr":
+        args.temporal_upsampler = cli_dfr.temporal_upsampler_loader(args.model, getattr(torch, DTYPES[args.dtype]))
+        video, audio = cli_dfr.run(pipe, model.upsampler(), args, common, timings)
+    elif args.stage_two is None:
         video, audio = pipe(**args.stage_one, output_type="np", **common, **references)
     else:
         video, audio = two_stages(pipe, model, args, common, references, timings)
@@ -826,8 +856,19 @@ def _announce_duration(pipe: Any, args: argparse.Namespace, launch: Launch) -> N
 
 
 def _pipeline_class(args: argparse.Namespace) -> type:
-    from . import LTX2ConditionPipeline, LTX2ImageToVideoPipeline, LTX2InContextPipeline, LTX2Pipeline
+    from . import (
+        LTX2ConditionPipeline,
+        LTX2DFRPipeline,
+        LTX2HDRPipeline,
+        LTX2ImageToVideoPipeline,
+        LTX2InContextPipeline,
+        LTX2Pipeline,
+    )
 
+    if args.preset == "dfr":
+        return LTX2DFRPipeline
+    if args.hdr:
+        return LTX2HDRPipeline
     if args.reference_video:
         return LTX2InContextPipeline
     if args.condition:
@@ -894,7 +935,7 @@ def two_stages(
     if args.lora:
         adapters = {} if references else {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
     return generate_two_stages(
-        pipe, model.upsampler, args.stage_one, args.stage_two, common, references=references,
+        pipe, model.upsampler, args.stage_one, {**args.stage_two, "decoder": args.decoder}, common, references=references,
         stage_one_distilled=args.preset == "distilled", distilled_lora=distilled, stage_two_adapters=adapters,
         place=partial(_place, args=args), stage=timings.stage,
     )

@@ -23,7 +23,8 @@ from .offload import ModelOffload, SequentialOffload
 
 # Class names that diffusers writes into model_index.json, and what loads each here. Connectors, vocoder and the
 # duration head are pipeline-local classes, which diffusers files under the library "ltx2".
-_OURS = {**NETWORKS, **FOLDER_NETWORKS, "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler"}
+_OURS = {**NETWORKS, **FOLDER_NETWORKS, "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler",
+         "LTXEulerAncestralRFScheduler": "ltx2.scheduler"}
 
 
 def _our_class(class_name: str) -> type:
@@ -33,7 +34,7 @@ def _our_class(class_name: str) -> type:
 def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype | None) -> Any:
     if class_name in _OURS:
         cls = _our_class(class_name)
-        if class_name == "FlowMatchEulerDiscreteScheduler":
+        if class_name.endswith("Scheduler"):
             return cls.from_pretrained(folder, subfolder=name)
         return cls.from_pretrained(folder, subfolder=name, torch_dtype=dtype)
     if "Tokenizer" in class_name:

@@ -352,12 +352,9 @@ class ConditioningStages:
         """One appended item per reference video, at the reference's own grid positions with height and width
         scaled up by the downscale factor; with attention strengths when they are below 1 or masked."""
         factor, config = inputs.reference_downscale_factor, self.transformer.config
-        temporal = self.vae_temporal_compression_ratio
         items = []
         for reference in inputs.references:
-            pixels = reference_pixels(reference.frames, height // factor, width // factor)
-            # At most the video's frames, cut to the VAE's 8k+1 grid (diffusers fails on other counts).
-            pixels = pixels[:, :, : (min(pixels.shape[2], num_frames) - 1) // temporal * temporal + 1]
+            pixels = self.reference_video_pixels(reference.frames, height // factor, width // factor, num_frames)
             encoded = self.encode_pixels(pixels, device)
             frames, latent_height, latent_width = encoded.shape[2:]
             positions = video_positions(1, frames, latent_height, latent_width, tuple(config.vae_scale_factors),
@@ -373,6 +370,13 @@ class ConditioningStages:
             items.append(ConditioningItem(pack_video_latents(encoded), reference.strength, positions=positions,
                                           attention=attention))
         return items
+
+    def reference_video_pixels(self, frames: FrameInput, height: int, width: int, num_frames: int) -> torch.Tensor:
+        """A reference video -> (1, 3, F, height, width) in [-1, 1]: at most the video's frames, cut to the VAE's
+        8k+1 grid (diffusers fails on other counts)."""
+        temporal = self.vae_temporal_compression_ratio
+        pixels = reference_pixels(frames, height, width)
+        return pixels[:, :, : (min(pixels.shape[2], num_frames) - 1) // temporal * temporal + 1]
 
     def condition_pixels(self, condition: LTX2VideoCondition, height: int, width: int) -> torch.Tensor:
         """A condition's frames -> (1, 3, F, height, width) in [-1, 1]; a single image re-compressed first."""

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import PIL.Image
@@ -118,6 +118,8 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
                        "vocoder", "processor", "duration_head", "diffusion_decoder")
     offload_sequence = ("text_encoder", "connectors", "duration_head", "transformer", "vae", "diffusion_decoder",
                         "audio_vae", "vocoder")
+    # A pipeline without sound (HDR) runs the audio stream on noise it never steps: the transformer needs it.
+    steps_audio: ClassVar[bool] = True
 
     def __init__(self, **components: Any):
         super().__init__(**components)
@@ -712,7 +714,8 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
                 if conditioning is not None:
                     guided = conditioning.pull_to_clean(guided)
                 video = schedule.step(i, (video - guided) / sigma, video)
-                audio = schedule.step(i, (audio - audio_guided) / sigma, audio)
+                if self.steps_audio:
+                    audio = schedule.step(i, (audio - audio_guided) / sigma, audio)
                 if callback is not None:
                     outputs = callback(self, i, t, {"latents": video} if callback_tensor_inputs else {})
                     video = outputs.pop("latents", video)
