@@ -11,6 +11,8 @@ rank (the first to fail) prints the one line that says why.
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import os
 import resource
@@ -595,47 +597,102 @@ def _without_shifting(scheduler: Any) -> Any:
                                                        shift_terminal=None)
 
 
-def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
-    """Run the chosen preset and write args.output (rank 0); returns seconds per stage."""
+@dataclass
+class Loaded:
+    """A model loaded once for many generations: the pipeline (LoRAs applied, placed, shared among the ranks) and
+    its two-stage extras."""
+
+    pipeline: Any
+    model: Model
+    launch: Launch
+
+    @functools.cached_property
+    def upsampler(self) -> Any:
+        return self.model.upsampler()
+
+    @functools.cached_property
+    def distilled_lora(self) -> str | None:
+        return self.model.distilled_lora()
+
+
+def load(args: argparse.Namespace, launch: Launch, timings: Timings) -> Loaded:
+    """Load --model with the --lora adapters on --device (--offload), shared among the ranks under torchrun."""
     import torch
 
-    from . import encode_video
-
-    timings = Timings(verbose=launch.rank == 0)
-    if args.device.startswith("cuda"):
-        timings.synchronize = torch.cuda.synchronize
     with timings.stage("loading"):
         model = load_model(args, getattr(torch, DTYPES[args.dtype]))
-        pipe = _pipeline_class(args)(**model.pipeline.components)
+        pipe = model.pipeline
+        pipe.get_list_adapters()  # makes the LoRA state here, on the loaded pipeline, so every run's view shares it
         for index, lora in enumerate(args.lora):
             pipe.load_lora_weights(lora.path, adapter_name=f"user_{index}")
-        if args.lora:
-            pipe.set_adapters([f"user_{index}" for index in range(len(args.lora))], [lora.scale for lora in args.lora])
         _place(pipe, args)
         if launch.world > 1:
             _share(pipe, args, launch, timings)
+    return Loaded(pipe, model, launch)
+
+
+def render(
+    loaded: Loaded, args: argparse.Namespace, timings: Timings, callback: Callable[..., dict[str, Any]] | None = None,
+) -> tuple[Any, Any]:
+    """One generation of the settled `args` on a loaded model: (video frames, audio waveform). `callback` is called
+    after every sampling step of every stage (as callback_on_step_end)."""
+    import torch
+
+    # This run's view of the loaded pipeline, as the pipeline class its inputs need: the same components, LoRA and
+    # placement state; what the run changes on it (schedulers, timing wrappers) stays in the view.
+    pipe = copy.copy(loaded.pipeline)
+    pipe.__class__ = _pipeline_class(args)
+    user_adapters = {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
+    if user_adapters:
+        pipe.enable_lora()
+        pipe.set_adapters(list(user_adapters), list(user_adapters.values()))
+    elif pipe.get_list_adapters():
+        pipe.disable_lora()  # a previous run's stage 2 left the distilled LoRA active
     prompt = args.prompt
     if args.enhance_prompt:
         with timings.stage("prompt enhancement"):
             # The picture Gemma sees: the --image, else the first --condition's first frame (as diffusers picks it).
             picture = args.condition[0].frames[0] if args.image is None and args.condition else args.image
             prompt = pipe.enhance_prompt(prompt, seed=args.seed, image=picture)[0]
-        if launch.rank == 0:
+        if loaded.launch.rank == 0:
             print(f"ltx2: enhanced prompt: {prompt}", file=sys.stderr)
     for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
         timings.wrap(pipe, method, name)
     common: dict[str, Any] = dict(prompt=prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
                                   frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
-                                  return_dict=False, **_conditions(args))
+                                  return_dict=False, callback_on_step_end=callback, **_conditions(args))
     references = _references(args)
     if args.stage_two is None:
-        video, audio = pipe(**args.stage_one, output_type="np", **common, **references)
-    else:
-        video, audio = two_stages(pipe, model, args, common, references, timings)
+        return pipe(**args.stage_one, output_type="np", **common, **references)
+    return two_stages(pipe, loaded, args, common, references, timings)
+
+
+def write(loaded: Loaded, args: argparse.Namespace, video: Any, audio: Any) -> None:
+    """Write the MP4 with sound to args.output (atomically)."""
+    from . import encode_video
+
+    encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
+                 audio_sample_rate=loaded.pipeline.vocoder.config.output_sampling_rate, output_path=args.output)
+
+
+def step_count(args: argparse.Namespace) -> int:
+    """The sampling steps of a run, over its stages."""
+    return sum(len(stage["sigmas"]) if stage.get("sigmas") is not None else stage["num_inference_steps"]
+               for stage in (args.stage_one, args.stage_two) if stage is not None)
+
+
+def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
+    """Run the chosen preset and write args.output (rank 0); returns seconds per stage."""
+    import torch
+
+    timings = Timings(verbose=launch.rank == 0)
+    if args.device.startswith("cuda"):
+        timings.synchronize = torch.cuda.synchronize
+    loaded = load(args, launch, timings)
+    video, audio = render(loaded, args, timings)
     if launch.rank == 0:
         with timings.stage("writing"):
-            encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
-                         audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
+            write(loaded, args, video, audio)
     return timings.seconds
 
 
@@ -690,7 +747,7 @@ def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings
 
 
 def two_stages(
-    pipe: Any, model: Model, args: argparse.Namespace, common: dict[str, Any], references: dict[str, Any],
+    pipe: Any, loaded: Loaded, args: argparse.Namespace, common: dict[str, Any], references: dict[str, Any],
     timings: Timings,
 ) -> Any:
     """Stage 1 at 1/--upscale of the size, latent upsampling, stage 2 on the distilled schedule (with the
@@ -702,20 +759,22 @@ def two_stages(
         pipe.scheduler = _without_shifting(pipe.scheduler)
     video_latents, audio_latents = pipe(**args.stage_one, output_type="latent", **common, **references)
     with timings.stage("upsampling"):
-        upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.upsampler())
+        upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=loaded.upsampler)
         _place(upsample, args)
         upsampled = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
     # With references, the user's LoRAs are IC-LoRAs: stage 2 runs without them.
     adapters = {} if references else {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
     if args.preset == "two-stage":
         with timings.stage("loading"):
-            distilled = model.distilled_lora()
+            distilled = loaded.distilled_lora
             if distilled is None:
                 timings.note("no distilled LoRA beside --model; stage 2 runs without it")
             else:
-                pipe.load_lora_weights(distilled, adapter_name="stage_2_distilled")
+                if not any("stage_2_distilled" in names for names in pipe.get_list_adapters().values()):
+                    pipe.load_lora_weights(distilled, adapter_name="stage_2_distilled")
                 adapters["stage_2_distilled"] = 1.0
     if adapters:
+        pipe.enable_lora()
         pipe.set_adapters(list(adapters), list(adapters.values()))
     elif args.lora:
         pipe.disable_lora()
