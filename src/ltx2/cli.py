@@ -246,6 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--parallel", type=_parallel_split, default=None, metavar="ulysses=N,guidance=M",
                           help="under torchrun: Ulysses group size and guidance groups (default: from the world size)")
 
+    serve = commands.add_parser("serve", help="load a model once and serve OpenAI's Videos API and a web page")
+    serve.add_argument("--model", required=True, help="pipeline folder, Hub repo, or single .safetensors file")
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (0: any free one; the start-up line says it)")
+    serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default $LTX2_API_KEY)")
+    serve.add_argument("--data-dir", default=None,
+                       help="job store and outputs (default $XDG_DATA_HOME/ltx2/serve or ~/.local/share/ltx2/serve)")
+    serve.add_argument("--preset", choices=PRESETS, default="two-stage", help="the preset of requests that name none")
+    serve.add_argument("--max-queue", type=int, default=32, help="queued jobs beyond which creation answers 429")
+    serve.add_argument("--max-frames", type=int, default=481, help="the most frames a request may ask for")
+    serve.add_argument("--upscale", type=float, choices=(2.0, 1.5), default=2.0,
+                       help="latent upsampler of the two-stage presets (x1.5: LTX-2.3)")
+    serve.add_argument("--stg", type=float, default=None, help="spatio-temporal guidance scale (LTX-2.3)")
+    serve.add_argument("--image-crf", type=int, default=None, help="H.264 CRF input images are re-compressed at")
+    serve.add_argument("--lora", type=_lora, action="append", default=[], metavar="PATH[:SCALE]")
+    serve.add_argument("--offload", choices=("none", "model", "sequential"), default="none")
+    serve.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
+    serve.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    serve.add_argument("--parallel", nargs="?", const="auto", default=None, metavar="ulysses=N,guidance=M",
+                       help="under torchrun: every job runs on all ranks (split as given, or as suits the world size)")
+
     info = commands.add_parser("info", help="describe a checkpoint: format, components, dtypes, parameters")
     info.add_argument("path")
 
@@ -869,6 +890,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             run_generate(args, launch)
+        elif args.command == "serve":
+            from .serve.server import run_serve
+
+            run_serve(args, launch)
         elif launch.rank == 0:  # under torchrun only generate is shared; the others run once
             {"info": run_info, "make-tiny": run_make_tiny}[args.command](args)
     except UsageError as error:
