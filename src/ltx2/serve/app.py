@@ -323,9 +323,9 @@ def request_settings(fields: dict[str, Any], served: Served) -> dict[str, Any]:
             raise ApiError(400, f"size {size!r}: must be WIDTHxHEIGHT, e.g. 768x512", "size")
         width, height = map(int, parts)
     fps = positive(fields, "frame_rate") if fields.get("frame_rate") not in (None, "") else DEFAULT_FPS
-    num_frames = number(fields, "num_frames", integer=True)
+    seconds = positive(fields, "seconds") if fields.get("seconds") not in (None, "") else DEFAULT_SECONDS
+    num_frames = number(fields, "num_frames", integer=True)  # when given, it rules over seconds
     if num_frames is None:
-        seconds = positive(fields, "seconds") if fields.get("seconds") not in (None, "") else DEFAULT_SECONDS
         num_frames = frames_for(seconds, fps)
     # No seed given: a fresh one, kept with the job (a remix reuses it).
     settings = {"seed": secrets.randbelow(2**31), **overrides(fields)}

@@ -24,7 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from ..cli import Launch, Loaded, Timings, UsageError, build_parser, check_generate_arguments, render, step_count, write
+from ..cli import (
+    Launch,
+    Loaded,
+    Timings,
+    UsageError,
+    build_parser,
+    check_generate_arguments,
+    render,
+    step_count,
+    write,
+)
 from .store import Job, Store
 
 VIDEO, THUMBNAIL, SPRITESHEET = "video.mp4", "thumbnail.jpg", "spritesheet.jpg"
@@ -87,6 +97,8 @@ def settle(settings: dict[str, Any], folder: Path, served: Served, launch: Launc
     except (UsageError, ValueError) as error:
         message = " ".join(str(error).replace(str(folder) + os.sep, "").split())
         option = re.search(r"--[a-z-]+", message)
+        for name, field_name in {**FIELDS, "--width": "size width", "--height": "size height"}.items():
+            message = re.sub(f"{name}\\b", field_name, message)
         raise ApiError(400, message, FIELDS.get(option.group(0)) if option else None) from None
     if args.num_frames > served.max_frames:
         raise ApiError(400, f"num_frames {args.num_frames}: at most {served.max_frames} frames are served",
@@ -220,7 +232,8 @@ class Worker:
         except ApiError as failure:
             error = {"code": "invalid_request", "message": failure.message}
         except Exception as failure:  # the job fails, the server goes on
-            error = {"code": "generation_failed", "message": f"{type(failure).__name__}: {' '.join(str(failure).split())}"}
+            message = " ".join(str(failure).split())
+            error = {"code": "generation_failed", "message": f"{type(failure).__name__}: {message}"}
         if job.id in self.cancelled or not self.store.finish(job.id, error):
             shutil.rmtree(folder, ignore_errors=True)  # deleted while it ran
             return

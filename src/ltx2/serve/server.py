@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -95,8 +96,12 @@ def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render:
           f"{served.device}{f', {launch.world} ranks' if launch.world > 1 else ''}) at {url}; {access}; "
           f"data in {data_dir}{f'; {len(requeued)} interrupted job(s) queued again' if requeued else ''}",
           flush=True)
+    # Uvicorn stops on SIGINT and SIGTERM, then raises them again for the handlers it found: a stop is not an error.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: None)
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)).run(sockets=[listener])
+        print("ltx2 serve: stopped", flush=True)
     finally:
         worker.stopping = True
         worker.wake.set()
