@@ -21,7 +21,8 @@ openai = pytest.importorskip("openai")
 # PYTHONPATH made absolute, so the server imports the same ltx2 as the tests.
 PYTHON_PATH = os.pathsep.join(os.path.abspath(path) for path in [*os.environ.get("PYTHONPATH", "").split(os.pathsep),
                                                                  "src"] if path)
-ENV = {**os.environ, "PYTHONPATH": PYTHON_PATH, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+# One thread per process: the test machines' few cores are shared by the server, its tests and other suites.
+ENV = {**os.environ, "PYTHONPATH": PYTHON_PATH, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 # The smallest job: one latent frame and a half-width latent, two steps (about 3 s on a CPU).
 SMALL = {"num_frames": 9, "num_inference_steps": 2}
 SIZE = "64x64"
@@ -45,12 +46,14 @@ class Server:
         return self.process.wait(timeout=60)
 
 
-def start_server(model: Path, data_dir: Path, *options: str) -> Server:
-    """Start `ltx2 serve` on a free loopback port; returns once its start-up line is printed (the model loaded)."""
+def start_server(model: Path, data_dir: Path, *options: str, ranks: int = 1) -> Server:
+    """Start `ltx2 serve` (under torchrun with `ranks` > 1) on a free loopback port; returns once its start-up line
+    is printed (the model loaded)."""
     log = data_dir.parent / f"{data_dir.name}-{time.monotonic_ns()}.log"
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)] if ranks > 1 else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "ltx2", "serve", "--model", str(model), "--preset", "one-stage", "--port", "0",
-         "--data-dir", str(data_dir), *options],
+        [sys.executable, *launcher, "-m", "ltx2", "serve", "--model", str(model), "--preset", "one-stage", "--port",
+         "0", "--data-dir", str(data_dir), *options],
         stdout=subprocess.PIPE, stderr=log.open("w"), text=True, env=ENV)
     deadline = time.monotonic() + START_TIMEOUT
     line = ""
