@@ -4,8 +4,8 @@ Starts a server (a subprocess, loopback only) on --model (default: a tiny random
 temporary folder), then
 1. latency: while a long job runs, --threads threads send --requests requests, half creates and half retrieves,
    with the official openai client; p50 and p99 of each (the queued creates are deleted afterwards);
-2. overhead: --repeats times, alternating, the same request served (create, then retrieve every 10 ms until
-   completed) and run in this process through the CLI's own render and write after loading once (what
+2. overhead: --repeats times, alternating, the same request served (create, then retrieve every --poll seconds
+   until completed) and run in this process through the CLI's own render and write after loading once (what
    `ltx2 generate` does once its model is loaded); medians and the ratio.
 
     python bench/serve.py --size 256x256 --num-frames 33 --steps 4 --repeats 5
@@ -81,7 +81,7 @@ def latency(client, request: dict, requests: int, threads: int) -> None:
               f"over {len(values)} requests from {threads} threads, while a job runs")
 
 
-def overhead(client, request: dict, model: str, preset: str, repeats: int, folder: Path) -> None:
+def overhead(client, request: dict, model: str, preset: str, repeats: int, poll: float, folder: Path) -> None:
     from ltx2.cli import Launch, Timings, build_parser, check_generate_arguments, load, render, write
 
     width, height = request["size"].split("x")
@@ -101,7 +101,7 @@ def overhead(client, request: dict, model: str, preset: str, repeats: int, folde
     def served() -> None:
         video_id = client.videos.create(**request).id
         while client.videos.retrieve(video_id).status not in ("completed", "failed"):
-            time.sleep(0.01)
+            time.sleep(poll)
         client.videos.delete(video_id)
 
     runs = {"served": served, "direct": direct}
@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--poll", type=float, default=0.1, help="seconds between retrieves of a served job")
     args = parser.parse_args()
     import openai
 
@@ -145,7 +146,7 @@ def main() -> None:
             request = {"prompt": "a robot dancing in the rain", "size": args.size,
                        "extra_body": {"num_frames": args.num_frames, "num_inference_steps": args.steps, "seed": 1}}
             latency(client, request, args.requests, args.threads)
-            overhead(client, request, model, args.preset, args.repeats, folder)
+            overhead(client, request, model, args.preset, args.repeats, args.poll, folder)
         finally:
             process.terminate()
             process.wait(timeout=60)
