@@ -56,6 +56,21 @@ def test_create_poll_download_equals_ltx2_generate(server, tiny_model, finished,
     np.testing.assert_array_equal(audio, cli_audio)
 
 
+def test_jobs_leave_the_loaded_model_as_they_found_it(server, finished):
+    """Two-stage jobs (which swap schedulers and adapters for stage 2) give the same frames twice, and a one-stage
+    job after them gives the first video's frames again."""
+    client = server.client()
+    two_stage = {"prompt": "a robot dancing in the rain", "size": "128x128",
+                 "extra_body": {**SMALL, "seed": 11, "preset": "two-stage"}}
+    jobs = [client.videos.create(**two_stage).id for _ in range(2)]
+    again = client.videos.create(prompt="a robot dancing in the rain", size=SIZE, extra_body={**SMALL, "seed": 11})
+    first, second, again = (decode(client.videos.download_content(wait_for(client, job, "completed").id).read())
+                            for job in (*jobs, again.id))
+    assert first[0].shape == (9, 128, 128, 3)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(again[0], decode(finished[1])[0])
+
+
 def test_thumbnail_and_spritesheet(server, finished):
     client = server.client()
     video, data = finished
