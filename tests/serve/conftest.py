@@ -25,6 +25,7 @@ PYTHON_PATH = os.pathsep.join(os.path.abspath(path) for path in [*os.environ.get
 ENV = {**os.environ, "PYTHONPATH": PYTHON_PATH, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 # The smallest job: one latent frame and a half-width latent, two steps (about 3 s on a CPU).
 SMALL = {"num_frames": 9, "num_inference_steps": 2}
+LONG = {**SMALL, "num_inference_steps": 1000}  # a job that runs until the test deletes it
 SIZE = "64x64"
 START_TIMEOUT = 180
 # The openai client marks its Videos methods deprecated (for OpenAI's own service); the API they speak stays ours.

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import av
 import numpy as np
 import pytest
-from conftest import QUIET, get_json, ENV, SIZE, SMALL, openai, wait_for
+from conftest import ENV, LONG, QUIET, SIZE, SMALL, get_json, openai, wait_for
 from PIL import Image
 
 pytestmark = QUIET
@@ -128,7 +128,7 @@ def test_extend_and_remix(server, finished):
 
 def test_list_pages_and_delete_of_queued_jobs(server):
     client = server.client()
-    blocker = client.videos.create(prompt="a long one", size=SIZE, extra_body={**SMALL, "num_inference_steps": 40})
+    blocker = client.videos.create(prompt="a long one", size=SIZE, extra_body=LONG)
     queued = [client.videos.create(prompt=f"queued {index}", size=SIZE, extra_body=SMALL).id for index in range(3)]
     listed = [video.id for video in client.videos.list(limit=1, order="asc")]  # the client follows the cursor
     assert listed[-4:] == [blocker.id, *queued]
@@ -147,9 +147,9 @@ def test_list_pages_and_delete_of_queued_jobs(server):
 
 def test_delete_of_a_running_job_stops_it_and_the_queue_goes_on(server):
     client = server.client()
-    running = client.videos.create(prompt="a long one", size=SIZE, extra_body={**SMALL, "num_inference_steps": 40})
+    running = client.videos.create(prompt="a long one", size=SIZE, extra_body=LONG)
     following = client.videos.create(prompt="next", size=SIZE, extra_body=SMALL)
-    progress = wait_for(client, running.id, "in_progress", progress=5).progress
+    progress = wait_for(client, running.id, "in_progress", progress=1).progress
     assert progress < 100
     with pytest.raises(openai.ConflictError):
         client.videos.download_content(running.id)  # nothing is served before it is complete
@@ -213,7 +213,7 @@ def test_bounded_load_on_loopback(server):
     429, and every queued one is listed."""
     assert server.url.startswith("http://127.0.0.1:")
     client = server.client()
-    running = client.videos.create(prompt="a long one", size=SIZE, extra_body={**SMALL, "num_inference_steps": 40})
+    running = client.videos.create(prompt="a long one", size=SIZE, extra_body=LONG)
     wait_for(client, running.id, "in_progress")
     room = 6 - get_json(f"{server.url}health")[1]["queued"]
     answers, lock = [], threading.Lock()

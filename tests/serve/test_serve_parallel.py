@@ -3,7 +3,7 @@ delete stops both at the same step while the queue goes on."""
 
 import signal
 
-from conftest import QUIET, SIZE, SMALL, start_server, wait_for
+from conftest import LONG, QUIET, SIZE, SMALL, start_server, wait_for
 
 pytestmark = QUIET
 
@@ -13,9 +13,9 @@ def test_jobs_run_on_all_ranks_and_a_delete_stops_them(tiny_model, tmp_path):
     try:
         assert "2 ranks" in server.line
         client = server.client()
-        running = client.videos.create(prompt="a long one", size=SIZE, extra_body={**SMALL, "num_inference_steps": 60})
+        running = client.videos.create(prompt="a long one", size=SIZE, extra_body=LONG)
         following = client.videos.create(prompt="a cat", size=SIZE, extra_body=SMALL)
-        wait_for(client, running.id, "in_progress", progress=3)
+        wait_for(client, running.id, "in_progress", progress=1)
         client.videos.delete(running.id)
         video = wait_for(client, following.id, "completed", timeout=60)
         assert video.progress == 100 and client.videos.download_content(video.id).read()[4:8] == b"ftyp"

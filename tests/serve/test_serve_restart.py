@@ -4,7 +4,7 @@ is lost and nothing half-written is served. Also bearer-token auth."""
 import signal
 
 import pytest
-from conftest import QUIET, get_json, SIZE, SMALL, openai, start_server, wait_for
+from conftest import QUIET, SIZE, SMALL, get_json, openai, start_server, wait_for
 
 KEY = "test-key"
 
@@ -26,7 +26,7 @@ def test_restart_after_sigkill_loses_nothing(tiny_model, tmp_path):
         done = wait_for(client, client.videos.create(prompt="done", size=SIZE, extra_body=SMALL).id, "completed")
         content = client.videos.download_content(done.id).read()
         interrupted = client.videos.create(prompt="interrupted", size=SIZE,
-                                           extra_body={**SMALL, "num_inference_steps": 8})
+                                           extra_body={**SMALL, "num_inference_steps": 20})
         waiting = [client.videos.create(prompt="waiting", size=SIZE, extra_body=SMALL).id]
         wait_for(client, interrupted.id, "in_progress", progress=10)
     finally:

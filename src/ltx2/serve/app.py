@@ -34,7 +34,6 @@ from .jobs import (
     Worker,
     frames_for,
     prepare_extension,
-    read_frames,
     seconds_text,
     settle,
 )
@@ -196,8 +195,7 @@ def create_app(store: Store, worker: Worker, served: Served, launch: Launch, api
         def queue() -> Job:
             job_id, folder = store.new_folder()
             try:
-                source_frames = len(read_frames(store.folder(source.id) / VIDEO))
-                overlap = prepare_extension(store.folder(source.id) / VIDEO, folder, fps)
+                source_frames, overlap = prepare_extension(store.folder(source.id) / VIDEO, folder, fps)
                 settings.update(num_frames=overlap + new_frames, overlap=overlap,
                                 seconds=seconds_text(source_frames + new_frames, fps))
                 return add(job_id, folder, settings)

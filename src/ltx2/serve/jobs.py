@@ -115,15 +115,15 @@ def seconds_text(num_frames: int, fps: float) -> str:
     return f"{num_frames / fps:.3g}"
 
 
-def prepare_extension(source_video: Path, folder: Path, fps: float) -> int:
-    """Copy the source video and write the clip of its last frames; the number of frames in that clip."""
+def prepare_extension(source_video: Path, folder: Path, fps: float) -> tuple[int, int]:
+    """Copy the source video and write the clip of its last frames; the source's frame count and the clip's."""
     from .. import encode_video
 
     frames = read_frames(source_video)
     overlap = min(EXTENSION_OVERLAP, (len(frames) - 1) // 8 * 8 + 1)
     shutil.copyfile(source_video, folder / SOURCE)
     encode_video(frames[-overlap:], fps=fps, output_path=folder / CONDITION)
-    return overlap
+    return len(frames), overlap
 
 
 def read_frames(path: Path) -> np.ndarray:
