@@ -48,8 +48,9 @@ def test_create_poll_download_equals_ltx2_generate(server, tiny_model, finished,
     output = tmp_path / "cli.mp4"
     result = subprocess.run(
         [sys.executable, "-m", "ltx2", "generate", "--model", str(tiny_model), "--prompt",
-         "a robot dancing in the rain", "--preset", "one-stage", "--width", "64", "--height", "64", "--num-frames", "9", "--steps", "2", "--seed",
-         "11", "--output", str(output)], capture_output=True, text=True, env=ENV, timeout=240)
+         "a robot dancing in the rain", "--preset", "one-stage", "--width", "64", "--height", "64", "--num-frames",
+         "9", "--steps", "2", "--seed", "11", "--output", str(output)],
+        capture_output=True, text=True, env=ENV, timeout=240)
     assert result.returncode == 0, result.stderr
     cli_frames, cli_audio, _ = decode(output.read_bytes())
     np.testing.assert_array_equal(frames, cli_frames)
