@@ -1,5 +1,7 @@
 """Prompt encoding: LTX-2's tokenization with the real Gemma 3 tokenizer, hidden-state stacking, the cache."""
 
+import copy
+
 import torch
 from transformers import Gemma3TextModel
 
@@ -23,6 +25,17 @@ def test_real_gemma_tokenizer_gives_ltx2_layout(gemma_tokenizer):
     assert lengths[1] < lengths[0] <= 12
     truncated, truncated_mask = tokenize(gemma_tokenizer, ["word " * 100], 16)
     assert truncated_mask.all() and truncated[0, 0] == bos
+
+
+def test_tokenize_leaves_the_tokenizer_as_it_was(gemma_tokenizer):
+    """Left padding whatever the tokenizer's own padding_side, and that setting is not changed."""
+    tokenizer = copy.deepcopy(gemma_tokenizer)
+    tokenizer.padding_side = "right"
+    ids, mask = tokenize(tokenizer, ["a cat"], 16)
+    assert tokenizer.padding_side == "right"
+    expected = gemma_tokenizer(["a cat"], padding="max_length", max_length=16, padding_side="left", return_tensors="pt")
+    assert torch.equal(ids, expected.input_ids) and torch.equal(mask, expected.attention_mask)
+    assert mask[0, 0] == 0  # padded, on the left
 
 
 def test_prompt_embeddings_match_reference(pipeline_folder):

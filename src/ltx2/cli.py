@@ -598,14 +598,6 @@ def _place(pipeline: Any, args: argparse.Namespace) -> None:
         pipeline.to(args.device)
 
 
-def _without_shifting(scheduler: Any) -> Any:
-    """The distilled schedules are used as given: no resolution-dependent shift, no terminal stretch."""
-    from . import FlowMatchEulerDiscreteScheduler
-
-    return FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, use_dynamic_shifting=False,
-                                                       shift_terminal=None)
-
-
 @dataclass
 class Loaded:
     """A model loaded once for many generations: the pipeline (LoRAs applied, placed, shared among the ranks) and
@@ -651,12 +643,10 @@ def render(
     # placement state; what the run changes on it (schedulers, timing wrappers) stays in the view.
     pipe = copy.copy(loaded.pipeline)
     pipe.__class__ = _pipeline_class(args)
-    user_adapters = {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
-    if user_adapters:
+    if pipe.get_list_adapters():
+        # Each run starts with the user's adapters alone: an earlier run's stage 2 may have changed them.
+        pipe.set_adapters([f"user_{index}" for index in range(len(args.lora))], [lora.scale for lora in args.lora])
         pipe.enable_lora()
-        pipe.set_adapters(list(user_adapters), list(user_adapters.values()))
-    elif pipe.get_list_adapters():
-        pipe.disable_lora()  # a previous run's stage 2 left the distilled LoRA active
     prompt = args.prompt
     if args.enhance_prompt:
         with timings.stage("prompt enhancement"):
@@ -759,36 +749,29 @@ def two_stages(
     pipe: Any, loaded: Loaded, args: argparse.Namespace, common: dict[str, Any], references: dict[str, Any],
     timings: Timings,
 ) -> Any:
-    """Stage 1 at 1/--upscale of the size, latent upsampling, stage 2 on the distilled schedule (with the
-    distilled LoRA after a dev stage 1), as in LTX-2's documented two-stage flow. Frame conditions apply to both
-    stages; references and their IC-LoRAs to stage 1 only, as in Lightricks' IC-LoRA pipeline."""
-    from . import LTX2LatentUpsamplePipeline
+    """The library's two-stage flow (ltx2.pipelines.two_stage) for --preset: frame conditions apply to both stages;
+    references and their IC-LoRAs to stage 1 only, as in Lightricks' IC-LoRA pipeline, so that stage 2 runs without
+    the user's LoRAs then."""
+    from .pipelines.two_stage import DISTILLED_LORA_ADAPTER, generate_two_stages
 
-    if args.preset == "distilled":
-        pipe.scheduler = _without_shifting(pipe.scheduler)
-    video_latents, audio_latents = pipe(**args.stage_one, output_type="latent", **common, **references)
-    with timings.stage("upsampling"):
-        upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=loaded.upsampler)
-        _place(upsample, args)
-        upsampled = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
-    # With references, the user's LoRAs are IC-LoRAs: stage 2 runs without them.
-    adapters = {} if references else {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
+    adapters = None
+    if args.lora:
+        adapters = {} if references else {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
+    distilled = None
     if args.preset == "two-stage":
         with timings.stage("loading"):
-            distilled = loaded.distilled_lora
-            if distilled is None:
-                timings.note("no distilled LoRA beside --model; stage 2 runs without it")
-            else:
-                if not any("stage_2_distilled" in names for names in pipe.get_list_adapters().values()):
-                    pipe.load_lora_weights(distilled, adapter_name="stage_2_distilled")
-                adapters["stage_2_distilled"] = 1.0
-    if adapters:
-        pipe.enable_lora()
-        pipe.set_adapters(list(adapters), list(adapters.values()))
-    elif args.lora:
-        pipe.disable_lora()
-    pipe.scheduler = _without_shifting(pipe.scheduler)
-    return pipe(latents=upsampled, audio_latents=audio_latents, output_type="np", **args.stage_two, **common)
+            path = loaded.distilled_lora
+        if path is None:
+            timings.note("no distilled LoRA beside --model; stage 2 runs without it")
+        elif any(DISTILLED_LORA_ADAPTER in names for names in pipe.get_list_adapters().values()):
+            adapters = {**(adapters or {}), DISTILLED_LORA_ADAPTER: 1.0}  # loaded by an earlier run
+        else:
+            distilled = path
+    return generate_two_stages(
+        pipe, lambda: loaded.upsampler, args.stage_one, args.stage_two, common, references=references,
+        stage_one_distilled=args.preset == "distilled", distilled_lora=distilled, stage_two_adapters=adapters,
+        place=partial(_place, args=args), stage=timings.stage,
+    )
 
 
 def _peak_memory(device: str) -> str:

@@ -45,6 +45,19 @@ class SchedulerOutput:
     prev_sample: torch.Tensor
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """One sampling run's schedule: `timesteps` (N) the model sees and `sigmas` (N + 1, ending in 0)."""
+
+    timesteps: torch.Tensor
+    sigmas: torch.Tensor
+
+    def step(self, index: int, velocity: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """The Euler step `index`, from sigma[index] to sigma[index + 1]; the sample is updated in float32."""
+        sigma, sigma_next = self.sigmas[index], self.sigmas[index + 1]
+        return (sample.to(torch.float32) + (sigma_next - sigma) * velocity).to(velocity.dtype)
+
+
 class FlowMatchEulerDiscreteScheduler(Configurable):
     """Euler sampler over a flow-matching sigma schedule, with diffusers' configuration keys and call API.
 
@@ -113,26 +126,38 @@ class FlowMatchEulerDiscreteScheduler(Configurable):
     def set_begin_index(self, begin_index: int = 0) -> None:
         self._begin_index = begin_index
 
-    def set_timesteps(
+    def set_timesteps(self, *args: Any, **kwargs: Any) -> None:
+        """Build `sigmas` (N + 1 values, ending in 0) and `timesteps` (N values) from `schedule`'s arguments
+        (num_inference_steps, device, sigmas, mu, timesteps) and keep them for `step`: diffusers' stateful API; the
+        pipelines call `schedule` and keep the result in a local."""
+        made = self.schedule(*args, **kwargs)
+        self.timesteps, self.sigmas = made.timesteps, made.sigmas
+        self.num_inference_steps = len(made.timesteps)
+        self._step_index: int | None = None
+        self._begin_index = None
+
+    def schedule(
         self,
         num_inference_steps: int | None = None,
         device: torch.device | str | None = None,
         sigmas: list[float] | np.ndarray | None = None,
         mu: float | None = None,
         timesteps: list[float] | np.ndarray | None = None,
-    ) -> None:
-        """Build `sigmas` (N + 1 values, ending in 0) and `timesteps` (N values, sigma * num_train_timesteps).
+        **overrides: Any,
+    ) -> Schedule:
+        """The schedule for these arguments, without changing the scheduler; `overrides` replace config values for
+        this schedule only (e.g. use_dynamic_shifting=False, shift_terminal=None to take distilled sigmas as given).
 
         Without `sigmas` or `timesteps`, N evenly spaced sigmas over the training range. The arithmetic follows
         diffusers' numpy dtypes (float32 for given sigmas), so both produce the same schedule bit for bit.
         """
-        config = self.config
+        config = {**self.config, **overrides}
         steps = len(sigmas) if sigmas is not None else len(timesteps) if timesteps is not None else num_inference_steps
         if steps is None or steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1 (or sigmas/timesteps non-empty), got {steps}")
         if num_inference_steps is not None and num_inference_steps != steps:
             raise ValueError(f"num_inference_steps={num_inference_steps} but {steps} sigmas/timesteps were given")
-        if config.use_dynamic_shifting and mu is None:
+        if config["use_dynamic_shifting"] and mu is None:
             raise ValueError("mu is required when use_dynamic_shifting is on")
         given_timesteps = None if timesteps is None else np.asarray(timesteps, dtype=np.float32)
         if sigmas is not None:
@@ -140,36 +165,17 @@ class FlowMatchEulerDiscreteScheduler(Configurable):
             if values.ndim != 1 or np.any(values < 0) or np.any(values > 1) or np.any(np.diff(values) > 0):
                 raise ValueError(f"sigmas must be non-increasing values in [0, 1], got {list(sigmas)}")
         elif given_timesteps is not None:
-            values = given_timesteps / config.num_train_timesteps
+            values = given_timesteps / config["num_train_timesteps"]
         else:
-            total = config.num_train_timesteps
+            total = config["num_train_timesteps"]
             values = np.linspace(self.sigma_max * total, self.sigma_min * total, steps) / total
-        values = self._shifted(values, mu)
+        values = _shifted(values, mu, config)
         sigmas_tensor = torch.from_numpy(np.ascontiguousarray(values)).to(device=device, dtype=torch.float32)
         if given_timesteps is not None:
-            self.timesteps = torch.from_numpy(given_timesteps).to(device=device)
+            made_timesteps = torch.from_numpy(given_timesteps).to(device=device)
         else:
-            self.timesteps = sigmas_tensor * config.num_train_timesteps
-        self.sigmas = torch.cat([sigmas_tensor, torch.zeros(1, device=sigmas_tensor.device)])
-        self.num_inference_steps = steps
-        self._step_index: int | None = None
-        self._begin_index = None
-
-    def _shifted(self, sigmas: np.ndarray, mu: float | None) -> np.ndarray:
-        """Apply the configured shift (dynamic from mu, or the static `shift`) and the terminal stretch."""
-        config = self.config
-        if config.use_dynamic_shifting:
-            # sigma' = e^mu / (e^mu + (1/sigma - 1)); linear: mu / (mu + (1/sigma - 1)).
-            weight = math.exp(mu) if config.time_shift_type == "exponential" else mu
-            sigmas = weight / (weight + (1 / sigmas - 1))
-        else:
-            sigmas = config.shift * sigmas / (1 + (config.shift - 1) * sigmas)
-        if config.shift_terminal and sigmas[-1] != 1:
-            # Rescale 1 - sigma so that the last sigma lands exactly on shift_terminal. (A schedule that never
-            # leaves sigma = 1, e.g. a single step, has nothing to stretch; diffusers returns NaN there.)
-            distance = 1 - sigmas
-            sigmas = 1 - distance / (distance[-1] / (1 - config.shift_terminal))
-        return sigmas
+            made_timesteps = sigmas_tensor * config["num_train_timesteps"]
+        return Schedule(made_timesteps, torch.cat([sigmas_tensor, torch.zeros(1, device=sigmas_tensor.device)]))
 
     def step(
         self,
@@ -184,8 +190,7 @@ class FlowMatchEulerDiscreteScheduler(Configurable):
             self._step_index = self._begin_index if self._begin_index is not None else self.index_for_timestep(timestep)
         if self._step_index >= len(self.timesteps):
             raise ValueError(f"step called {self._step_index + 1} times on a {len(self.timesteps)}-step schedule")
-        sigma, sigma_next = self.sigmas[self._step_index], self.sigmas[self._step_index + 1]
-        prev_sample = (sample.to(torch.float32) + (sigma_next - sigma) * model_output).to(model_output.dtype)
+        prev_sample = Schedule(self.timesteps, self.sigmas).step(self._step_index, model_output, sample)
         self._step_index += 1
         return SchedulerOutput(prev_sample) if return_dict else (prev_sample,)
 
@@ -201,3 +206,19 @@ class FlowMatchEulerDiscreteScheduler(Configurable):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({json.dumps(dict(self.config))})"
+
+
+def _shifted(sigmas: np.ndarray, mu: float | None, config: dict[str, Any]) -> np.ndarray:
+    """Apply the configured shift (dynamic from mu, or the static `shift`) and the terminal stretch."""
+    if config["use_dynamic_shifting"]:
+        # sigma' = e^mu / (e^mu + (1/sigma - 1)); linear: mu / (mu + (1/sigma - 1)).
+        weight = math.exp(mu) if config["time_shift_type"] == "exponential" else mu
+        sigmas = weight / (weight + (1 / sigmas - 1))
+    else:
+        sigmas = config["shift"] * sigmas / (1 + (config["shift"] - 1) * sigmas)
+    if config["shift_terminal"] and sigmas[-1] != 1:
+        # Rescale 1 - sigma so that the last sigma lands exactly on shift_terminal. (A schedule that never
+        # leaves sigma = 1, e.g. a single step, has nothing to stretch; diffusers returns NaN there.)
+        distance = 1 - sigmas
+        sigmas = 1 - distance / (distance[-1] / (1 - config["shift_terminal"]))
+    return sigmas

@@ -53,15 +53,14 @@ def language_model(text_encoder: nn.Module) -> nn.Module:
 
 
 def tokenize(tokenizer: Any, prompts: list[str], max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """LTX-2's tokenization: stripped prompts, BOS, left padding to max_sequence_length, truncation."""
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokens = tokenizer(
-        [prompt.strip() for prompt in prompts], padding="max_length", max_length=max_sequence_length,
-        truncation=True, add_special_tokens=True, return_tensors="pt",
-    )
-    return tokens.input_ids, tokens.attention_mask
+    """LTX-2's tokenization: stripped prompts, BOS, truncation, left padding to max_sequence_length (with the pad
+    token, or EOS for a tokenizer without one). The tokenizer is not changed: padding is done here."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rows = tokenizer([prompt.strip() for prompt in prompts], max_length=max_sequence_length, truncation=True,
+                     add_special_tokens=True)["input_ids"]
+    ids = torch.tensor([[pad] * (max_sequence_length - len(row)) + list(row) for row in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (max_sequence_length - len(row)) + [1] * len(row) for row in rows], dtype=torch.long)
+    return ids, mask
 
 
 class PromptEncoder:

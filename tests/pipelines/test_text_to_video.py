@@ -18,6 +18,7 @@ from ltx2 import (
     LTX2Pipeline,
     LTX2PipelineOutput,
 )
+from ltx2.pipelines.two_stage import generate_two_stages
 from parity import LEGACY, relative_l2
 
 CALL = dict(
@@ -168,6 +169,54 @@ def test_two_stage_flow_with_lora_matches_reference(pipes, pipeline_folder, tmp_
     assert_close(audio, expected_audio, 1e-3)
     without_lora, _ = our_call(stage_two, 3, latents=upsampled, audio_latents=audio_latent, **stage_two_args)
     assert relative_l2(without_lora, video) > 1e-3  # the LoRA really took part
+
+
+@torch.no_grad()
+def test_library_two_stage_flow_matches_reference(pipes, pipeline_folder, tmp_path):
+    """generate_two_stages (what `ltx2 generate` runs) against the reference's two-stage flow driven by hand, one
+    generator through both stages; the pipeline's scheduler is left as it was (schedules are per call)."""
+    ours, reference = pipes
+    folder, _ = pipeline_folder
+    lora = make_lora(reference.transformer, tmp_path / "lora.safetensors")
+    stage_two = dict(num_inference_steps=3, noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0],
+                     sigmas=STAGE_2_DISTILLED_SIGMA_VALUES, guidance_scale=1.0)
+    common = {key: CALL[key] for key in ("prompt", "negative_prompt", "num_frames", "frame_rate", "max_sequence_length")}
+    stage_one = {key: CALL[key] for key in ("height", "width", "num_inference_steps", "guidance_scale")}
+    scheduler_state = (ours.scheduler.timesteps, dict(ours.scheduler.config))
+    upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder, subfolder="latent_upsampler")
+    try:
+        video, audio = generate_two_stages(
+            ours, upsampler, stage_one, stage_two,
+            {**common, "generator": torch.Generator().manual_seed(5), "return_dict": False},
+            distilled_lora=str(lora), output_type="pt",
+        )
+    finally:
+        ours.unload_lora_weights()
+    assert ours.scheduler.timesteps is scheduler_state[0] and dict(ours.scheduler.config) == scheduler_state[1]
+
+    generator = torch.Generator().manual_seed(5)
+    latents, audio_latents = reference(**CALL, **LEGACY, audio_guidance_scale=4.0, output_type="latent",
+                                       generator=generator, return_dict=False)
+    ref_upsampler = ReferenceUpsampler.from_pretrained(folder, subfolder="latent_upsampler")
+    upsampled = ReferenceUpsamplePipeline(vae=reference.vae, latent_upsampler=ref_upsampler)(
+        latents=latents, output_type="latent", return_dict=False
+    )[0]
+    reference_two = copy.copy(reference)
+    reference_two.load_lora_weights(str(lora), adapter_name="stage_2_distilled")
+    reference_two.set_adapters("stage_2_distilled", 1.0)
+    reference_two.scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(
+        reference.scheduler.config, use_dynamic_shifting=False, shift_terminal=None
+    )
+    try:
+        expected_video, expected_audio = reference_two(
+            **{**CALL, **stage_two}, **LEGACY, audio_guidance_scale=1.0, latents=upsampled,
+            audio_latents=audio_latents, output_type="pt", generator=generator, return_dict=False,
+        )
+    finally:
+        reference_two.unload_lora_weights()
+    assert video.shape == (1, 9, 3, 64, 64)
+    assert_close(video, expected_video, 1e-3)
+    assert_close(audio, expected_audio, 1e-3)
 
 
 @torch.no_grad()

@@ -91,9 +91,23 @@ def wait_for(client: "openai.OpenAI", video_id: str, *statuses: str, timeout: fl
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
+    """A tiny pipeline with a distilled LoRA beside it (random, original format, on the feed-forward outputs), so
+    that two-stage jobs load it once and switch it on and off."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
     from ltx2.tiny import make_tiny_pipeline
 
-    return make_tiny_pipeline(tmp_path_factory.mktemp("serve") / "tiny")
+    folder = Path(make_tiny_pipeline(tmp_path_factory.mktemp("serve") / "tiny"))
+    generator = torch.Generator().manual_seed(0)
+    lora = {}
+    for key, weight in load_file(str(folder / "transformer" / "diffusion_pytorch_model.safetensors")).items():
+        if key.endswith("ff.net.2.weight"):
+            name = "diffusion_model." + key.removesuffix(".weight")
+            lora[f"{name}.lora_A.weight"] = torch.randn(2, weight.shape[1], generator=generator)
+            lora[f"{name}.lora_B.weight"] = torch.randn(weight.shape[0], 2, generator=generator)
+    save_file(lora, str(folder / "ltx-2-19b-distilled-lora-384.safetensors"))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -58,8 +58,9 @@ def test_create_poll_download_equals_ltx2_generate(server, tiny_model, finished,
 
 
 def test_jobs_leave_the_loaded_model_as_they_found_it(server, finished):
-    """Two-stage jobs (which swap schedulers and adapters for stage 2) give the same frames twice, and a one-stage
-    job after them gives the first video's frames again."""
+    """Two-stage jobs (the first loads the distilled LoRA beside the model, the second finds it loaded; both switch
+    it on for stage 2 only) give the same frames twice, and a one-stage job after them gives the first video's
+    frames again."""
     client = server.client()
     two_stage = {"prompt": "a robot dancing in the rain", "size": "128x128",
                  "extra_body": {**SMALL, "seed": 11, "preset": "two-stage"}}

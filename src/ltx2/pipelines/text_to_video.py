@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from ..prompt_enhancement import (
     generation_model,
     processor_for,
 )
-from ..scheduler import calculate_shift
+from ..scheduler import Schedule, calculate_shift
 from ..text import PromptEncoder
 from ..versions import config_version, resolve_call_kwargs
 from .base import Pipeline
@@ -157,6 +156,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         max_sequence_length: int = 1024,
         *,
         _conditioning: ConditioningInputs | None = None,
+        _schedule_overrides: dict[str, Any] | None = None,
     ) -> LTX2PipelineOutput | tuple[Any, torch.Tensor]:
         """Generate video and audio. Arguments are diffusers' LTX2Pipeline's.
 
@@ -170,7 +170,9 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         `output_type="latent"` to get (video latents (B, 128, F, H, W), audio latents (B, 8, T, 16)), both
         denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
         `_conditioning` is how the conditioned pipelines (image to video, conditions, references) pass their
-        inputs in; it is not one of diffusers' arguments.
+        inputs in; `_schedule_overrides` replaces scheduler config values for this call only (the distilled stages
+        take their sigmas as given: use_dynamic_shifting=False, shift_terminal=None). Neither is one of diffusers'
+        arguments.
         """
         inputs = _conditioning or ConditioningInputs()
         options = self.default_call_kwargs(
@@ -202,9 +204,10 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         items = self.condition_items(inputs, geometry, batch, latents, device)
         video, conditioning = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device, items)
         audio = self.prepare_audio_latents(batch, geometry, noise_scale, generator, audio_latents, device)
-        schedulers = self.set_timesteps(options["num_inference_steps"], sigmas, timesteps, video.shape[1], device)
+        schedule = self.schedule(options["num_inference_steps"], sigmas, timesteps, video.shape[1], device,
+                                 _schedule_overrides or {})
         video, audio = self.denoise(
-            video, audio, context, geometry, schedulers, guidance, callback_on_step_end,
+            video, audio, context, geometry, schedule, guidance, callback_on_step_end,
             callback_on_step_end_tensor_inputs, conditioning,
         )
         frames, waveform = self.decode(video, audio, geometry, output_type, decode_timestep, decode_noise_scale, generator)
@@ -428,8 +431,8 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             prompt_embeds = torch.cat([negative_prompt_embeds, prompt_embeds])
             prompt_attention_mask = torch.cat([negative_prompt_attention_mask, prompt_attention_mask])
         connectors = self._activate("connectors")
-        padding_side = getattr(self.tokenizer, "padding_side", "left") if self.tokenizer is not None else "left"
-        video, audio, mask = connectors(prompt_embeds, prompt_attention_mask, padding_side=padding_side)
+        # Prompts are always padded on the left (ltx2.text.tokenize), whatever the tokenizer's own setting.
+        video, audio, mask = connectors(prompt_embeds, prompt_attention_mask, padding_side="left")
         return TextContext(video, audio, mask)
 
     def geometry(
@@ -520,27 +523,24 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         shape = (batch, self.audio_vae.config.latent_channels, geometry.audio_frames, self.audio_latent_mel_bins)
         return pack_audio_latents(randn(shape, generator, device, torch.float32))
 
-    def set_timesteps(
+    def schedule(
         self,
         num_inference_steps: int,
         sigmas: list[float] | None,
         timesteps: list[float] | None,
         video_tokens: int,
         device: torch.device,
-    ) -> tuple[Any, Any]:
-        """Configure the scheduler (shifted for `video_tokens`, appended tokens included), and a copy of it that
-        steps the audio stream."""
+        overrides: dict[str, Any],
+    ) -> Schedule:
+        """This call's schedule (shifted for `video_tokens`, appended tokens included), which steps both streams;
+        the scheduler itself is left as it is."""
         if sigmas is None and timesteps is None:
             sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
         config = self.scheduler.config
         mu = calculate_shift(video_tokens, config.base_image_seq_len, config.max_image_seq_len,
                              config.base_shift, config.max_shift)
-        audio_scheduler = copy.deepcopy(self.scheduler)
-        for scheduler in (self.scheduler, audio_scheduler):
-            scheduler.set_timesteps(len(sigmas) if sigmas is not None else len(timesteps), device=device,
-                                    sigmas=sigmas, timesteps=timesteps, mu=mu)
-            scheduler.set_begin_index(0)
-        return self.scheduler, audio_scheduler
+        return self.scheduler.schedule(len(sigmas) if sigmas is not None else len(timesteps), device=device,
+                                       sigmas=sigmas, timesteps=timesteps, mu=mu, **overrides)
 
     def denoise(
         self,
@@ -548,7 +548,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         audio: torch.Tensor,
         context: TextContext,
         geometry: Geometry,
-        schedulers: tuple[Any, Any],
+        schedule: Schedule,
         guidance: Guidance,
         callback: Callable[..., dict[str, Any]] | None,
         callback_tensor_inputs: list[str],
@@ -556,7 +556,6 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The sampling loop. Guidance is combined in x0 space. With `conditioning`, each video token sees the
         timestep t (1 - m) and its guided x0 is pulled to the clean value by its strength m."""
-        video_scheduler, audio_scheduler = schedulers
         transformer = self._activate("transformer")
         passes = guidance.passes(video.shape[0])
 
@@ -588,21 +587,21 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
             )
             return velocity.float(), audio_velocity.float()
 
-        timesteps = video_scheduler.timesteps
+        timesteps = schedule.timesteps
         with self.progress_bar(total=len(timesteps)) as progress:
             for i, t in enumerate(timesteps):
-                sigma, audio_sigma = video_scheduler.sigmas[i], audio_scheduler.sigmas[i]
+                sigma = schedule.sigmas[i]
                 predictions = run_guidance_passes(passes, functools.partial(predict, video, audio, t),
                                                   self._guidance_groups)
                 # x0 = x - sigma * v for every prediction; the guided x0 is turned back into a velocity.
                 guided = guidance.video.combine({name: video - sigma * v for name, (v, _) in predictions.items()})
                 audio_guided = guidance.audio.combine(
-                    {name: audio - audio_sigma * v for name, (_, v) in predictions.items()}
+                    {name: audio - sigma * v for name, (_, v) in predictions.items()}
                 )
                 if conditioning is not None:
                     guided = conditioning.pull_to_clean(guided)
-                video = video_scheduler.step((video - guided) / sigma, t, video, return_dict=False)[0]
-                audio = audio_scheduler.step((audio - audio_guided) / audio_sigma, t, audio, return_dict=False)[0]
+                video = schedule.step(i, (video - guided) / sigma, video)
+                audio = schedule.step(i, (audio - audio_guided) / sigma, audio)
                 if callback is not None:
                     outputs = callback(self, i, t, {"latents": video} if callback_tensor_inputs else {})
                     video = outputs.pop("latents", video)
