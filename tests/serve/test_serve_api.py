@@ -57,10 +57,16 @@ def test_create_poll_download_equals_ltx2_generate(server, tiny_model, finished,
     np.testing.assert_array_equal(audio, cli_audio)
 
 
-def test_jobs_leave_the_loaded_model_as_they_found_it(server, finished):
+def test_jobs_leave_the_loaded_model_as_they_found_it(server, tiny_model, finished, tmp_path):
     """Two-stage jobs (the first loads the distilled LoRA beside the model, the second finds it loaded; both switch
-    it on for stage 2 only) give the same frames twice, and a one-stage job after them gives the first video's
-    frames again."""
+    it on for stage 2 only) give the frames of `ltx2 generate`'s two-stage run, and a one-stage job after them gives
+    the first video's frames again."""
+    output = tmp_path / "cli.mp4"
+    cli = subprocess.Popen(  # meanwhile
+        [sys.executable, "-m", "ltx2", "generate", "--model", str(tiny_model), "--prompt",
+         "a robot dancing in the rain", "--preset", "two-stage", "--width", "128", "--height", "128", "--num-frames",
+         "9", "--steps", "2", "--seed", "11", "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     client = server.client()
     two_stage = {"prompt": "a robot dancing in the rain", "size": "128x128",
                  "extra_body": {**SMALL, "seed": 11, "preset": "two-stage"}}
@@ -71,6 +77,9 @@ def test_jobs_leave_the_loaded_model_as_they_found_it(server, finished):
     assert first[0].shape == (9, 128, 128, 3)
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(again[0], decode(finished[1])[0])
+    _, errors = cli.communicate(timeout=240)
+    assert cli.returncode == 0 and "runs without it" not in errors, errors
+    np.testing.assert_array_equal(second[0], decode(output.read_bytes())[0])
 
 
 def test_thumbnail_and_spritesheet(server, finished):
