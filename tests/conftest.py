@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from commands import ltx2_command
 from tiny_pipeline import write_pipeline_folder
 
 
@@ -34,6 +35,16 @@ def gemma_tokenizer():
 # LTX-2's dev scheduler (LTX-2.3's is the same).
 DEV_SCHEDULER = dict(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024,
                      max_image_seq_len=4096, shift_terminal=0.1)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A pipeline folder written by `ltx2 make-tiny` (LTX-2.0), as a user makes one."""
+    folder = tmp_path_factory.mktemp("cli") / "tiny"
+    result = ltx2_command("make-tiny", folder)
+    assert result.returncode == 0, result.stderr
+    assert "random-weight" in result.stdout
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ import time
 import av
 import pytest
 import torch
+from commands import ENV
+from commands import ltx2_command as ltx2
 from original_checkpoint import (
     HEADER_CONFIG,
     UPSAMPLER_HEADER,
@@ -22,25 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from ltx2.loading.describe import describe
 
-# PYTHONPATH made absolute, so runs in another working directory import the same ltx2.
-PYTHON_PATH = os.pathsep.join(os.path.abspath(path) for path in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                              if path)
-ENV = {**os.environ, "PYTHONPATH": PYTHON_PATH, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 SMALL = ["--width", "128", "--height", "128", "--num-frames", "17", "--steps", "2"]
-
-
-def ltx2(*arguments, cwd=None, timeout=240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ltx2.cli", *map(str, arguments)], capture_output=True, text=True,
-                          env=ENV, cwd=cwd, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli") / "tiny"
-    result = ltx2("make-tiny", folder)
-    assert result.returncode == 0, result.stderr
-    assert "random-weight" in result.stdout
-    return folder
 
 
 def streams(path):
@@ -95,6 +79,9 @@ def test_generate_writes_video_and_audio(tiny, tmp_path, preset, width, height, 
     assert result.stderr.count("it/s]") >= (1 if preset == "one-stage" else 2)
     assert "output is noise" in result.stderr
     assert [path.name for path in tmp_path.iterdir()] == ["out.mp4"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert output.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not mkstemp's 0600
 
 
 def test_image_to_video_and_lora(tiny, tmp_path):
@@ -174,6 +161,12 @@ def test_dry_run_lists_conditions_and_references(tiny, media, tmp_path):
     (["--image", "{media}/first.png", "--condition", "{media}/last.jpg"], "not with --condition or --reference"),
     (["--reference-video", "{media}/clip.mp4", "--lora", "{media}/ic.safetensors", "--lora",
       "{media}/ic_full.safetensors"], "the IC-LoRAs ask for different reference downscale factors [1, 2]"),
+    (["--condition", "{media}/first.png:nan"], "strength nan must be in [0, 1]"),
+    (["--preset", "two-stage", "--width", "192", "--reference-video", "{media}/clip.mp4", "--lora",
+      "{media}/ic.safetensors"], "--width 192 --height 128: stage 1 runs at 96x64, 1/2 of it, and the IC-LoRA's "
+                                 "references are downscaled x2, which must leave a multiple of 32 pixels"),
+    (["--preset", "two-stage", "--width", "192", "--reference-video", "{media}/clip.mp4", "--lora",
+      "{media}/ic.safetensors", "--dry-run"], "make the stage-1 size a multiple of 64"),
 ])
 def test_bad_conditions_exit_2_before_loading(tiny, media, tmp_path, arguments, message):
     base = ["generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", "--width", "128",
@@ -206,6 +199,16 @@ def test_bad_conditions_exit_2_before_loading(tiny, media, tmp_path, arguments, 
     (["--stg", "1"], "--stg 1.0: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model"),
     (["--preset", "two-stage", "--upscale", "1.5"], "--upscale 1.5: LTX-2.0 has no x1.5 latent upsampler"),
     (["--image-crf", "60"], "--image-crf 60: must be in [0, 51]"),
+    (["--width", "0"], "--width 0: must be positive"),
+    (["--height", "-32"], "--height -32: must be positive"),
+    (["--guidance", "inf"], "--guidance inf: must be a finite number, at least 1"),
+    (["--guidance", "nan"], "--guidance nan: must be a finite number, at least 1"),
+    (["--stg", "nan"], "--stg nan: must be a finite number, at least 0"),
+    (["--fps", "nan"], "--fps nan: must be a positive, finite frame rate"),
+    (["--fps", "inf"], "--fps inf: must be a positive, finite frame rate"),
+    (["--fps", "0"], "--fps 0.0: must be a positive, finite frame rate"),
+    (["--seed", "-1"], "--seed -1: must be in [0, 2**64)"),
+    (["--lora", "style.safetensors:inf"], "the scale must be a finite number"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tiny, tmp_path, arguments, message):
     base = ["generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", "--width", "128",
@@ -234,13 +237,20 @@ def test_dry_run_prints_the_settings_of_each_version(tiny, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "LTX version 2.0" in result.stdout and "1536x1024, 121 frames at 24 fps" in result.stdout
     assert "num_inference_steps=40 guidance_scale=4.0 stg_scale=0.0" in result.stdout and "width=768" in result.stdout
-    assert "ltx-2-19b-distilled-lora-384.safetensors" in result.stdout
+    # Exactly the files the run would use: the folder's upsampler; it has no distilled LoRA.
+    assert f"upsampling     x2: {tiny / 'latent_upsampler'}" in result.stdout
+    assert "distilled LoRA none beside --model: stage 2 runs without it" in result.stdout
+    assert "text encoder   the model's" in result.stdout
     later = ltx_2_3_flags(tiny, tmp_path / "ltx-2.3")
+    result = ltx2("generate", "--model", later, "--prompt", "a cat", "--dry-run", "--upscale", "1.5", "--guidance", 5)
+    assert result.returncode == 2 and "no latent upsampler beside --model" in result.stderr  # no x1.5 file there
+    for name in ("ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors", "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"):
+        (later / name).write_bytes(b"")  # present is enough: a dry run reads neither
     result = ltx2("generate", "--model", later, "--prompt", "a cat", "--dry-run", "--upscale", "1.5", "--guidance", 5)
     assert result.returncode == 0, result.stderr
     stage_one = next(line for line in result.stdout.splitlines() if "stage 1" in line)
-    for setting in ("LTX version 2.3", "1152x768", "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors",
-                    "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"):
+    for setting in ("LTX version 2.3", "1152x768", f"x1.5: {later / 'ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors'}",
+                    f"distilled LoRA {later / 'ltx-2.3-22b-distilled-lora-384-1.1.safetensors'}"):
         assert setting in result.stdout
     for setting in ("num_inference_steps=30", "guidance_scale=5.0", "stg_scale=1.0", "modality_scale=3.0",
                     "guidance_rescale=0.7", "audio_guidance_scale=7.0", "spatio_temporal_guidance_blocks=[28]",
@@ -350,6 +360,91 @@ def test_interrupted_run_exits_130_and_leaves_no_output(tiny, tmp_path):
     assert process.returncode == 130, seen + rest
     assert "interrupted; no output written" in rest
     assert list(tmp_path.iterdir()) == []
+
+
+def test_make_tiny_2_3_with_loras_runs_every_flow(tmp_path):
+    """`make-tiny --version 2.3 --with-loras`: an LTX-2.3 pipeline (STG, the 48 kHz vocoder) whose two-stage preset
+    finds its distilled LoRA, and an IC-LoRA that a reference video drives; files honour the umask."""
+    folder = tmp_path / "tiny-2.3"
+    result = ltx2("make-tiny", folder, "--version", "2.3", "--with-loras")
+    assert result.returncode == 0, result.stderr
+    assert "LTX-2.3 pipeline" in result.stdout and "tiny-ic-lora.safetensors" in result.stdout
+    info = ltx2("info", folder).stdout
+    assert "LTX version 2.3" in info and "LTX2VocoderWithBWE" in info
+    output = tmp_path / "out.mp4"
+    result = ltx2("generate", "--model", folder, "--prompt", "a cat", *SMALL, "--output", output)
+    assert result.returncode == 0, result.stderr
+    assert "runs without it" not in result.stderr and "none of them STG's block 28" in result.stderr
+    assert streams(output)[4].sample_rate == 48000
+    controlled = tmp_path / "controlled.mp4"
+    result = ltx2("generate", "--model", folder, "--prompt", "a cat", *SMALL, "--reference-video", output, "--lora",
+                  folder / "tiny-ic-lora.safetensors", "--output", controlled, "--dry-run")
+    assert result.returncode == 0 and "downscaled x2 (stage 1)" in result.stdout, result.stderr
+    assert ltx2("make-tiny", tmp_path / "other", "--version", "1.0").returncode == 2
+
+
+def test_single_file_with_a_local_text_encoder(pipeline_folder, tmp_path):
+    """--text-encoder DIR: a single file runs offline with the Gemma of a local pipeline folder (without it, the
+    single file would need Lightricks/LTX-2's from the Hub); a folder without a Gemma is refused up front."""
+    folder, _ = pipeline_folder
+    single = tmp_path / "ltx-2-19b-dev.safetensors"
+    write_combined(single)
+    output = tmp_path / "out.mp4"
+    common = ["generate", "--model", single, "--prompt", "a cat", "--preset", "one-stage", "--width", "64",
+              "--height", "64", "--num-frames", "9", "--steps", "2", "--output", output]
+    result = ltx2(*common, "--text-encoder", folder)
+    assert result.returncode == 0, result.stderr
+    assert streams(output)[:3] == (64, 64, 9)
+    result = ltx2(*common, "--text-encoder", tmp_path)
+    assert result.returncode == 2 and f"--text-encoder {tmp_path}: no Gemma 3 here" in result.stderr
+
+
+def test_stg_without_its_block_and_overlapping_conditions(tiny, media, tmp_path):
+    """An explicit --stg on a model without the STG block is an error; overlapping conditions get a note."""
+    later = ltx_2_3_flags(tiny, tmp_path / "ltx-2.3")
+    result = ltx2("generate", "--model", later, "--prompt", "a cat", "--preset", "one-stage", "--stg", "2",
+                  "--dry-run")
+    assert result.returncode == 2 and "--stg 2: the model's transformer has 2 blocks, none of them STG's block 28" \
+        in result.stderr
+    result = ltx2("generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", *SMALL, "--dry-run",
+                  "--condition", f"{media / 'clip.mp4'}@0", "--condition", f"{media / 'last.jpg'}@5")
+    assert result.returncode == 0, result.stderr
+    assert "last.jpg@5: overlaps --condition" in result.stderr and "latent frame(s) 1-1" in result.stderr
+
+
+def test_interrupt_while_importing_exits_130_with_one_line(tiny, tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the command still imports torch (the slow part of starting): exit 130, one line, no output."""
+    import builtins
+
+    from ltx2.cli import main
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "torch":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    handler = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    try:
+        code = main(["generate", "--model", str(tiny), "--prompt", "a cat", "--output", str(tmp_path / "out.mp4")])
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGTERM, handler)
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == ["ltx2: interrupted; no output written"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_imports_no_torch_before_it_runs():
+    """What runs before main() (the ltx2 package, the command's module) is light, so that Ctrl-C and bad
+    arguments are answered at once; torch is imported inside main(), where an interrupt is handled."""
+    import subprocess as run
+
+    probe = "import sys, ltx2.cli; print(sorted(m for m in ('torch', 'numpy', 'av', 'PIL') if m in sys.modules))"
+    result = run.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")

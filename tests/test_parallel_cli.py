@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from commands import ENV
 from parity import relative_l2
-from test_cli import ENV, tiny  # noqa: F401 (the tiny pipeline fixture)
 
 PROBE = Path(__file__).parent / "cli_probe.py"
 GENERATE = ["generate", "--prompt", "a robot dancing in the rain", "--preset", "one-stage", "--width", "128",
@@ -33,7 +33,7 @@ def decoded_frames(path: Path) -> np.ndarray:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]).astype(np.float64)
 
 
-def test_shared_run_writes_what_one_process_writes(tiny, tmp_path):  # noqa: F811
+def test_shared_run_writes_what_one_process_writes(tiny, tmp_path):
     alone, shared = tmp_path / "alone", tmp_path / "shared"
     alone.mkdir(), shared.mkdir()
     result = subprocess.run([sys.executable, PROBE, "record", *GENERATE, "--model", tiny, "--output",
@@ -56,7 +56,7 @@ def test_shared_run_writes_what_one_process_writes(tiny, tmp_path):  # noqa: F81
     assert error == 0 or 10 * np.log10(255**2 / error) >= 40
 
 
-def test_bad_arguments_under_torchrun_one_line(tiny, tmp_path):  # noqa: F811
+def test_bad_arguments_under_torchrun_one_line(tiny, tmp_path):
     result = torchrun(2, "-m", "ltx2", *GENERATE, "--model", tiny, "--parallel", "ulysses=4",
                       "--output", tmp_path / "out.mp4")
     assert result.returncode == 1
@@ -67,14 +67,14 @@ def test_bad_arguments_under_torchrun_one_line(tiny, tmp_path):  # noqa: F811
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failing_rank_ends_the_job(tiny, tmp_path):  # noqa: F811
+def test_a_failing_rank_ends_the_job(tiny, tmp_path):
     result = torchrun(2, PROBE, "raise", *GENERATE, "--model", tiny, "--output", tmp_path / "out.mp4")
     assert result.returncode == 1
     assert ltx2_lines(result.stderr) == ["ltx2: error on rank 1: the latents on rank 1 are not finite"]
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_killed_rank_ends_the_job(tiny, tmp_path):  # noqa: F811
+def test_a_killed_rank_ends_the_job(tiny, tmp_path):
     result = torchrun(2, PROBE, "kill", *GENERATE, "--model", tiny, "--output", tmp_path / "out.mp4")
     assert result.returncode == 1
     # The survivor may report the lost peer before torchrun stops it, or be stopped first: at most one line.

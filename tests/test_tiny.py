@@ -1,6 +1,7 @@
 """ltx2.tiny: the random-weight smoke-run pipeline writes, loads offline and generates finite video and audio."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -58,3 +59,14 @@ def test_refuses_an_unrelated_folder(tmp_path):
     with pytest.raises(ValueError, match="not empty"):
         make_tiny_pipeline(tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_files_honour_the_umask(tmp_path):
+    """Written files get open()'s permissions (0666 less the umask), as a user expects, not a temp file's 0600."""
+    previous = os.umask(0o027)
+    try:
+        folder = make_tiny_pipeline(tmp_path / "pipeline", seed=0)
+    finally:
+        os.umask(previous)
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    assert files and {path.stat().st_mode & 0o777 for path in files} == {0o640}

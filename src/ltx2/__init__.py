@@ -1,50 +1,48 @@
 """ltx2: LTX-2 audio+video generation inference, in plain PyTorch."""
 
-from .export import encode_video
-from .loading import CheckpointError, LoraLoaderMixin
-from .models.audio_vae import AutoencoderKLLTX2Audio
-from .models.connectors import LTX2TextConnectors
-from .models.transformer import LTX2VideoTransformer3DModel
-from .models.upsampler import LTX2LatentUpsamplerModel
-from .models.video_vae import AutoencoderKLLTX2Video
-from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
-from .pipelines import (
-    LTX2ConditionPipeline,
-    LTX2ImageToVideoPipeline,
-    LTX2InContextPipeline,
-    LTX2LatentUpsamplePipeline,
-    LTX2Pipeline,
-    LTX2PipelineOutput,
-    LTX2ReferenceCondition,
-    LTX2VideoCondition,
-)
-from .scheduler import FlowMatchEulerDiscreteScheduler
-from .transforms.context_parallel import ContextParallelConfig
-from .versions import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Each public name and the module that defines it, imported on first use: `import ltx2` stays light, so that the
+# `ltx2` command answers bad arguments and Ctrl-C before torch loads.
+_EXPORTS = {
+    "encode_video": ".export",
+    "CheckpointError": ".loading",
+    "LoraLoaderMixin": ".loading",
+    "AutoencoderKLLTX2Audio": ".models.audio_vae",
+    "LTX2TextConnectors": ".models.connectors",
+    "LTX2VideoTransformer3DModel": ".models.transformer",
+    "LTX2LatentUpsamplerModel": ".models.upsampler",
+    "AutoencoderKLLTX2Video": ".models.video_vae",
+    "LTX2Vocoder": ".models.vocoder",
+    "LTX2VocoderWithBWE": ".models.vocoder",
+    "LTX2ConditionPipeline": ".pipelines",
+    "LTX2ImageToVideoPipeline": ".pipelines",
+    "LTX2InContextPipeline": ".pipelines",
+    "LTX2LatentUpsamplePipeline": ".pipelines",
+    "LTX2Pipeline": ".pipelines",
+    "LTX2PipelineOutput": ".pipelines",
+    "LTX2ReferenceCondition": ".pipelines",
+    "LTX2VideoCondition": ".pipelines",
+    "FlowMatchEulerDiscreteScheduler": ".scheduler",
+    "ContextParallelConfig": ".transforms.context_parallel",
+    "DISTILLED_SIGMA_VALUES": ".versions",
+    "STAGE_2_DISTILLED_SIGMA_VALUES": ".versions",
+}
 
 __version__ = "0.1.0"
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "AutoencoderKLLTX2Audio",
-    "AutoencoderKLLTX2Video",
-    "CheckpointError",
-    "ContextParallelConfig",
-    "DISTILLED_SIGMA_VALUES",
-    "FlowMatchEulerDiscreteScheduler",
-    "LTX2ConditionPipeline",
-    "LTX2ImageToVideoPipeline",
-    "LTX2InContextPipeline",
-    "LTX2LatentUpsamplePipeline",
-    "LTX2LatentUpsamplerModel",
-    "LTX2Pipeline",
-    "LTX2PipelineOutput",
-    "LTX2ReferenceCondition",
-    "LTX2TextConnectors",
-    "LTX2Vocoder",
-    "LTX2VocoderWithBWE",
-    "LoraLoaderMixin",
-    "LTX2VideoCondition",
-    "LTX2VideoTransformer3DModel",
-    "STAGE_2_DISTILLED_SIGMA_VALUES",
-    "encode_video",
-]
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ltx2' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -14,6 +14,7 @@ import argparse
 import copy
 import functools
 import json
+import math
 import os
 import resource
 import signal
@@ -27,8 +28,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .pipelines.base import DEFAULT_REPO
 from .versions import (
+    DEFAULT_REPO,
     DEFAULT_IMAGE_CRF,
     DISTILLED_SIGMA_VALUES,
     LTX_2_0,
@@ -204,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar="PATH[:STRENGTH]", help="a control video for the IC-LoRA given with --lora")
     generate.add_argument("--model", default=None,
                           help=f"pipeline folder, Hub repo, or single .safetensors file (default {DEFAULT_REPO})")
+    generate.add_argument("--text-encoder", default=None, metavar="DIR",
+                          help="a local Gemma 3 for the prompt: a pipeline folder (its text_encoder/ and tokenizer/) or "
+                               "a Gemma 3 model folder with its tokenizer (default: the model's own; for a single "
+                               f"file, {DEFAULT_REPO}'s from the Hub)")
     generate.add_argument("--preset", choices=PRESETS, default="two-stage")
     generate.add_argument("--width", type=int, default=None,
                           help="output width (the two-stage presets run stage 1 at 1/--upscale of it)")
@@ -259,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tiny = commands.add_parser("make-tiny", help="write a tiny random-weight pipeline for a smoke run")
     tiny.add_argument("folder")
+    tiny.add_argument("--version", choices=VERSIONS, default=LTX_2_0, help="the LTX version it has the structure of")
+    tiny.add_argument("--with-loras", action="store_true",
+                      help="also write a distilled LoRA (for the two-stage preset) and an IC-LoRA beside it")
     return parser
 
 
@@ -269,6 +277,7 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
 
     if not args.prompt.strip():
         raise UsageError("--prompt: must not be empty")
+    _check_numbers(args)
     _check_paths(args)
     args.version = model_version(args.model or DEFAULT_REPO)
     if args.version not in VERSIONS:
@@ -279,7 +288,8 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--upscale {args.upscale:g}: LTX-{args.version} has no x{args.upscale:g} latent upsampler")
     two_stages = args.preset != "one-stage"
     width, height = OUTPUT_SIZES[args.upscale if two_stages else args.preset]
-    args.width, args.height = args.width or width, args.height or height
+    args.width = width if args.width is None else args.width
+    args.height = height if args.height is None else args.height
     multiple = OUTPUT_MULTIPLES[args.upscale] if two_stages else 32
     for name in ("width", "height"):
         value = getattr(args, name)
@@ -287,23 +297,17 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
             scale = f" with --upscale {args.upscale:g}" if two_stages else ""
             raise UsageError(f"--{name} {value}: must be a positive multiple of {multiple} for --preset "
                              f"{args.preset}{scale}")
-    step = TEMPORAL_COMPRESSION
-    if args.num_frames < 1 or (args.num_frames - 1) % step:
-        raise UsageError(f"--num-frames {args.num_frames}: must be {step}k+1 (1, {step + 1}, {2 * step + 1}, ...)")
-    if args.fps <= 0:
-        raise UsageError(f"--fps {args.fps}: must be positive")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps {args.steps}: must be at least 1")
     if args.preset == "distilled" and args.steps not in (None, DISTILLED_STEPS):
         raise UsageError(f"--steps {args.steps}: the distilled preset runs its fixed {DISTILLED_STEPS}-step schedule")
-    if args.guidance is not None and args.guidance < 1:
-        raise UsageError(f"--guidance {args.guidance}: must be at least 1 (1 turns guidance off)")
-    if args.stg is not None and args.stg < 0:
-        raise UsageError(f"--stg {args.stg}: must be at least 0 (0 turns STG off)")
-    if args.image_crf is not None and not 0 <= args.image_crf <= 51:
-        raise UsageError(f"--image-crf {args.image_crf}: must be in [0, 51] (0: no re-compression)")
     _check_conditions(args, launch)
     args.stage_one, args.stage_two = stage_settings(args)
+    _check_stg_blocks(args)
+    if args.stage_two is not None:
+        files = model_files(args)
+        if Path(files.model).exists() and not Path(files.upsampler).exists():
+            raise UsageError(f"--preset {args.preset}: no latent upsampler beside --model {files.model} "
+                             f"({files.upsampler}); use --preset one-stage")
+    _check_reference_size(args)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if launch.world > 1 and args.device.startswith("cuda"):
         if args.device != "cuda":
@@ -325,10 +329,48 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--offload {args.offload}: offloading moves weights to an accelerator; --device is cpu")
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Every number on the command line is finite and in its range (argparse has checked the types)."""
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name} {value}: must be positive")
+    step = TEMPORAL_COMPRESSION
+    if args.num_frames < 1 or (args.num_frames - 1) % step:
+        raise UsageError(f"--num-frames {args.num_frames}: must be {step}k+1 (1, {step + 1}, {2 * step + 1}, ...)")
+    if not math.isfinite(args.fps) or args.fps <= 0:
+        raise UsageError(f"--fps {args.fps}: must be a positive, finite frame rate")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: must be at least 1")
+    if args.guidance is not None and not (math.isfinite(args.guidance) and args.guidance >= 1):
+        raise UsageError(f"--guidance {args.guidance}: must be a finite number, at least 1 (1 turns guidance off)")
+    if args.stg is not None and not (math.isfinite(args.stg) and args.stg >= 0):
+        raise UsageError(f"--stg {args.stg}: must be a finite number, at least 0 (0 turns STG off)")
+    if args.image_crf is not None and not 0 <= args.image_crf <= 51:
+        raise UsageError(f"--image-crf {args.image_crf}: must be in [0, 51] (0: no re-compression)")
+    if not 0 <= args.seed < 2**64:
+        raise UsageError(f"--seed {args.seed}: must be in [0, 2**64)")
+    for lora in args.lora:
+        if not math.isfinite(lora.scale):
+            raise UsageError(f"--lora {lora.path}:{lora.scale}: the scale must be a finite number")
+    for media, option in [*((m, "--condition") for m in args.condition),
+                          *((m, "--reference-video") for m in args.reference_video)]:
+        if not 0 <= media.strength <= 1:  # NaN fails this too
+            raise UsageError(f"{option} {media.text}: strength {media.strength:g} must be in [0, 1]")
+
+
 def _check_paths(args: argparse.Namespace) -> None:
     """Every local path named on the command line exists (Hub references are looked up when used)."""
     if args.model and _is_local(args.model) and not Path(args.model).exists():
         raise UsageError(f"--model {args.model}: no such file or folder")
+    if args.text_encoder is not None:
+        model, tokenizer = _text_encoder_folders(Path(args.text_encoder))
+        if not (model / "config.json").is_file():
+            raise UsageError(f"--text-encoder {args.text_encoder}: no Gemma 3 here (neither text_encoder/config.json "
+                             "nor config.json)")
+        if not any((tokenizer / name).is_file() for name in ("tokenizer.json", "tokenizer.model")):
+            raise UsageError(f"--text-encoder {args.text_encoder}: no tokenizer in {tokenizer} (tokenizer.json or "
+                             "tokenizer.model)")
     if args.image is not None:
         _check_image(args.image)
     for lora in args.lora:
@@ -409,16 +451,18 @@ def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 
 def describe_run(args: argparse.Namespace) -> list[str]:
     """The settings a run uses, as --dry-run prints them."""
-    release = RELEASES[args.version]
-    model = args.model or (f"{release.repo}/{release.distilled}" if args.preset == "distilled" else DEFAULT_REPO)
-    lines = [f"model          {model} (LTX version {args.version})", f"preset         {args.preset}",
+    files = model_files(args)
+    lines = [f"model          {files.model} (LTX version {args.version})", f"preset         {args.preset}",
              f"output         {args.output}: {args.width}x{args.height}, {args.num_frames} frames at {args.fps:g} fps"]
     lines.append("stage 1        " + _settings(args.stage_one))
     if args.stage_two is not None:
-        lines.append(f"upsampling     x{args.upscale:g} ({release.upsamplers[args.upscale]})")
+        lines.append(f"upsampling     x{args.upscale:g}: {files.upsampler}")
         lines.append("stage 2        " + _settings(args.stage_two))
         if args.preset == "two-stage":
-            lines.append(f"distilled LoRA {release.distilled_lora} (stage 2)")
+            lines.append(f"distilled LoRA {files.distilled_lora or 'none beside --model: stage 2 runs without it'}")
+    single = files.model.endswith(".safetensors") and not Path(files.model).is_dir()
+    default_text = f"{DEFAULT_REPO}'s, from the Hub" if single else "the model's"
+    lines.append(f"text encoder   {args.text_encoder or default_text}")
     if args.image is not None:
         crf = DEFAULT_IMAGE_CRF if args.image_crf is None else args.image_crf
         lines.append(f"image          {args.image}" + (f", re-compressed at CRF {crf}" if crf else ""))
@@ -462,14 +506,67 @@ def _check_conditions(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError("--reference-video: needs the IC-LoRA it controls, given with --lora")
     for media, option in [*((m, "--condition") for m in args.condition), *((m, "--reference-video")
                                                                            for m in args.reference_video)]:
-        if not 0 <= media.strength <= 1:
-            raise UsageError(f"{option} {media.text}: strength {media.strength:g} must be in [0, 1]")
         media.frames = read_media(media.path, args.num_frames, option)
     for condition in args.condition:
         for note in place_condition(condition, args.num_frames):
             if launch.rank == 0:
                 print(f"ltx2: --condition {condition.text}: {note}", file=sys.stderr)
+    placed: list[tuple[Media, range]] = []
+    for condition in args.condition:
+        span = (len(condition.frames) - 1) // TEMPORAL_COMPRESSION + 1  # latent frames its 8k+1 frames fill
+        frames = range(condition.latent_index, condition.latent_index + span)
+        for other, other_frames in placed:
+            shared = range(max(frames.start, other_frames.start), min(frames.stop, other_frames.stop))
+            if shared and launch.rank == 0:
+                print(f"ltx2: --condition {condition.text}: overlaps --condition {other.text} on latent frame(s) "
+                      f"{shared.start}-{shared.stop - 1}: both condition them", file=sys.stderr)
+        placed.append((condition, frames))
     args.reference_downscale_factor = reference_downscale_factor(args.lora) if args.reference_video else 1
+
+
+def _check_stg_blocks(args: argparse.Namespace) -> None:
+    """STG perturbs given transformer blocks: a model without any of them would run STG as a silent no-op. An
+    explicit --stg is then an error; the version's default STG gets a note."""
+    blocks = args.stage_one.get("spatio_temporal_guidance_blocks") or []
+    if not blocks or not args.stage_one.get("stg_scale"):
+        return
+    layers = _transformer_layers(args.model) if args.model else None
+    if layers is None or any(block < layers for block in blocks):
+        return
+    if args.stg:
+        raise UsageError(f"--stg {args.stg:g}: the model's transformer has {layers} blocks, none of them STG's "
+                         f"block {', '.join(map(str, blocks))}; STG would change nothing (pass --stg 0)")
+    print(f"ltx2: note: the model's transformer has {layers} blocks, none of them STG's block "
+          f"{', '.join(map(str, blocks))}: its STG pass is an unperturbed conditional pass", file=sys.stderr)
+
+
+def _transformer_layers(model: str) -> int | None:
+    """The block count of a local model's transformer, from its config or its header (None when not local)."""
+    from .loading.checkpoint import TensorSource
+    from .loading.single_file import read_metadata
+
+    path = Path(model)
+    if path.is_dir():
+        config = path / "transformer" / "config.json"
+        return json.loads(config.read_text(encoding="utf-8")).get("num_layers") if config.is_file() else None
+    if path.is_file():
+        with TensorSource([path], str(path)) as source:
+            section = read_metadata(source).get("config", {})
+        return section.get("transformer", {}).get("num_layers") if isinstance(section, dict) else None
+    return None
+
+
+def _check_reference_size(args: argparse.Namespace) -> None:
+    """The IC-LoRA's downscale factor must leave stage 1's size on the VAE's grid (the pipeline's rule, checked here
+    before anything loads, in the terms of the size asked for)."""
+    factor, spatial = args.reference_downscale_factor, VIDEO_VAE_COMPRESSION[1]
+    width, height = args.stage_one["width"], args.stage_one["height"]
+    if (width // factor) % spatial == 0 and (height // factor) % spatial == 0:
+        return
+    stage = f"stage 1 runs at {width}x{height}, 1/{args.upscale:g} of it, and " if args.stage_two is not None else ""
+    raise UsageError(f"--width {args.width} --height {args.height}: {stage}the IC-LoRA's references are downscaled "
+                     f"x{factor}, which must leave a multiple of {spatial} pixels; make the "
+                     f"{'stage-1 ' if stage else ''}size a multiple of {spatial * factor}")
 
 
 def reference_downscale_factor(loras: list[Lora]) -> int:
@@ -547,46 +644,74 @@ class Model:
     distilled_lora: Callable[[], str | None]
 
 
-def load_model(args: argparse.Namespace, dtype: Any) -> Model:
-    """The pipeline for --model, with the latent upsampler and distilled LoRA of its LTX version found beside it."""
-    from . import LTX2LatentUpsamplerModel, LTX2Pipeline
-    from .loading.hub import resolve_file
+@dataclass(frozen=True)
+class ModelFiles:
+    """What a run reads: the pipeline (folder, single file or Hub name), the latent upsampler (a diffusers folder or
+    a single file, local or on the Hub) and the distilled LoRA (None: there is none)."""
 
+    model: str
+    upsampler: str
+    distilled_lora: str | None
+
+
+def model_files(args: argparse.Namespace) -> ModelFiles:
+    """The files of --model's LTX version a run with these arguments uses: those found beside a local model, those
+    of Lightricks' release on the Hub."""
     release = RELEASES[args.version]
     upsampler_file = release.upsamplers[args.upscale]
     model = args.model or (f"{release.repo}/{release.distilled}" if args.preset == "distilled" else DEFAULT_REPO)
     path = Path(model)
-    if path.is_dir():
-        lora = path / release.distilled_lora
-        if args.upscale == 2.0:  # a diffusers folder's latent_upsampler/ is the x2 one
-            _require_upsampler(args, (path / "latent_upsampler").is_dir(), "a latent_upsampler/ subfolder")
-            upsampler = partial(LTX2LatentUpsamplerModel.from_pretrained, path / "latent_upsampler", torch_dtype=dtype)
-        else:
-            _require_upsampler(args, (path / upsampler_file).is_file(), upsampler_file)
-            upsampler = partial(LTX2LatentUpsamplerModel.from_single_file, path / upsampler_file, torch_dtype=dtype)
-        return Model(LTX2Pipeline.from_pretrained(path, torch_dtype=dtype), upsampler,
-                     lambda: str(lora) if lora.is_file() else None)
-    if path.is_file():
-        upsampler, lora = path.parent / upsampler_file, path.parent / release.distilled_lora
-        _require_upsampler(args, upsampler.is_file(), upsampler_file)
-        return Model(LTX2Pipeline.from_single_file(path, torch_dtype=dtype),
-                     lambda: LTX2LatentUpsamplerModel.from_single_file(upsampler, torch_dtype=dtype),
-                     lambda: str(lora) if lora.is_file() else None)
+    if path.exists():
+        beside = path if path.is_dir() else path.parent
+        # A diffusers folder's latent_upsampler/ is the x2 one.
+        upsampler = path / "latent_upsampler" if path.is_dir() and args.upscale == 2.0 else beside / upsampler_file
+        lora = beside / release.distilled_lora
+        return ModelFiles(model, str(upsampler), str(lora) if lora.is_file() else None)
     repo = "/".join(model.split("/")[:2])
-    if model.endswith(".safetensors"):
-        return Model(LTX2Pipeline.from_single_file(model, torch_dtype=dtype),
-                     lambda: LTX2LatentUpsamplerModel.from_single_file(f"{repo}/{upsampler_file}", torch_dtype=dtype),
-                     lambda: str(resolve_file(repo, release.distilled_lora)))
-    return Model(LTX2Pipeline.from_pretrained(model, torch_dtype=dtype),
-                 lambda: LTX2LatentUpsamplerModel.from_pretrained(model, subfolder="latent_upsampler",
-                                                                  torch_dtype=dtype),
-                 lambda: str(resolve_file(model, release.distilled_lora)) if model == release.repo else None)
+    upsampler = f"{repo}/latent_upsampler" if args.upscale == 2.0 and not model.endswith(".safetensors") else \
+        f"{repo}/{upsampler_file}"
+    lora = f"{repo}/{release.distilled_lora}" if repo == release.repo or model.endswith(".safetensors") else None
+    return ModelFiles(model, upsampler, lora)
 
 
-def _require_upsampler(args: argparse.Namespace, present: bool, what: str) -> None:
-    if args.preset != "one-stage" and not present:
-        raise UsageError(f"--preset {args.preset}: no latent upsampler beside --model {args.model} ({what}); "
-                         "use --preset one-stage")
+def load_model(args: argparse.Namespace, dtype: Any) -> Model:
+    """The pipeline for --model, with the latent upsampler and distilled LoRA of its LTX version (`model_files`)."""
+    from . import LTX2LatentUpsamplerModel, LTX2Pipeline
+    from .loading.hub import resolve_file
+
+    files = model_files(args)
+    text = _text_encoder(args.text_encoder, dtype) if args.text_encoder is not None else {}
+    single = files.model.endswith(".safetensors") and not Path(files.model).is_dir()
+    load = LTX2Pipeline.from_single_file if single else LTX2Pipeline.from_pretrained
+    pipeline = load(files.model, torch_dtype=dtype, **text)
+    if files.upsampler.endswith(".safetensors"):
+        upsampler = partial(LTX2LatentUpsamplerModel.from_single_file, files.upsampler, torch_dtype=dtype)
+    elif Path(files.upsampler).is_dir():
+        upsampler = partial(LTX2LatentUpsamplerModel.from_pretrained, files.upsampler, torch_dtype=dtype)
+    else:
+        upsampler = partial(LTX2LatentUpsamplerModel.from_pretrained, files.upsampler.rpartition("/")[0],
+                            subfolder="latent_upsampler", torch_dtype=dtype)
+    lora = files.distilled_lora
+    if lora is None or Path(lora).is_file():
+        return Model(pipeline, upsampler, lambda: lora)
+    return Model(pipeline, upsampler, lambda: str(resolve_file(*lora.rsplit("/", 1))))
+
+
+def _text_encoder_folders(folder: Path) -> tuple[Path, Path]:
+    """(Gemma's folder, its tokenizer's folder) in a --text-encoder folder: a pipeline folder's text_encoder/ and
+    tokenizer/, or a Gemma 3 model folder holding both."""
+    if (folder / "text_encoder" / "config.json").is_file():
+        return folder / "text_encoder", folder / "tokenizer"
+    return folder, folder
+
+
+def _text_encoder(folder: str, dtype: Any) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from .text import load_text_encoder
+
+    model, tokenizer = _text_encoder_folders(Path(folder))
+    return {"text_encoder": load_text_encoder(model, dtype), "tokenizer": AutoTokenizer.from_pretrained(tokenizer)}
 
 
 def _place(pipeline: Any, args: argparse.Namespace) -> None:
@@ -835,12 +960,16 @@ def run_info(args: argparse.Namespace) -> None:
 
 
 def run_make_tiny(args: argparse.Namespace) -> None:
-    from .tiny import make_tiny_pipeline
+    from .tiny import IC_LORA_FILE, make_tiny_pipeline
 
-    folder = make_tiny_pipeline(args.folder)
-    print(f"ltx2: wrote a tiny random-weight pipeline to {folder} (for a smoke run; its output is noise)")
+    folder = make_tiny_pipeline(args.folder, version=args.version, with_loras=args.with_loras)
+    print(f"ltx2: wrote a tiny random-weight LTX-{args.version} pipeline to {folder} (for a smoke run; its output is "
+          "noise)")
     print(f"  try: ltx2 generate --model {folder} --prompt \"a robot dancing in the rain\" --width 512 --height 384 "
           "--num-frames 25 --steps 4 --output smoke.mp4")
+    if args.with_loras:
+        print(f"  and: ltx2 generate --model {folder} --prompt \"a robot\" --width 512 --height 384 --num-frames 25 "
+              f"--steps 4 --reference-video smoke.mp4 --lora {Path(folder) / IC_LORA_FILE} --output controlled.mp4")
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:

@@ -8,10 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def _umask() -> int:
+def plain_mode() -> int:
+    """The permissions open() gives a new file: 0666 less the process's umask."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
+
+
+def give_plain_modes(folder: Path) -> None:
+    """Set every file under `folder` to `plain_mode()`: for writers (transformers' safetensors) that leave 0600."""
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, plain_mode())
 
 
 def atomic_write(path: Path, write: Callable[[str], object], suffix: str = ".tmp") -> None:
@@ -22,7 +30,7 @@ def atomic_write(path: Path, write: Callable[[str], object], suffix: str = ".tmp
     os.close(handle)
     try:
         write(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, plain_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

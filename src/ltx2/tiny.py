@@ -1,7 +1,7 @@
 """A tiny LTX2Pipeline with random weights, for a smoke run that needs no download and no GPU.
 
-`make_tiny_pipeline(folder)` writes a pipeline folder that `LTX2Pipeline.from_pretrained(folder)` loads
-offline. Every component has the real model's structure and rules (video compressed 32x in space and 8x in
+`make_tiny_pipeline(folder, version=...)` writes a pipeline folder of an LTX version that
+`LTX2Pipeline.from_pretrained(folder)` loads offline; with `with_loras`, a distilled LoRA and an IC-LoRA beside it. Every component has the real model's structure and rules (video compressed 32x in space and 8x in
 time, audio latents at 25 per second, a 24 kHz vocoder, Gemma 3 hidden states through the connectors) at
 widths that run in seconds on a laptop CPU. The weights are random: the video and audio it makes are noise.
 """
@@ -9,21 +9,24 @@ widths that run in seconds on a laptop CPU. The weights are random: the video an
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .files import write_text_atomic
+from .files import atomic_write, write_text_atomic
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
 from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
-from .models.vocoder import LTX2Vocoder
+from .configs import LTX_2_3_VOCODER
+from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from .pipelines import LTX2Pipeline
 from .scheduler import LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
+from .versions import LTX_2_0, LTX_2_3, RELEASES
 
 MARKER = "_ltx2_tiny_random"
 
@@ -123,15 +126,59 @@ UPSAMPLER = {"in_channels": VIDEO_LATENT_CHANNELS, "mid_channels": 32, "num_bloc
 BIAS_STD = 0.02  # small random biases: non-trivial, without shifting activations far from zero
 
 
-def make_tiny_pipeline(folder: str | Path, seed: int = 0) -> Path:
-    """Write a tiny LTX2Pipeline with random weights drawn from `seed` to `folder` and return its path.
+@dataclass(frozen=True)
+class TinyVersion:
+    """What an LTX version changes in the tiny pipeline: config values over the LTX-2.0 tiny configs above, and
+    the vocoder class and config. A later version is one more entry in TINY_VERSIONS."""
+
+    transformer: dict[str, Any] = field(default_factory=dict)
+    connectors: dict[str, Any] = field(default_factory=dict)
+    video_vae: dict[str, Any] = field(default_factory=dict)
+    vocoder: tuple[type[nn.Module], dict[str, Any]] = (LTX2Vocoder, VOCODER)
+    upsampler: dict[str, Any] = field(default_factory=dict)
+
+
+# LTX-2.3 at the tiny widths: gated attention, cross-attention modulation and perturbed attention (STG); the text
+# projected per stream, straight to each stream's cross-attention width; the video VAE's zero padding and plain
+# upsamplers; the vocoder with bandwidth extension to 48 kHz; the sub-pixel x2 upsampler.
+TINY_VERSIONS = {
+    LTX_2_0: TinyVersion(),
+    LTX_2_3: TinyVersion(
+        transformer={"gated_attn": True, "audio_gated_attn": True, "cross_attn_mod": True,
+                     "audio_cross_attn_mod": True, "perturbed_attn": True, "use_prompt_embeddings": False},
+        connectors={"per_modality_projections": True, "video_hidden_dim": TRANSFORMER["cross_attention_dim"],
+                    "audio_hidden_dim": TRANSFORMER["audio_cross_attention_dim"],
+                    "video_connector_attention_head_dim": TRANSFORMER["cross_attention_dim"] // 2,
+                    "audio_connector_attention_head_dim": TRANSFORMER["audio_cross_attention_dim"] // 2,
+                    "video_gated_attn": True, "audio_gated_attn": True, "proj_bias": True},
+        video_vae={"upsample_residual": (False, False, False), "encoder_spatial_padding_mode": "zeros",
+                   "decoder_spatial_padding_mode": "zeros"},
+        vocoder=(LTX2VocoderWithBWE, {**LTX_2_3_VOCODER, "in_channels": 2 * MEL_BINS, "hidden_channels": 128,
+                                      "bwe_in_channels": 16, "bwe_hidden_channels": 64, "num_mel_channels": 8}),
+        upsampler={"use_rational_resampler": False},
+    ),
+}
+IC_LORA_FILE = "tiny-ic-lora.safetensors"  # an IC-LoRA asking for references at half size
+
+
+def make_tiny_pipeline(folder: str | Path, seed: int = 0, version: str = LTX_2_0, with_loras: bool = False) -> Path:
+    """Write a tiny LTX2Pipeline of LTX `version` with random weights drawn from `seed` to `folder` and return its
+    path. With `with_loras`, random LoRAs in Lightricks' original format go beside it: the version's distilled
+    LoRA (under its release file name, so that the two-stage preset finds it) and an IC-LoRA (IC_LORA_FILE).
 
     `folder` is created if missing; an existing non-empty folder is only overwritten if it holds a tiny pipeline.
     """
+    if version not in TINY_VERSIONS:
+        raise ValueError(f"version {version!r}: ltx2 makes tiny pipelines of LTX {', '.join(TINY_VERSIONS)}")
     folder = Path(folder)
     _check_target(folder)
-    _build_pipeline(seed).save_pretrained(folder)
-    _build_upsampler(seed).save_pretrained(folder / "latent_upsampler")
+    pipeline = _build_pipeline(seed, TINY_VERSIONS[version])
+    pipeline.save_pretrained(folder)
+    _build_upsampler(seed, TINY_VERSIONS[version]).save_pretrained(folder / "latent_upsampler")
+    if with_loras:
+        generator = torch.Generator().manual_seed(seed + 2)
+        _save_lora(pipeline.transformer, folder / RELEASES[version].distilled_lora, generator, {})
+        _save_lora(pipeline.transformer, folder / IC_LORA_FILE, generator, {"reference_downscale_factor": "2"})
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text(encoding="utf-8"))
     write_text_atomic(index_path, json.dumps({**index, MARKER: True}, indent=2) + "\n")
@@ -156,15 +203,16 @@ def _check_target(folder: Path) -> None:
         raise ValueError(f"{folder} is not empty and does not hold a tiny pipeline; choose an empty or new folder")
 
 
-def _build_pipeline(seed: int) -> LTX2Pipeline:
+def _build_pipeline(seed: int, version: TinyVersion) -> LTX2Pipeline:
     """The tiny pipeline in memory, float32, weights drawn from `seed`."""
     generator = torch.Generator().manual_seed(seed)
+    vocoder, vocoder_config = version.vocoder
     builders = {
-        "transformer": lambda: LTX2VideoTransformer3DModel(**TRANSFORMER),
-        "connectors": lambda: LTX2TextConnectors(**CONNECTORS),
-        "vae": lambda: AutoencoderKLLTX2Video(**VIDEO_VAE),
+        "transformer": lambda: LTX2VideoTransformer3DModel(**{**TRANSFORMER, **version.transformer}),
+        "connectors": lambda: LTX2TextConnectors(**{**CONNECTORS, **version.connectors}),
+        "vae": lambda: AutoencoderKLLTX2Video(**{**VIDEO_VAE, **version.video_vae}),
         "audio_vae": lambda: AutoencoderKLLTX2Audio(**AUDIO_VAE),
-        "vocoder": lambda: LTX2Vocoder(**VOCODER),
+        "vocoder": lambda: vocoder(**vocoder_config),
         "text_encoder": _text_encoder,
     }
     components = {}
@@ -197,11 +245,24 @@ def _randomize_(module: nn.Module, generator: torch.Generator) -> nn.Module:
     return module
 
 
-def _build_upsampler(seed: int) -> LTX2LatentUpsamplerModel:
+def _build_upsampler(seed: int, version: TinyVersion) -> LTX2LatentUpsamplerModel:
     """A tiny x2 spatial latent upsampler, so that the two-stage flow runs on the tiny pipeline too."""
     with torch.random.fork_rng(devices=[]):
-        module = LTX2LatentUpsamplerModel(**UPSAMPLER)
+        module = LTX2LatentUpsamplerModel(**{**UPSAMPLER, **version.upsampler})
     return _randomize_(module.eval(), torch.Generator().manual_seed(seed + 1))
+
+
+def _save_lora(transformer: nn.Module, path: Path, generator: torch.Generator, metadata: dict[str, str]) -> None:
+    """A rank-2 LoRA in the original layout (diffusion_model.*) on every attention's query projection."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for name, module in transformer.named_modules():
+        if name.endswith(".to_q") and isinstance(module, nn.Linear):
+            key = f"diffusion_model.{name}"
+            tensors[f"{key}.lora_A.weight"] = torch.randn(2, module.in_features, generator=generator) * 0.1
+            tensors[f"{key}.lora_B.weight"] = torch.randn(module.out_features, 2, generator=generator) * 0.1
+    atomic_write(path, lambda name: save_file(tensors, name, metadata={"format": "pt", **metadata}))
 
 
 def _text_encoder() -> nn.Module:

@@ -69,6 +69,8 @@ RELEASES = {
                      {2.0: "ltx-2.3-spatial-upscaler-x2-1.1.safetensors",
                       1.5: "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"}),
 }
+# Where single-file pipelines take what Lightricks' combined checkpoints do not hold, and the command's default model.
+DEFAULT_REPO = RELEASES[LTX_2_0].repo
 
 
 def config_version(transformer: Mapping[str, Any], connectors: Mapping[str, Any] | None = None) -> str:

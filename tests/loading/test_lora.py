@@ -9,42 +9,21 @@ import torch
 from diffusers import LTX2Pipeline
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors as ReferenceConnectors
+from lora_helpers import (
+    TINY,
+    TINY_CONNECTORS,
+    Pipeline,
+    linear_paths,
+    make_lora,
+    reference_pipeline,
+    run,
+)
 from parity import perturb_, relative_l2
 from safetensors.torch import save_file
 
-from ltx2 import CheckpointError, LoraLoaderMixin, LTX2VideoTransformer3DModel
+from ltx2 import CheckpointError, LTX2VideoTransformer3DModel
 from ltx2.loading.lora import LoraLayer, locate
 
-TINY = dict(
-    in_channels=8,
-    out_channels=8,
-    num_attention_heads=2,
-    attention_head_dim=16,
-    cross_attention_dim=32,
-    audio_in_channels=6,
-    audio_out_channels=6,
-    audio_num_attention_heads=2,
-    audio_attention_head_dim=8,
-    audio_cross_attention_dim=16,
-    num_layers=1,
-    caption_channels=24,
-    rope_type="split",
-)
-TINY_CONNECTORS = dict(
-    caption_channels=24,
-    text_proj_in_factor=3,
-    video_connector_num_attention_heads=2,
-    video_connector_attention_head_dim=12,
-    video_connector_num_layers=1,
-    video_connector_num_learnable_registers=4,
-    audio_connector_num_attention_heads=2,
-    audio_connector_attention_head_dim=12,
-    audio_connector_num_layers=1,
-    audio_connector_num_learnable_registers=4,
-    connector_rope_base_seq_len=32,
-    rope_type="split",
-)
-FRAMES, HEIGHT, WIDTH, AUDIO_FRAMES, TEXT_TOKENS = 2, 3, 4, 5, 8
 # diffusers name -> original LTX-2 name, for the Linear-holding modules whose names differ.
 ORIGINAL_NAMES = (
     ("proj_in", "patchify_proj"),
@@ -53,25 +32,6 @@ ORIGINAL_NAMES = (
     ("av_cross_attn_audio_scale_shift", "av_ca_audio_scale_shift_adaln_single"),
     ("av_cross_attn_audio_v2a_gate", "av_ca_v2a_gate_adaln_single"),
 )
-
-
-class Pipeline(LoraLoaderMixin):
-    def __init__(self, transformer, connectors=None):
-        self.transformer = transformer
-        self.connectors = connectors
-
-
-def reference_pipeline(transformer, connectors=None) -> LTX2Pipeline:
-    return LTX2Pipeline(
-        scheduler=None,
-        vae=None,
-        audio_vae=None,
-        text_encoder=None,
-        tokenizer=None,
-        connectors=connectors,
-        transformer=transformer,
-        vocoder=None,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -90,50 +50,6 @@ def ours(folder) -> Pipeline:
 @pytest.fixture
 def reference(folder) -> LTX2Pipeline:
     return reference_pipeline(ReferenceTransformer.from_pretrained(folder).eval())
-
-
-@torch.no_grad()
-def run(pipeline, dtype=torch.float32) -> torch.Tensor:
-    """Video and audio outputs of the pipeline's transformer, concatenated flat."""
-    generator = torch.Generator().manual_seed(1)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=generator).to(dtype)
-
-    video, audio = pipeline.transformer(
-        hidden_states=randn(1, FRAMES * HEIGHT * WIDTH, TINY["in_channels"]),
-        audio_hidden_states=randn(1, AUDIO_FRAMES, TINY["audio_in_channels"]),
-        encoder_hidden_states=randn(1, TEXT_TOKENS, TINY["caption_channels"]),
-        audio_encoder_hidden_states=randn(1, TEXT_TOKENS, TINY["caption_channels"]),
-        timestep=torch.tensor([600.0]),
-        audio_timestep=torch.tensor([600.0]),
-        encoder_attention_mask=torch.ones(1, TEXT_TOKENS),
-        audio_encoder_attention_mask=torch.ones(1, TEXT_TOKENS),
-        num_frames=FRAMES,
-        height=HEIGHT,
-        width=WIDTH,
-        fps=24.0,
-        audio_num_frames=AUDIO_FRAMES,
-        return_dict=False,
-    )
-    return torch.cat([video.flatten(), audio.flatten()])
-
-
-def linear_paths(model: torch.nn.Module) -> list[str]:
-    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
-
-
-def make_lora(model: torch.nn.Module, seed: int, prefix: str = "transformer", ranks=(4, 3, 2, 3)) -> dict:
-    """A diffusers-format LoRA on every Linear of `model`, ranks cycling so the first differs from the commonest."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for index, path in enumerate(linear_paths(model)):
-        linear, rank = model.get_submodule(path), ranks[index % len(ranks)]
-        down = torch.randn(rank, linear.in_features, generator=generator) / linear.in_features**0.5
-        up = torch.randn(linear.out_features, rank, generator=generator) / rank**0.5
-        state[f"{prefix}.{path}.lora_A.weight"] = down
-        state[f"{prefix}.{path}.lora_B.weight"] = up * 0.5
-    return state
 
 
 def to_original(state: dict, down: str = "lora_A", up: str = "lora_B") -> dict:

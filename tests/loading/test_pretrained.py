@@ -5,23 +5,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_transformer import TINY as TINY_TRANSFORMER
 
 from ltx2 import CheckpointError, FlowMatchEulerDiscreteScheduler, LTX2VideoTransformer3DModel
 
-TINY = dict(
-    in_channels=4,
-    out_channels=4,
-    num_attention_heads=2,
-    attention_head_dim=8,
-    cross_attention_dim=16,
-    audio_in_channels=4,
-    audio_out_channels=4,
-    audio_num_attention_heads=2,
-    audio_attention_head_dim=4,
-    audio_cross_attention_dim=8,
-    num_layers=2,
-    caption_channels=8,
-)
+TINY = dict(TINY_TRANSFORMER, num_layers=2)
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 

@@ -6,13 +6,12 @@ import json
 import pytest
 import torch
 from diffusers.pipelines.ltx2 import LTX2Pipeline as ReferencePipeline
-from models.test_transformer import make_inputs
+from network_outputs import OURS, OURS_2_3, outputs
 from original_checkpoint import (
     HEADER_CONFIG,
     LTX_2_3_HEADER,
     LTX_2_3_UPSAMPLERS,
     UPSAMPLER_HEADER,
-    VERSIONS,
     make_upsampler_reference,
     quantize_fp8,
     reference_from_original,
@@ -39,15 +38,6 @@ from ltx2.loading.checkpoint import CheckpointError
 from ltx2.loading.describe import _count, describe
 from ltx2.scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG
 from ltx2.text import load_text_encoder
-
-OURS = {
-    "transformer": LTX2VideoTransformer3DModel,
-    "connectors": LTX2TextConnectors,
-    "vae": AutoencoderKLLTX2Video,
-    "audio_vae": AutoencoderKLLTX2Audio,
-    "vocoder": LTX2Vocoder,
-}
-OURS_2_3 = {**OURS, "vocoder": LTX2VocoderWithBWE}
 
 
 @pytest.fixture(scope="module")
@@ -76,26 +66,6 @@ def assert_same_network(ours: torch.nn.Module, reference: torch.nn.Module) -> No
     differing = {key: (ours.config[key], reference.config[key]) for key in ours.config_keys()
                  if key in reference.config and plain(ours.config[key]) != plain(reference.config[key])}
     assert differing == {}
-
-
-@torch.no_grad()
-def outputs(component: str, model: torch.nn.Module, version: str = "2.0") -> torch.Tensor:
-    """One forward pass of each kind of network, on seeded inputs."""
-    generator = torch.Generator().manual_seed(3)
-    if component == "transformer":
-        video, audio = model(**make_inputs(VERSIONS[version][0]["transformer"], per_token=False, masked=True))
-        return torch.cat([video.flatten(), audio.flatten()])
-    if component == "connectors":
-        hidden = torch.randn(2, 16, 16, 3, generator=generator)
-        mask = torch.ones(2, 16, dtype=torch.long)
-        mask[1, :5] = 0
-        video, audio, _ = model(hidden, mask)
-        return torch.cat([video.flatten(), audio.flatten()])
-    if component == "vae":
-        return model.decode(torch.randn(1, 4, 2, 2, 2, generator=generator), return_dict=False)[0]
-    if component == "audio_vae":
-        return model.decode(torch.randn(1, 2, 5, 4, generator=generator), return_dict=False)[0]
-    return model(torch.randn(1, 2, 6, 8, generator=generator))
 
 
 @pytest.mark.parametrize("component", list(OURS))

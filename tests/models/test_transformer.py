@@ -7,6 +7,7 @@ import pytest
 import torch
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2InContextPipeline
+from network_outputs import AUDIO_FRAMES, BATCH, DEFAULTS, FRAMES, HEIGHT, TEXT_TOKENS, TOKENS, WIDTH, make_inputs
 from parity import assert_same_layout, perturb_, relative_l2
 
 from ltx2 import LTX2VideoTransformer3DModel
@@ -41,11 +42,6 @@ INTERLEAVED = dict(
     audio_cross_attention_dim=18,
     cross_attention_dim=36,
 )
-DEFAULTS = {
-    key: parameter.default
-    for key, parameter in inspect.signature(LTX2VideoTransformer3DModel.__init__).parameters.items()
-    if key != "self"
-}
 LTX_2_3_FLAGS = {key: value for key, value in LTX_2_3_TRANSFORMER.items() if DEFAULTS[key] != value}
 EVERY_FLAG = dict(LTX_2_3_FLAGS, ff_bias=False, audio_ff_bias=False, use_keyframes_abs_pos_embedding=True)
 CONFIGS = {
@@ -65,8 +61,6 @@ CONFIGS = {
     "every-flag": dict(SPLIT, **EVERY_FLAG),
     "every-flag-interleaved": dict(INTERLEAVED, **EVERY_FLAG),
 }
-FRAMES, HEIGHT, WIDTH, AUDIO_FRAMES, TEXT_TOKENS, BATCH = 3, 4, 5, 7, 10, 2
-TOKENS = FRAMES * HEIGHT * WIDTH
 FULL_CONFIG = dict(rope_type="split")  # every other reference default is the 19B value
 
 
@@ -87,41 +81,6 @@ def models(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     reference.save_pretrained(folder)
     return reference, LTX2VideoTransformer3DModel.from_pretrained(folder), folder
-
-
-def make_inputs(config: dict, per_token: bool, masked: bool, dtype=torch.float32) -> dict:
-    """One forward's arguments; the text is at caption width, or at each stream's width without prompt embeddings."""
-    config = {**DEFAULTS, **config}
-    generator = torch.Generator().manual_seed(1)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=generator).to(dtype)
-
-    timestep = torch.rand(BATCH, generator=generator) * 1000
-    mask = torch.ones(BATCH, TEXT_TOKENS)
-    if masked:
-        mask[0, :4] = 0
-        mask[1, :1] = 0
-    projected = config["use_prompt_embeddings"]
-    text_width = config["caption_channels"] if projected else config["cross_attention_dim"]
-    audio_text_width = config["caption_channels"] if projected else config["audio_cross_attention_dim"]
-    return dict(
-        hidden_states=randn(BATCH, TOKENS, config["in_channels"]),
-        audio_hidden_states=randn(BATCH, AUDIO_FRAMES, config["audio_in_channels"]),
-        encoder_hidden_states=randn(BATCH, TEXT_TOKENS, text_width),
-        audio_encoder_hidden_states=randn(BATCH, TEXT_TOKENS, audio_text_width),
-        timestep=torch.rand(BATCH, TOKENS, generator=generator) * 1000 if per_token else timestep,
-        audio_timestep=timestep,
-        sigma=timestep,
-        encoder_attention_mask=mask,
-        audio_encoder_attention_mask=mask,
-        num_frames=FRAMES,
-        height=HEIGHT,
-        width=WIDTH,
-        fps=24.0,
-        audio_num_frames=AUDIO_FRAMES,
-        return_dict=False,
-    )
 
 
 # Per-sample timesteps with a text mask are also every guidance call's base (below).

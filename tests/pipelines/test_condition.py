@@ -18,8 +18,7 @@ from ltx2 import (
 )
 from ltx2.pipelines.conditioning import ConditioningInputs, latent_attention_strengths, reference_attention_mask
 from parity import LEGACY, relative_l2
-from test_ltx_2_3 import CALL as LTX_2_3_CALL
-from test_text_to_video import CALL
+from pipeline_calls import CALL, LTX_2_3_CALL
 
 
 def pictures(count: int, seed: int, size=(40, 56)) -> list[PIL.Image.Image]:

@@ -10,8 +10,8 @@ from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf
 from ltx2 import LTX2ImageToVideoPipeline
 from ltx2.pipelines.image_to_video import load_image
 from ltx2.pipelines.images import recompress
-from parity import relative_l2
-from test_text_to_video import CALL, LEGACY
+from parity import LEGACY, relative_l2
+from pipeline_calls import CALL, photo
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,6 @@ def pipes(pipeline_folder):
 
 def image() -> torch.Tensor:
     return torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
-
-
-def photo(height: int = 44, width: int = 58) -> PIL.Image.Image:
-    """A smooth picture with some texture, of another size (and aspect) than the 32x32 video."""
-    y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([128 + 100 * np.sin(x / 7), 128 + 100 * np.cos(y / 5), (x * y) % 256], axis=-1)
-    noise = np.random.default_rng(3).normal(0, 12, rgb.shape)
-    return PIL.Image.fromarray(np.clip(rgb + noise, 0, 255).astype(np.uint8))
 
 
 def run(pipe, seed: int, reference: bool, **kwargs):

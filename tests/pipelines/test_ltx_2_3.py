@@ -19,17 +19,11 @@ from ltx2 import (
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
 )
+from ltx2.pipelines.guidance import GUIDANCE_OFF
 from parity import perturb_, relative_l2
-from test_image_to_video import photo
-from test_text_to_video import make_lora
+from pipeline_calls import LTX_2_3_CALL as CALL
+from pipeline_calls import make_lora, photo
 from tiny_pipeline import UPSAMPLER
-
-# Small and short; the only non-default: an STG block that exists in the two-block tiny model.
-CALL = dict(prompt="a robot dancing in the rain", negative_prompt="blurry low quality", height=32, width=32,
-            num_frames=9, frame_rate=25.0, num_inference_steps=3, max_sequence_length=16,
-            spatio_temporal_guidance_blocks=[1])
-GUIDANCE_OFF = dict(guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0,
-                    audio_guidance_scale=1.0, audio_stg_scale=0.0, audio_modality_scale=1.0, audio_guidance_rescale=0.0)
 
 
 def call(pipe, seed: int, **kwargs):

@@ -2,17 +2,14 @@
 mechanics tests/transforms/test_group_offload.py checks), on the CPU."""
 
 import torch
+from tiny_transformer import TINY as TINY_TRANSFORMER
 from torch import nn
 
 from ltx2 import LTX2VideoTransformer3DModel
 from ltx2.pipelines.offload import ModelOffload, SequentialOffload
 from ltx2.transforms.group_offload import GroupOffload
 
-TINY = dict(
-    in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
-    audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2, audio_attention_head_dim=4,
-    audio_cross_attention_dim=8, num_layers=2, caption_channels=8,
-)
+TINY = dict(TINY_TRANSFORMER, num_layers=2)
 
 
 def inputs():

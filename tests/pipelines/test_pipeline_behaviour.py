@@ -5,7 +5,7 @@ import torch
 
 from ltx2 import LTX2ImageToVideoPipeline, LTX2Pipeline
 from parity import relative_l2
-from test_text_to_video import CALL
+from pipeline_calls import CALL
 
 FAST = {**CALL, "num_inference_steps": 2, "output_type": "pt"}
 

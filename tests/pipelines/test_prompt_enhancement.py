@@ -11,7 +11,7 @@ from transformers import Gemma3TextModel
 from ltx2 import LTX2ImageToVideoPipeline, LTX2Pipeline
 from ltx2.prompt_enhancement import clean_response, default_system_prompt, generation_model
 from parity import LEGACY, perturb_, relative_l2
-from test_image_to_video import photo
+from pipeline_calls import photo
 from tiny_pipeline import make_reference_pipeline
 
 CALL = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", height=32, width=32, num_frames=9,
@@ -100,10 +100,14 @@ def test_generation_parts_are_held_only_while_enhancing(chat_folder, ours):
     model = generation_model(ours.text_encoder, vision=False)
     assert model.lm_head.weight is ours.text_encoder.embed_tokens.weight  # tied: no copy
     assert model.model.vision_tower is None and model.model.language_model is ours.text_encoder
+    attributes = dict(vars(ours))
+    parameters = sum(p.numel() for _, module in ours._modules() for p in module.parameters())
     ours.enhance_prompt("a cat", "You are", 4, image=photo())
     names = {name for name, _ in ours.text_encoder.named_modules()}
     assert not any("lm_head" in name or "vision" in name for name in names)
-    assert all(not hasattr(ours, name) for name in ("lm_head", "vision_tower", "prompt_enhancer"))
+    # The pipeline keeps nothing of the call: the same attributes, holding the same objects and parameters.
+    assert vars(ours).keys() == attributes.keys() and all(vars(ours)[key] is value for key, value in attributes.items())
+    assert sum(p.numel() for _, module in ours._modules() for p in module.parameters()) == parameters
 
 
 def test_clean_response():

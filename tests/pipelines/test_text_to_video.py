@@ -20,11 +20,7 @@ from ltx2 import (
 )
 from ltx2.pipelines.two_stage import generate_two_stages
 from parity import LEGACY, relative_l2
-
-CALL = dict(
-    prompt="a robot dancing in the rain", negative_prompt="blurry low quality", height=32, width=32, num_frames=9,
-    frame_rate=25.0, num_inference_steps=3, guidance_scale=4.0, max_sequence_length=16,
-)
+from pipeline_calls import CALL, make_lora
 
 
 def reference_call(reference, seed: int, **kwargs):
@@ -238,15 +234,3 @@ def test_distilled_flow_matches_reference(pipes):
     assert_close(audio, expected_audio, 1e-4)
 
 
-def make_lora(transformer, path, rank: int = 4):
-    """A diffusers-format LoRA on every attention projection of the transformer, with random A and B."""
-    from safetensors.torch import save_file
-
-    generator = torch.Generator().manual_seed(11)
-    tensors = {}
-    for name, module in transformer.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in ("to_q", "to_k", "to_v", "0"):
-            tensors[f"transformer.{name}.lora_A.weight"] = torch.randn(rank, module.in_features, generator=generator) * 0.1
-            tensors[f"transformer.{name}.lora_B.weight"] = torch.randn(module.out_features, rank, generator=generator) * 0.1
-    save_file(tensors, str(path))
-    return path

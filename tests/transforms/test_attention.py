@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from parity import relative_l2
-from test_group_offload import TINY, forward, inputs, model
+from tiny_transformer import TINY, forward, inputs, model
 
 from ltx2.models.layers import attention
 from ltx2.transforms import attention as backends

@@ -4,10 +4,9 @@ files kept in FP8, and LoRA adapters on FP8 weights."""
 import pytest
 import torch
 from diffusers import LTX2VideoTransformer3DModel as ReferenceTransformer
-from loading.test_lora import TINY as LORA_TINY
-from loading.test_lora import Pipeline, make_lora, reference_pipeline, run
-from loading.test_single_file import OURS, outputs
-from models.test_transformer import make_inputs
+from lora_helpers import TINY as LORA_TINY
+from lora_helpers import Pipeline, make_lora, reference_pipeline, run
+from network_outputs import OURS, make_inputs, outputs
 from original_checkpoint import (
     HEADER_CONFIG,
     REFERENCE_CONFIGS,

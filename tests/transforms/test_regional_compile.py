@@ -8,7 +8,7 @@ takes minutes even for the tiny model; bench/gpu.py compiles the real block with
 import pytest
 import torch
 from parity import relative_l2
-from test_group_offload import model
+from tiny_transformer import model
 
 from ltx2 import LTX2Vocoder
 

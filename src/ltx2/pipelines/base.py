@@ -12,21 +12,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..files import write_text_atomic
+from ..files import give_plain_modes, write_text_atomic
 from ..loading.hub import _repo_id, download, hub_offline, offline_error
 from ..loading.pretrained import warn_without_fp8
 from ..loading.single_file import file_version, open_single_file
 from ..models import NETWORKS, single_file_networks
 from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
+from ..versions import DEFAULT_REPO
 from .offload import ModelOffload, SequentialOffload
 
 # Class names that diffusers writes into model_index.json, and what loads each here. Connectors and vocoder are
 # pipeline-local classes, which diffusers files under the library "ltx2".
 _OURS = {**NETWORKS, "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler"}
-
-
-# Where single-file pipelines take what Lightricks' combined checkpoints do not hold.
-DEFAULT_REPO = "Lightricks/LTX-2"
 
 
 def _our_class(class_name: str) -> type:
@@ -188,6 +185,8 @@ class Pipeline:
                 library = "diffusers" if class_name in _OURS else "transformers"
             index[name] = [library, class_name]
             component.save_pretrained(folder / name)
+            if library == "transformers":
+                give_plain_modes(folder / name)
         write_text_atomic(folder / "model_index.json", json.dumps(index, indent=2) + "\n")
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Pipeline:
