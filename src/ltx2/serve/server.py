@@ -8,6 +8,7 @@ on all of them, shared as `ltx2 generate` shares a generation. Rank 0 decides at
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import socket
@@ -44,6 +45,9 @@ def server_flags(args: argparse.Namespace) -> list[str]:
 
 
 def run_serve(args: argparse.Namespace, launch: Launch) -> None:
+    missing = [name for name in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"ltx2 serve needs {', '.join(missing)}: pip install 'ltx2[serve]'")
     api_key = args.api_key or os.environ.get("LTX2_API_KEY") or None
     host = args.host or LOOPBACK
     if launch.world > 1 and args.parallel is None:
@@ -54,6 +58,13 @@ def run_serve(args: argparse.Namespace, launch: Launch) -> None:
     settings = build_parser().parse_args(["generate", "--model", args.model, "--prompt", "ltx2 serve", "--preset",
                                           args.preset, "--num-frames", "9", "--output", "serve.mp4", *flags])
     check_generate_arguments(settings, launch)
+    listener = None
+    if launch.rank == 0:  # the address is taken before minutes of loading, not after
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            listener = socket.create_server((host, args.port), family=family)
+        except OSError as error:
+            raise UsageError(f"--host {host} --port {args.port}: cannot listen there ({error.strerror})") from None
     if launch.world > 1:
         from ..cli import _join
 
@@ -67,10 +78,10 @@ def run_serve(args: argparse.Namespace, launch: Launch) -> None:
         follow(loaded, launch, settings.device)
         return
     render = render_here(loaded) if launch.world == 1 else render_shared(loaded, launch)
-    serve_http(args, served, launch, render, host, api_key)
+    serve_http(args, served, launch, render, listener, api_key)
 
 
-def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render: Render, host: str,
+def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render: Render, listener: socket.socket,
                api_key: str | None) -> None:
     import uvicorn
 
@@ -82,8 +93,7 @@ def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render:
     requeued = store.recover()
     worker = Worker(store, served, render, launch)
     app = create_app(store, worker, served, launch, api_key, MAX_BODY)
-    listener = socket.create_server((host, args.port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-    port = listener.getsockname()[1]
+    host, port = listener.getsockname()[:2]
     thread = worker.start()
     if api_key:
         access = "bearer-token auth on (--api-key)"
