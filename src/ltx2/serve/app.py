@@ -54,6 +54,7 @@ def error_response(status: int, message: str, param: str | None = None, code: st
 
 def create_app(store: Store, worker: Worker, served: Served, launch: Launch, api_key: str | None,
                max_body: int) -> FastAPI:
+    """The application: routes over the store, the worker and the served model; `api_key` guards /v1."""
     app = FastAPI(title="ltx2 serve", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(ApiError)
@@ -266,6 +267,7 @@ def prompt_of(fields: dict[str, Any]) -> str:
 
 
 def number(fields: dict[str, Any], name: str, integer: bool = False) -> float | int | None:
+    """A field as a finite number (an integer if asked), None when absent; ApiError (400) otherwise."""
     value = fields.get(name)
     if value is None or value == "":
         return None
@@ -332,6 +334,7 @@ def request_settings(fields: dict[str, Any], served: Served) -> dict[str, Any]:
 
 
 def check_image(data: bytes) -> None:
+    """ApiError (400) unless `data` is an image PIL can read."""
     import io
 
     from PIL import Image, UnidentifiedImageError
@@ -344,6 +347,7 @@ def check_image(data: bytes) -> None:
 
 
 def video_object(job: Job, served: Served) -> dict[str, Any]:
+    """OpenAI's video object for a job, with ltx2's settings (seed, frames, frame rate, preset) beside it."""
     settings = job.settings
     return {
         "id": job.id, "object": "video", "status": job.status, "progress": job.progress,

@@ -127,6 +127,7 @@ def prepare_extension(source_video: Path, folder: Path, fps: float) -> tuple[int
 
 
 def read_frames(path: Path) -> np.ndarray:
+    """A video's frames as (F, H, W, 3) uint8."""
     import av
 
     with av.open(str(path)) as container:
@@ -149,6 +150,7 @@ def frames_uint8(video: Any) -> np.ndarray:
 
 
 def write_image_atomic(image: Any, path: Path) -> None:
+    """Save a PIL image under a temporary name beside `path`, then rename it."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(handle)
     try:

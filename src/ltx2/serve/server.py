@@ -45,6 +45,8 @@ def server_flags(args: argparse.Namespace) -> list[str]:
 
 
 def run_serve(args: argparse.Namespace, launch: Launch) -> None:
+    """Check the serve options (as `ltx2 generate` checks its own), take the address, load the model, then serve
+    (rank 0) or follow rank 0's jobs (the other ranks)."""
     missing = [name for name in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(name) is None]
     if missing:
         raise UsageError(f"ltx2 serve needs {', '.join(missing)}: pip install 'ltx2[serve]'")
@@ -83,6 +85,7 @@ def run_serve(args: argparse.Namespace, launch: Launch) -> None:
 
 def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render: Render, listener: socket.socket,
                api_key: str | None) -> None:
+    """Recover the store, start the worker, print the start-up line and serve until SIGINT or SIGTERM."""
     import uvicorn
 
     from .app import create_app
@@ -126,6 +129,7 @@ def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render:
 
 
 def render_shared(loaded: Loaded, launch: Launch) -> Render:
+    """Rank 0's render: the job goes to every rank, and a failure on any rank fails it."""
     import torch.distributed as dist
 
     from ..cli import render
@@ -192,6 +196,7 @@ def follow(loaded: Loaded, launch: Launch, device: str) -> None:
 
 
 def stop_followers() -> None:
+    """Tell the other ranks to stop serving."""
     import torch.distributed as dist
 
     dist.broadcast_object_list([None], src=0)

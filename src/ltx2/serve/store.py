@@ -44,6 +44,8 @@ class QueueFull(Exception):
 
 @dataclass
 class Job:
+    """A row of the store: what the API shows and the settings the job runs with."""
+
     id: str
     status: str
     progress: int
