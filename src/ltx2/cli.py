@@ -11,6 +11,8 @@ rank (the first to fail) prints the one line that says why.
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import math
 import os
@@ -260,6 +262,27 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--output", default="ltx2-output.mp4")
     generate.add_argument("--parallel", type=_parallel_split, default=None, metavar="ulysses=N,guidance=M",
                           help="under torchrun: Ulysses group size and guidance groups (default: from the world size)")
+
+    serve = commands.add_parser("serve", help="load a model once and serve OpenAI's Videos API and a web page")
+    serve.add_argument("--model", required=True, help="pipeline folder, Hub repo, or single .safetensors file")
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (0: any free one; the start-up line says it)")
+    serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default $LTX2_API_KEY)")
+    serve.add_argument("--data-dir", default=None,
+                       help="job store and outputs (default $XDG_DATA_HOME/ltx2/serve or ~/.local/share/ltx2/serve)")
+    serve.add_argument("--preset", choices=PRESETS, default="two-stage", help="the preset of requests that name none")
+    serve.add_argument("--max-queue", type=int, default=32, help="queued jobs beyond which creation answers 429")
+    serve.add_argument("--max-frames", type=int, default=481, help="the most frames a request may ask for")
+    serve.add_argument("--upscale", type=float, choices=(2.0, 1.5), default=2.0,
+                       help="latent upsampler of the two-stage presets (x1.5: LTX-2.3)")
+    serve.add_argument("--stg", type=float, default=None, help="spatio-temporal guidance scale (LTX-2.3)")
+    serve.add_argument("--image-crf", type=int, default=None, help="H.264 CRF input images are re-compressed at")
+    serve.add_argument("--lora", type=_lora, action="append", default=[], metavar="PATH[:SCALE]")
+    serve.add_argument("--offload", choices=("none", "model", "sequential"), default="none")
+    serve.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
+    serve.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    serve.add_argument("--parallel", nargs="?", const="auto", default=None, metavar="ulysses=N,guidance=M",
+                       help="under torchrun: every job runs on all ranks (split as given, or as suits the world size)")
 
     info = commands.add_parser("info", help="describe a checkpoint: format, components, dtypes, parameters")
     info.add_argument("path")
@@ -788,55 +811,111 @@ def _place(pipeline: Any, args: argparse.Namespace) -> None:
         pipeline.to(args.device)
 
 
-def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
-    """Run the chosen preset and write args.output (rank 0); returns seconds per stage."""
+@dataclass
+class Loaded:
+    """A model loaded once for many generations: the pipeline (LoRAs applied, placed, shared among the ranks) and
+    its two-stage extras."""
+
+    pipeline: Any
+    model: Model
+    launch: Launch
+
+    @functools.cached_property
+    def upsampler(self) -> Any:
+        return self.model.upsampler()
+
+    @functools.cached_property
+    def distilled_lora(self) -> str | None:
+        return self.model.distilled_lora()
+
+
+def load(args: argparse.Namespace, launch: Launch, timings: Timings) -> Loaded:
+    """Load --model with the --lora adapters on --device (--offload), shared among the ranks under torchrun."""
     import torch
 
-    from . import encode_video
-
-    timings = Timings(verbose=launch.rank == 0)
-    if args.device.startswith("cuda"):
-        timings.synchronize = torch.cuda.synchronize
     with timings.stage("loading"):
         model = load_model(args, getattr(torch, DTYPES[args.dtype]))
-        pipe = _pipeline_class(args)(**model.pipeline.components)
+        pipe = model.pipeline
+        pipe.get_list_adapters()  # makes the LoRA state here, on the loaded pipeline, so every run's view shares it
         for index, lora in enumerate(args.lora):
             pipe.load_lora_weights(lora.path, adapter_name=f"user_{index}")
-        if args.lora:
-            pipe.set_adapters([f"user_{index}" for index in range(len(args.lora))], [lora.scale for lora in args.lora])
         _place(pipe, args)
         if launch.world > 1:
             _share(pipe, args, launch, timings)
+    return Loaded(pipe, model, launch)
+
+
+def render(
+    loaded: Loaded, args: argparse.Namespace, timings: Timings, callback: Callable[..., dict[str, Any]] | None = None,
+) -> tuple[Any, Any]:
+    """One generation of the settled `args` on a loaded model: (video frames, audio waveform). `callback` is called
+    after every sampling step of every stage (as callback_on_step_end)."""
+    import torch
+
+    # This run's view of the loaded pipeline, as the pipeline class its inputs need: the same components, LoRA and
+    # placement state; what the run changes on it (schedulers, timing wrappers) stays in the view.
+    pipe = copy.copy(loaded.pipeline)
+    pipe.__class__ = _pipeline_class(args)
+    if pipe.get_list_adapters():
+        # Each run starts with the user's adapters alone: an earlier run's stage 2 may have changed them.
+        pipe.set_adapters([f"user_{index}" for index in range(len(args.lora))], [lora.scale for lora in args.lora])
+        pipe.enable_lora()
     prompt = args.prompt
     if args.enhance_prompt:
         with timings.stage("prompt enhancement"):
             # The picture Gemma sees: the --image, else the first --condition's first frame (as diffusers picks it).
             picture = args.condition[0].frames[0] if args.image is None and args.condition else args.image
             prompt = pipe.enhance_prompt(prompt, seed=args.seed, image=picture)[0]
-        if launch.rank == 0:
+        if loaded.launch.rank == 0:
             print(f"ltx2: enhanced prompt: {prompt}", file=sys.stderr)
     for method, name in (("encode_prompt", "text encoding"), ("denoise", "denoising"), ("decode", "decoding")):
         timings.wrap(pipe, method, name)
     if args.num_frames is None:
-        _announce_duration(pipe, args, launch)
+        _announce_duration(pipe, args, loaded.launch)
     common: dict[str, Any] = dict(prompt=prompt, negative_prompt=args.negative_prompt, num_frames=args.num_frames,
                                   frame_rate=args.fps, generator=torch.Generator().manual_seed(args.seed),
-                                  decoder=args.decoder, return_dict=False, **_conditions(args))
+                                  decoder=args.decoder, return_dict=False, callback_on_step_end=callback,
+                                  **_conditions(args))
     references = _references(args)
-    if args.hdr:
-        cli_hdr.run(pipe, args, common, timings, write=launch.rank == 0)
-        return timings.seconds
+    if args.hdr:  # the HDR outputs (tone-mapped, 10-bit, EXR) are written by cli_hdr itself
+        cli_hdr.run(pipe, args, common, timings, write=loaded.launch.rank == 0)
+        return None, None
     if args.preset == "dfr":
         args.temporal_upsampler = cli_dfr.temporal_upsampler_loader(args.model, getattr(torch, DTYPES[args.dtype]))
-        video, audio = cli_dfr.run(pipe, model.upsampler(), args, common, timings)
-    elif args.stage_two is None:
-        video, audio = pipe(**args.stage_one, output_type="np", **common, **references)
-    else:
-        video, audio = two_stages(pipe, model, args, common, references, timings)
+        return cli_dfr.run(pipe, loaded.upsampler, args, common, timings)
+    if args.stage_two is None:
+        return pipe(**args.stage_one, output_type="np", **common, **references)
+    return two_stages(pipe, loaded, args, common, references, timings)
+
+
+def write(loaded: Loaded, args: argparse.Namespace, video: Any, audio: Any) -> None:
+    """Write the MP4 with sound to args.output (atomically)."""
+    from . import encode_video
+
+    encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
+                 audio_sample_rate=loaded.pipeline.vocoder.config.output_sampling_rate, output_path=args.output)
+
+
+def step_count(args: argparse.Namespace) -> int:
+    """The sampling steps of a run, over its stages."""
+    return sum(len(stage["sigmas"]) if stage.get("sigmas") is not None else stage["num_inference_steps"]
+               for stage in (args.stage_one, args.stage_two) if stage is not None)
+
+
+def generate(args: argparse.Namespace, launch: Launch) -> dict[str, float]:
+    """Run the chosen preset and write args.output (rank 0); returns seconds per stage."""
+    import torch
+
+    timings = Timings(verbose=launch.rank == 0)
+    if args.device.startswith("cuda"):
+        timings.synchronize = torch.cuda.synchronize
+    loaded = load(args, launch, timings)
+    video, audio = render(loaded, args, timings)
+    if video is None:
+        return timings.seconds
     if launch.rank == 0:
         with timings.stage("writing"):
-            encode_video(video[0], fps=args.fps, audio=audio[0].float().cpu(),
-                         audio_sample_rate=pipe.vocoder.config.output_sampling_rate, output_path=args.output)
+            write(loaded, args, video, audio)
     return timings.seconds
 
 
@@ -917,25 +996,30 @@ def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings
 
 
 def two_stages(
-    pipe: Any, model: Model, args: argparse.Namespace, common: dict[str, Any], references: dict[str, Any],
+    pipe: Any, loaded: Loaded, args: argparse.Namespace, common: dict[str, Any], references: dict[str, Any],
     timings: Timings,
 ) -> Any:
     """The library's two-stage flow (ltx2.pipelines.two_stage) for --preset: frame conditions apply to both stages;
     references and their IC-LoRAs to stage 1 only, as in Lightricks' IC-LoRA pipeline, so that stage 2 runs without
     the user's LoRAs then."""
-    from .pipelines.two_stage import generate_two_stages
+    from .pipelines.two_stage import DISTILLED_LORA_ADAPTER, generate_two_stages
 
-    distilled = None
-    if args.preset == "two-stage":
-        with timings.stage("loading"):
-            distilled = model.distilled_lora()
-        if distilled is None:
-            timings.note("no distilled LoRA beside --model; stage 2 runs without it")
     adapters = None
     if args.lora:
         adapters = {} if references else {f"user_{index}": lora.scale for index, lora in enumerate(args.lora)}
+    distilled = None
+    if args.preset == "two-stage":
+        with timings.stage("loading"):
+            path = loaded.distilled_lora
+        if path is None:
+            timings.note("no distilled LoRA beside --model; stage 2 runs without it")
+        elif any(DISTILLED_LORA_ADAPTER in names for names in pipe.get_list_adapters().values()):
+            adapters = {**(adapters or {}), DISTILLED_LORA_ADAPTER: 1.0}  # loaded by an earlier run
+        else:
+            distilled = path
     return generate_two_stages(
-        pipe, model.upsampler, args.stage_one, {**args.stage_two, "decoder": args.decoder}, common, references=references,
+        pipe, lambda: loaded.upsampler, args.stage_one, {**args.stage_two, "decoder": args.decoder}, common,
+        references=references,
         stage_one_distilled=args.preset == "distilled", distilled_lora=distilled, stage_two_adapters=adapters,
         place=partial(_place, args=args), stage=timings.stage,
     )
@@ -1033,6 +1117,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             run_generate(args, launch)
+        elif args.command == "serve":
+            from .serve.server import run_serve
+
+            run_serve(args, launch)
         elif launch.rank == 0:  # under torchrun only generate is shared; the others run once
             {"info": run_info, "make-tiny": run_make_tiny}[args.command](args)
     except UsageError as error:
