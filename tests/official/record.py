@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_files import MANIFEST, write_tiny_official  # noqa: E402
+from tiny_files import MANIFEST, write_media, write_tiny_official  # noqa: E402
 
 PROMPT = "A robot dances in the rain while a crowd cheers"
 SIZE = dict(height=128, width=128, num_frames=17, frame_rate=24.0)
@@ -76,7 +76,7 @@ def run(h, name: str, tiny: Path, out: Path, seed: int, steps: int, whole: bool 
     if paths is None:
         paths = write_tiny_official(tiny)
         (tiny / "paths.json").write_text(json.dumps(paths))
-    media = h.write_media(tiny / "media")
+    media = write_media(tiny / "media")
     recorder_out = out.with_name(out.stem + "-recorder.npz")
     h.run_official(name, paths, recorder_out, seed=seed, steps=steps, media=media, prompt=PROMPT)
     full = np.load(recorder_out)

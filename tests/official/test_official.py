@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import torch
 
-from tiny_files import write_tiny_official
+from tiny_files import write_media, write_tiny_official
 
 HERE = Path(__file__).parent
 RECORDINGS = HERE / "recordings"
@@ -44,7 +44,7 @@ BOUNDS = {
     "distilled": (2e-2, 2.5e-2),  # waveform measured 2.12e-2 (audio latents 4e-3)
     "one-stage": (5e-2, 8e-2),  # waveform measured 7.3e-2 (audio latents 3.2e-2 after 6 guided steps)
 }
-PIPELINES = ["distilled", "one-stage", "two-stage"]
+PIPELINES = ["distilled", "one-stage", "two-stage", "keyframe", "ic-lora"]
 
 
 def relative_l2(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -55,7 +55,8 @@ def relative_l2(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def tiny_official(tmp_path_factory) -> dict[str, str]:
-    return write_tiny_official(tmp_path_factory.mktemp("tiny-official"))
+    folder = tmp_path_factory.mktemp("tiny-official")
+    return {**write_tiny_official(folder), **write_media(folder / "media")}
 
 
 def guiders():
@@ -79,11 +80,19 @@ def run_ours(name: str, paths: dict[str, str], seeds: list[int]) -> list[tuple[n
         pipe = official.TI2VidOneStagePipeline(paths["checkpoint"], paths["gemma_root"], [])
         call = lambda seed: pipe(PROMPT, official.DEFAULT_NEGATIVE_PROMPT, seed, num_inference_steps=6,  # noqa: E731
                                  images=[], **guiders(), **SIZE)
-    elif name == "two-stage":
-        pipe = official.TI2VidTwoStagesPipeline(paths["checkpoint"], [lora], paths["spatial_upsampler"],
-                                                paths["gemma_root"], [])
+    elif name in ("two-stage", "keyframe"):
+        kind = official.TI2VidTwoStagesPipeline if name == "two-stage" else official.KeyframeInterpolationPipeline
+        pipe = kind(paths["checkpoint"], [lora], paths["spatial_upsampler"], paths["gemma_root"], [])
+        images = [] if name == "two-stage" else [official.ImageConditioningInput(paths["image"], frame, 1.0, 33)
+                                                 for frame in (0, 16)]
         call = lambda seed: pipe(PROMPT, official.DEFAULT_NEGATIVE_PROMPT, seed, num_inference_steps=6,  # noqa: E731
-                                 images=[], **guiders(), **SIZE)
+                                 images=images, **guiders(), **SIZE)
+    elif name == "ic-lora":
+        ic_lora = official.LoraPathStrengthAndSDOps(paths["ic_lora"], 1.0, official.LTXV_LORA_COMFY_RENAMING_MAP)
+        pipe = official.ICLoraPipeline(paths["distilled_checkpoint"], paths["spatial_upsampler"], paths["gemma_root"],
+                                       [ic_lora])
+        call = lambda seed: pipe(PROMPT, seed, images=[], video_conditioning=[(paths["video"], 1.0)],  # noqa: E731
+                                 **SIZE)
     else:
         raise ValueError(name)
     outputs = []
@@ -116,7 +125,8 @@ def test_matches_live_official_pipeline(name, tiny_official, tmp_path):
         pytest.skip(f"the official reference venv ({OFFICIAL_PYTHON}) or harness ({HARNESS}) is absent; "
                     "the recorded-output test covers this pipeline")
     folder = Path(tiny_official["checkpoint"]).parent
-    (folder / "paths.json").write_text(json.dumps(tiny_official))
+    (folder / "paths.json").write_text(json.dumps({key: value for key, value in tiny_official.items()
+                                                   if key not in ("image", "audio", "video")}))
     out = tmp_path / f"{name}.npz"
     subprocess.run([str(OFFICIAL_PYTHON), str(HERE / "record.py"), "run", name, "--harness", str(HARNESS),
                     "--tiny", str(folder), "--out", str(out), "--seed", str(SEED), "--full"],

@@ -123,3 +123,30 @@ def write_tiny_official(folder: str | Path, seed: int = 0) -> dict[str, str]:
     (root / "tokenizer.model").write_bytes(b"")  # ltx-pipelines only uses it to find the folder
     write_tokenizer(root)
     return {name: str(path) for name, path in paths.items()}
+
+
+def write_media(folder: str | Path) -> dict[str, str]:
+    """The conditioning inputs the recordings used: a 128x128 gradient PNG, 2 s of stereo tones (440 / 660 Hz) at
+    16 kHz as a WAV, and the committed 17-frame MP4 with audio (media/video.mp4, written by ltx-pipelines)."""
+    import shutil
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:128, 0:128]
+    Image.fromarray(np.stack([x * 2, y * 2, (x + y)], -1).astype(np.uint8)).save(folder / "image.png")
+    t = np.arange(32000) / 16000
+    wave = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)]) * 0.3
+    with av.open(str(folder / "audio.wav"), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=16000, layout="stereo")
+        frame = av.AudioFrame.from_ndarray((wave * 32767).astype(np.int16).T.reshape(1, -1), format="s16",
+                                           layout="stereo")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    shutil.copy(Path(__file__).with_name("media") / "video.mp4", folder / "video.mp4")
+    return {name: str(folder / file) for name, file in
+            (("image", "image.png"), ("audio", "audio.wav"), ("video", "video.mp4"))}

@@ -8,6 +8,8 @@ diffusers' conventions; the two are not mixed.
 """
 
 from .distilled import DistilledPipeline
+from .ic_lora import ICLoraPipeline
+from .keyframe_interpolation import KeyframeInterpolationPipeline
 from .ti2vid_one_stage import TI2VidOneStagePipeline
 from .ti2vid_two_stages import TI2VidTwoStagesPipeline
 from .types import (
@@ -29,7 +31,9 @@ __all__ = [
     "STAGE_2_DISTILLED_SIGMA_VALUES",
     "Audio",
     "DistilledPipeline",
+    "ICLoraPipeline",
     "ImageConditioningInput",
+    "KeyframeInterpolationPipeline",
     "LoraPathStrengthAndSDOps",
     "MultiModalGuiderFactory",
     "MultiModalGuiderParams",

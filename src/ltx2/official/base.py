@@ -68,21 +68,21 @@ def start_call(models: OfficialModels, seed: int, height: int, width: int, num_f
 
 
 def guided_stage(models: OfficialModels, grid: Grid, images: list[ImageConditioningInput], generator: torch.Generator,
-                 contexts: Contexts, steps: int) -> StageOutput:
+                 contexts: Contexts, steps: int, keyframes_only: bool = False) -> StageOutput:
     """A guided Euler stage from pure noise on the constant-shift schedule (stage 1, one-stage)."""
     sigmas = shifted_sigmas(steps).to(models.device)
-    conditionings = image_conditionings(models, images, grid, DTYPE)
+    conditionings = image_conditionings(models, images, grid, DTYPE, keyframes_only)
     return denoise_stage(models, grid, conditionings, generator, sigmas,
                          lambda s, v, a: euler_loop(s, v, a, guided_denoiser(models, contexts)), DTYPE)
 
 
 def refine_stage(models: OfficialModels, grid: Grid, images: list[ImageConditioningInput],
-                 generator: torch.Generator, contexts: Contexts, previous: StageOutput,
-                 sigma_values: list[float] = STAGE_2_DISTILLED_SIGMA_VALUES) -> StageOutput:
+                 generator: torch.Generator, contexts: Contexts, previous: StageOutput, keyframes_only: bool = False
+                 ) -> StageOutput:
     """Stage 2: the stage-1 video upsampled x2, both streams re-noised to the first sigma, a positive pass per step."""
     video = upsample(models, previous.video[:1])
-    sigmas = torch.tensor(sigma_values, dtype=torch.float32, device=models.device)
-    conditionings = image_conditionings(models, images, grid, DTYPE)
+    sigmas = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, dtype=torch.float32, device=models.device)
+    conditionings = image_conditionings(models, images, grid, DTYPE, keyframes_only)
     return denoise_stage(models, grid, conditionings, generator, sigmas,
                          lambda s, v, a: euler_loop(s, v, a, simple_denoiser(models, contexts.positive)), DTYPE,
                          noise_scale=sigmas[0], initial_video=video, initial_audio=previous.audio)

@@ -14,7 +14,10 @@ from .types import Audio, ImageConditioningInput, LoraPathStrengthAndSDOps, Mult
 
 
 class TI2VidTwoStagesPipeline:
-    """ltx-pipelines' two-stage pipeline. Stage 1 runs the checkpoint with `loras`; stage 2 adds `distilled_lora`."""
+    """ltx-pipelines' two-stage pipeline. Stage 1 runs the checkpoint with `loras`; stage 2 adds `distilled_lora`.
+    An image at frame 0 replaces the first latent frame, any other is appended as a keyframe."""
+
+    keyframes_only = False  # KeyframeInterpolationPipeline appends every image
 
     def __init__(self, checkpoint_path: str, distilled_lora: list[LoraPathStrengthAndSDOps],
                  spatial_upsampler_path: str, gemma_root: str, loras: list[LoraPathStrengthAndSDOps],
@@ -37,11 +40,11 @@ class TI2VidTwoStagesPipeline:
         contexts = guided_contexts(models, prompt, negative_prompt, video_guider_params, audio_guider_params)
         models.use_loras(models.loras)
         stage_1 = guided_stage(models, Grid.of(num_frames, height // 2, width // 2, frame_rate), images, generator,
-                               contexts, num_inference_steps)
+                               contexts, num_inference_steps, self.keyframes_only)
         models.use_loras([*models.loras, *self.distilled_lora])
         try:
             stage_2 = refine_stage(models, Grid.of(num_frames, height, width, frame_rate), images, generator,
-                                   contexts, stage_1)
+                                   contexts, stage_1, self.keyframes_only)
         finally:
             models.use_loras(models.loras)
         return decoded(models, stage_2)
