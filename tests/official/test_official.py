@@ -44,7 +44,7 @@ BOUNDS = {
     "distilled": (2e-2, 2.5e-2),  # waveform measured 2.12e-2 (audio latents 4e-3)
     "one-stage": (5e-2, 8e-2),  # waveform measured 7.3e-2 (audio latents 3.2e-2 after 6 guided steps)
 }
-PIPELINES = ["distilled", "one-stage", "two-stage", "keyframe", "ic-lora"]
+PIPELINES = ["distilled", "one-stage", "two-stage", "keyframe", "ic-lora", "a2vid"]
 
 
 def relative_l2(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -87,6 +87,12 @@ def run_ours(name: str, paths: dict[str, str], seeds: list[int]) -> list[tuple[n
                                                  for frame in (0, 16)]
         call = lambda seed: pipe(PROMPT, official.DEFAULT_NEGATIVE_PROMPT, seed, num_inference_steps=6,  # noqa: E731
                                  images=images, **guiders(), **SIZE)
+    elif name == "a2vid":
+        pipe = official.A2VidPipelineTwoStage(paths["checkpoint"], [lora], paths["spatial_upsampler"],
+                                              paths["gemma_root"], [])
+        call = lambda seed: pipe(PROMPT, official.DEFAULT_NEGATIVE_PROMPT, seed, num_inference_steps=6,  # noqa: E731
+                                 video_guider_params=guiders()["video_guider_params"], images=[],
+                                 audio_path=paths["audio"], **SIZE)
     elif name == "ic-lora":
         ic_lora = official.LoraPathStrengthAndSDOps(paths["ic_lora"], 1.0, official.LTXV_LORA_COMFY_RENAMING_MAP)
         pipe = official.ICLoraPipeline(paths["distilled_checkpoint"], paths["spatial_upsampler"], paths["gemma_root"],
@@ -112,8 +118,9 @@ def test_matches_recorded_official_output(name, tiny_official):
     distances = {"frames": relative_l2(frames[::4, ::4, ::4], recorded["frames"]),
                  "waveform": relative_l2(waveform, recorded["waveform"])}
     assert distances["frames"] <= frames_bound and distances["waveform"] <= waveform_bound, distances
-    other = {"frames": relative_l2(other_frames[::4, ::4, ::4], recorded["frames"]),
-             "waveform": relative_l2(other_waveform, recorded["waveform"])}
+    other = {"frames": relative_l2(other_frames[::4, ::4, ::4], recorded["frames"])}
+    if name != "a2vid":  # A2Vid returns the input audio, whatever the seed
+        other["waveform"] = relative_l2(other_waveform, recorded["waveform"])
     assert min(other.values()) > 0.3, other
 
 

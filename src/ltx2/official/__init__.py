@@ -7,6 +7,7 @@ pass-through, bfloat16 positions and guidance, LoRAs fused into the weights). lt
 diffusers' conventions; the two are not mixed.
 """
 
+from .a2vid_two_stage import A2VidPipelineTwoStage
 from .distilled import DistilledPipeline
 from .ic_lora import ICLoraPipeline
 from .keyframe_interpolation import KeyframeInterpolationPipeline
@@ -29,6 +30,7 @@ __all__ = [
     "DISTILLED_SIGMA_VALUES",
     "LTXV_LORA_COMFY_RENAMING_MAP",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
+    "A2VidPipelineTwoStage",
     "Audio",
     "DistilledPipeline",
     "ICLoraPipeline",

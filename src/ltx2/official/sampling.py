@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -161,10 +162,44 @@ class Contexts:
     negative: TextEncoding | None = None
 
 
+@contextlib.contextmanager
+def perturbed_streams(transformer: torch.nn.Module, video_blocks: list[int] | None, audio_blocks: list[int] | None
+                      ) -> Iterator[list[int]]:
+    """STG on each stream's own blocks: the transformer perturbs both streams in the blocks it is given (their union
+    here); in a block only one stream lists, the other stream's self-attention gets no perturbation."""
+    handles = []
+    blocks = transformer.transformer_blocks
+    video_blocks = range(len(blocks)) if video_blocks is None else video_blocks
+    audio_blocks = range(len(blocks)) if audio_blocks is None else audio_blocks
+    union = sorted(set(video_blocks) | set(audio_blocks))
+    for index in (index for index in union if 0 <= index < len(blocks)):
+        for attention, listed in ((blocks[index].attn1, video_blocks), (blocks[index].audio_attn1, audio_blocks)):
+            if index not in listed:
+                handles.append(attention.register_forward_pre_hook(_unperturbed, with_kwargs=True))
+    try:
+        yield union
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _unperturbed(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    return args, {**kwargs, "perturbation": None}
+
+
 def predict_x0(models: OfficialModels, video: LatentState, audio: LatentState, text: TextEncoding,
-               sigma: torch.Tensor, stg_blocks: list[int] | None = None,
+               sigma: torch.Tensor, stg_blocks: tuple[list[int] | None, list[int] | None] | None = None,
                isolate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """One transformer call (batch 1); the denoised tokens of both streams in the model dtype."""
+    """One transformer call (batch 1); the denoised tokens of both streams in the model dtype. `stg_blocks`:
+    (video blocks, audio blocks) whose self-attentions pass their values through."""
+    if stg_blocks is not None:
+        with perturbed_streams(models.transformer, *stg_blocks) as union:
+            return _predict_x0(models, video, audio, text, sigma, union, isolate)
+    return _predict_x0(models, video, audio, text, sigma, None, isolate)
+
+
+def _predict_x0(models: OfficialModels, video: LatentState, audio: LatentState, text: TextEncoding,
+                sigma: torch.Tensor, stg_blocks: list[int] | None, isolate: bool) -> tuple[torch.Tensor, torch.Tensor]:
     video_t, audio_t = video.mask * sigma, audio.mask * sigma  # (B, T, 1) float32
     config = models.transformer.config
     video_coords = video.coords
@@ -199,20 +234,13 @@ def guide(params: MultiModalGuiderParams, cond: torch.Tensor, uncond: torch.Tens
     return guided
 
 
-def stg_blocks_of(video: MultiModalGuiderParams, audio: MultiModalGuiderParams) -> list[int] | None:
-    """The blocks of the STG pass. ltx2's transformer perturbs video and audio in the same blocks, which covers every
-    ltx-pipelines default (both streams' STG on in the same blocks, or off)."""
+def stg_blocks_of(video: MultiModalGuiderParams, audio: MultiModalGuiderParams
+                  ) -> tuple[list[int], list[int]] | None:
+    """The (video, audio) blocks of the STG pass (None: every block, as in ltx-core); a stream whose STG scale is 0
+    is not perturbed. None: no STG pass."""
     if not (video.uses_stg or audio.uses_stg):
         return None
-    video_blocks = list(video.stg_blocks or []) if video.uses_stg else None
-    audio_blocks = list(audio.stg_blocks or []) if audio.uses_stg else None
-    if video_blocks is None or audio_blocks is None or sorted(video_blocks) != sorted(audio_blocks):
-        raise ValueError(
-            f"video STG (scale {video.stg_scale}, blocks {video.stg_blocks}) and audio STG (scale {audio.stg_scale}, "
-            f"blocks {audio.stg_blocks}): ltx2.official perturbs both streams in one set of blocks, so both STG "
-            "scales must be non-zero with the same stg_blocks, or both zero"
-        )
-    return video_blocks
+    return (video.stg_blocks if video.uses_stg else [], audio.stg_blocks if audio.uses_stg else [])
 
 
 DenoiseFn = Callable[[LatentState, LatentState, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
