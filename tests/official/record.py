@@ -77,13 +77,14 @@ def run(h, name: str, tiny: Path, out: Path, seed: int, steps: int, whole: bool 
         paths = write_tiny_official(tiny)
         (tiny / "paths.json").write_text(json.dumps(paths))
     media = write_media(tiny / "media")
-    recorder_out = out.with_name(out.stem + "-recorder.npz")
+    recorder_out = tiny / f"{name}-{seed}-recorder.npz"
     h.run_official(name, paths, recorder_out, seed=seed, steps=steps, media=media, prompt=PROMPT)
     full = np.load(recorder_out)
     stages = sorted(int(key.split("/")[1]) for key in full.files if key.startswith("stage_video/"))
-    kept = {"frames": full["frames"] if whole else full["frames"][::4, ::4, ::4], "waveform": full["waveform"],
-            "video": full[f"stage_video/{stages[-1]}"], "video_stage1": full["stage_video/0"]}
-    if f"stage_audio/{stages[-1]}" in full.files:
+    kept = {"frames": full["frames"] if whole else full["frames"][::4, ::4, ::4], "waveform": full["waveform"]}
+    if stages:
+        kept.update(video=full[f"stage_video/{stages[-1]}"], video_stage1=full["stage_video/0"])
+    if stages and f"stage_audio/{stages[-1]}" in full.files:
         kept["audio"] = full[f"stage_audio/{stages[-1]}"]
     np.savez_compressed(out, **kept)
     print(out, out.stat().st_size, "bytes", {key: value.shape for key, value in kept.items()})

@@ -44,7 +44,7 @@ BOUNDS = {
     "distilled": (2e-2, 2.5e-2),  # waveform measured 2.12e-2 (audio latents 4e-3)
     "one-stage": (5e-2, 8e-2),  # waveform measured 7.3e-2 (audio latents 3.2e-2 after 6 guided steps)
 }
-PIPELINES = ["distilled", "one-stage", "two-stage", "keyframe", "ic-lora", "a2vid"]
+PIPELINES = ["distilled", "one-stage", "two-stage", "keyframe", "ic-lora", "a2vid", "retake"]
 
 
 def relative_l2(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -93,6 +93,10 @@ def run_ours(name: str, paths: dict[str, str], seeds: list[int]) -> list[tuple[n
         call = lambda seed: pipe(PROMPT, official.DEFAULT_NEGATIVE_PROMPT, seed, num_inference_steps=6,  # noqa: E731
                                  video_guider_params=guiders()["video_guider_params"], images=[],
                                  audio_path=paths["audio"], **SIZE)
+    elif name == "retake":
+        pipe = official.RetakePipeline(paths["checkpoint"], paths["gemma_root"], [])
+        call = lambda seed: pipe(paths["video"], PROMPT, 0.25, 0.5, seed,  # noqa: E731
+                                 negative_prompt=official.DEFAULT_NEGATIVE_PROMPT, num_inference_steps=6, **guiders())
     elif name == "ic-lora":
         ic_lora = official.LoraPathStrengthAndSDOps(paths["ic_lora"], 1.0, official.LTXV_LORA_COMFY_RENAMING_MAP)
         pipe = official.ICLoraPipeline(paths["distilled_checkpoint"], paths["spatial_upsampler"], paths["gemma_root"],

@@ -11,6 +11,7 @@ from .a2vid_two_stage import A2VidPipelineTwoStage
 from .distilled import DistilledPipeline
 from .ic_lora import ICLoraPipeline
 from .keyframe_interpolation import KeyframeInterpolationPipeline
+from .retake import RetakePipeline
 from .ti2vid_one_stage import TI2VidOneStagePipeline
 from .ti2vid_two_stages import TI2VidTwoStagesPipeline
 from .types import (
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
     "DISTILLED_SIGMA_VALUES",
     "LTXV_LORA_COMFY_RENAMING_MAP",
+    "RetakePipeline",
     "STAGE_2_DISTILLED_SIGMA_VALUES",
     "A2VidPipelineTwoStage",
     "Audio",

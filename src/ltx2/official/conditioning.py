@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,6 +47,24 @@ def encode_pixels(models: OfficialModels, pixels: torch.Tensor) -> torch.Tensor:
     raw = posterior.mode() if hasattr(posterior, "mode") else posterior.mean
     vae = models.vae
     return normalize_video_latents(raw, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+
+
+def load_video(path: str, height: int, width: int, frame_cap: int, device: torch.device, dtype: torch.dtype
+               ) -> torch.Tensor:
+    """Up to `frame_cap` frames of a video file as (1, 3, F, height, width) in [-1, 1], each resized and cropped."""
+    frames = []
+    try:
+        with av.open(path) as container:
+            for frame in container.decode(video=0):
+                frames.append(torch.tensor(frame.to_rgb().to_ndarray(), dtype=torch.float32, device=device))
+                if len(frames) == frame_cap:
+                    break
+    except (OSError, av.error.FFmpegError) as error:
+        raise ValueError(f"video {path!r} could not be read as a video ({error})") from None
+    if not frames:
+        raise ValueError(f"video {path!r} has no video frames")
+    pixels = torch.cat([resize_and_crop(frame[None], height, width) for frame in frames], dim=2)
+    return (pixels / 127.5 - 1.0).to(device=device, dtype=dtype)
 
 
 def replace_first_frames(tokens: torch.Tensor, strength: float) -> Conditioning:

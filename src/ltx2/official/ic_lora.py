@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import torch
 from safetensors import safe_open
 
 from ..models.transformer import video_positions
 from .base import DTYPE, decoded, no_quantization, refine_stage, start_call
-from .conditioning import append_tokens, encode_pixels, image_conditionings, resize_and_crop
+from .conditioning import append_tokens, encode_pixels, image_conditionings, load_video
 from .models import OfficialModels, check_loras
 from .sampling import Contexts, Grid, denoise_stage, euler_loop, simple_denoiser
 from .types import DISTILLED_SIGMA_VALUES, Audio, ImageConditioningInput, LoraPathStrengthAndSDOps
@@ -29,24 +28,6 @@ def reference_downscale_factor(loras: list[LoraPathStrengthAndSDOps]) -> int:
                              "LoRAs with different reference scales cannot be combined")
         factor = value if value != 1 else factor
     return factor
-
-
-def load_video(path: str, height: int, width: int, frame_cap: int, device: torch.device, dtype: torch.dtype
-               ) -> torch.Tensor:
-    """Up to `frame_cap` frames of a video file as (1, 3, F, height, width) in [-1, 1], each resized and cropped."""
-    frames = []
-    try:
-        with av.open(path) as container:
-            for frame in container.decode(video=0):
-                frames.append(torch.tensor(frame.to_rgb().to_ndarray(), dtype=torch.float32, device=device))
-                if len(frames) == frame_cap:
-                    break
-    except (OSError, av.error.FFmpegError) as error:
-        raise ValueError(f"video_conditioning: {path!r} could not be read as a video ({error})") from None
-    if not frames:
-        raise ValueError(f"video_conditioning: {path!r} has no video frames")
-    pixels = torch.cat([resize_and_crop(frame[None], height, width) for frame in frames], dim=2)
-    return (pixels / 127.5 - 1.0).to(device=device, dtype=dtype)
 
 
 def reference_coords(latent: torch.Tensor, downscale: int, fps: float) -> torch.Tensor:

@@ -321,15 +321,17 @@ class StageOutput:
 def denoise_stage(models: OfficialModels, grid: Grid, conditionings: list[Conditioning], generator: torch.Generator,
                   sigmas: torch.Tensor, loop: Loop, dtype: torch.dtype, noise_scale: float | torch.Tensor = 1.0,
                   initial_video: torch.Tensor | None = None, initial_audio: torch.Tensor | None = None,
-                  audio_frozen: bool = False) -> StageOutput:
+                  audio_frozen: bool = False, audio_conditionings: list[Conditioning] = ()) -> StageOutput:
     """denoise_audio_video: build both states, condition and noise video then audio, sample, drop appended tokens.
     `audio_frozen` keeps the audio as given (its noise is still drawn, with scale 0, as the official code does)."""
     video = video_state(models, grid, dtype, initial_video)
     for condition in conditionings:
         video = condition(video, grid)
     video = add_noise(video, generator, noise_scale)
-    audio = add_noise(audio_state(models, grid, dtype, initial_audio), generator,
-                      0.0 if audio_frozen else noise_scale)
+    audio = audio_state(models, grid, dtype, initial_audio)
+    for condition in audio_conditionings:
+        audio = condition(audio, grid)
+    audio = add_noise(audio, generator, 0.0 if audio_frozen else noise_scale)
     if audio_frozen:
         audio = replace(audio, mask=torch.zeros_like(audio.mask))
     video, audio = loop(sigmas, video, audio)
