@@ -44,7 +44,7 @@ BOUNDS = {
     "distilled": (2e-2, 2.5e-2),  # waveform measured 2.12e-2 (audio latents 4e-3)
     "one-stage": (5e-2, 8e-2),  # waveform measured 7.3e-2 (audio latents 3.2e-2 after 6 guided steps)
 }
-PIPELINES = ["distilled", "one-stage", "two-stage", "keyframe", "ic-lora", "a2vid", "retake"]
+PIPELINES = ["distilled", "one-stage", "two-stage", "keyframe", "ic-lora", "a2vid", "retake", "hq"]
 
 
 def relative_l2(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -93,6 +93,13 @@ def run_ours(name: str, paths: dict[str, str], seeds: list[int]) -> list[tuple[n
         call = lambda seed: pipe(PROMPT, official.DEFAULT_NEGATIVE_PROMPT, seed, num_inference_steps=6,  # noqa: E731
                                  video_guider_params=guiders()["video_guider_params"], images=[],
                                  audio_path=paths["audio"], **SIZE)
+    elif name == "hq":
+        pipe = official.TI2VidTwoStagesHQPipeline(paths["checkpoint"], [lora], 0.25, 0.5, paths["spatial_upsampler"],
+                                                  paths["gemma_root"], ())
+        hq = dict(video_guider_params=official.MultiModalGuiderParams(3.0, 0.0, [], 0.45, 3.0, 0),
+                  audio_guider_params=official.MultiModalGuiderParams(7.0, 0.0, [], 1.0, 3.0, 0))
+        call = lambda seed: pipe(PROMPT, official.DEFAULT_NEGATIVE_PROMPT, seed, num_inference_steps=6,  # noqa: E731
+                                 images=[], **hq, **SIZE)
     elif name == "retake":
         pipe = official.RetakePipeline(paths["checkpoint"], paths["gemma_root"], [])
         call = lambda seed: pipe(paths["video"], PROMPT, 0.25, 0.5, seed,  # noqa: E731

@@ -14,6 +14,7 @@ from .keyframe_interpolation import KeyframeInterpolationPipeline
 from .retake import RetakePipeline
 from .ti2vid_one_stage import TI2VidOneStagePipeline
 from .ti2vid_two_stages import TI2VidTwoStagesPipeline
+from .ti2vid_two_stages_hq import TI2VidTwoStagesHQPipeline
 from .types import (
     DEFAULT_NEGATIVE_PROMPT,
     DISTILLED_SIGMA_VALUES,
@@ -42,5 +43,6 @@ __all__ = [
     "MultiModalGuiderFactory",
     "MultiModalGuiderParams",
     "TI2VidOneStagePipeline",
+    "TI2VidTwoStagesHQPipeline",
     "TI2VidTwoStagesPipeline",
 ]
