@@ -243,12 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--output", default="ltx2-output.mp4")
     generate.add_argument("--parallel", type=_parallel_split, default=None, metavar="ulysses=N,guidance=M",
                           help="under torchrun: Ulysses group size and guidance groups (default: from the world size)")
+    generate.add_argument("--audio", default=None, metavar="PATH",
+                          help="a soundtrack to make the video for (Lightricks' A2Vid pipeline; needs an original "
+                               "single-file --model and --gemma-root)")
+    generate.add_argument("--gemma-root", default=None, help="the Gemma 3 folder (with --audio)")
 
     info = commands.add_parser("info", help="describe a checkpoint: format, components, dtypes, parameters")
     info.add_argument("path")
 
     tiny = commands.add_parser("make-tiny", help="write a tiny random-weight pipeline for a smoke run")
     tiny.add_argument("folder")
+    from .official.commands import add_retake_parser
+
+    add_retake_parser(commands)
     return parser
 
 
@@ -734,6 +741,13 @@ def _peak_memory(device: str) -> str:
 
 
 def run_generate(args: argparse.Namespace, launch: Launch) -> None:
+    if args.audio is not None:
+        from .official.commands import run_audio_to_video
+
+        written = run_audio_to_video(args, RELEASES, OUTPUT_SIZES[2.0])
+        print(f"ltx2: wrote {written['output']} ({written['width']}x{written['height']}, {args.num_frames} frames at "
+              f"{args.fps:g} fps, for {args.audio})")
+        return
     check_generate_arguments(args, launch)
     if args.dry_run:
         if launch.rank == 0:
@@ -811,7 +825,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             run_generate(args, launch)
         elif launch.rank == 0:  # under torchrun only generate is shared; the others run once
-            {"info": run_info, "make-tiny": run_make_tiny}[args.command](args)
+            from .official.commands import run_retake
+
+            {"info": run_info, "make-tiny": run_make_tiny, "retake": run_retake}[args.command](args)
     except UsageError as error:
         launch.report(f"ltx2: error: {_one_line(error)}")
         return 2

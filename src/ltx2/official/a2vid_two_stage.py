@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,7 +156,7 @@ class A2VidPipelineTwoStage:
 def main() -> None:
     from .cli import run_module
 
-    run_module("a2vid_two_stage")
+    sys.exit(run_module("a2vid_two_stage"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator
 
 import torch
@@ -45,7 +47,7 @@ class DistilledPipeline:
 def main() -> None:
     from .cli import run_module
 
-    run_module("distilled")
+    sys.exit(run_module("distilled"))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ whose tokens are appended to the sequence (kept clean by their strength); stage 
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,7 +98,7 @@ class ICLoraPipeline:
 def main() -> None:
     from .cli import run_module
 
-    run_module("ic_lora")
+    sys.exit(run_module("ic_lora"))
 
 
 if __name__ == "__main__":

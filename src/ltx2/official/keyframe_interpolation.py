@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .ti2vid_two_stages import TI2VidTwoStagesPipeline
 
 
@@ -15,7 +17,7 @@ class KeyframeInterpolationPipeline(TI2VidTwoStagesPipeline):
 def main() -> None:
     from .cli import run_module
 
-    run_module("keyframe_interpolation")
+    sys.exit(run_module("keyframe_interpolation"))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ kept (mask 0), in one stage at the clip's own size and frame rate."""
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -143,7 +145,7 @@ class RetakePipeline:
 def main() -> None:
     from .cli import run_module
 
-    run_module("retake")
+    sys.exit(run_module("retake"))
 
 
 if __name__ == "__main__":

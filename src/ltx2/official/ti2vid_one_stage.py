@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator
 
 import torch
@@ -40,7 +42,7 @@ class TI2VidOneStagePipeline:
 def main() -> None:
     from .cli import run_module
 
-    run_module("ti2vid_one_stage")
+    sys.exit(run_module("ti2vid_one_stage"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator
 
 import torch
@@ -53,7 +55,7 @@ class TI2VidTwoStagesPipeline:
 def main() -> None:
     from .cli import run_module
 
-    run_module("ti2vid_two_stages")
+    sys.exit(run_module("ti2vid_two_stages"))
 
 
 if __name__ == "__main__":

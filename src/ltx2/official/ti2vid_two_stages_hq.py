@@ -3,6 +3,8 @@ and another in stage 2, and a stage-1 schedule shifted for the stage-1 latent's 
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator
 
 import torch
@@ -67,7 +69,7 @@ class TI2VidTwoStagesHQPipeline:
 def main() -> None:
     from .cli import run_module
 
-    run_module("ti2vid_two_stages_hq")
+    sys.exit(run_module("ti2vid_two_stages_hq"))
 
 
 if __name__ == "__main__":
