@@ -10,7 +10,7 @@ median step, the peak memory above the loaded model (CUDA: allocated; CPU: resid
 per step and, on gloo (whose collectives return when done), the share of the step spent inside collectives
 (waiting for a slower peer included).
 
-At N = 1 the step runs through the same code as every LTX2Pipeline step (ltx2.parallel.run_guidance_passes,
+At N = 1 the step runs through the same code as every LTX2Pipeline step (ltx2.pipelines.guidance.run_guidance_passes,
 attention modules with `parallel` unset); it is timed against the direct batched transformer call that the
 sampling loop made before guidance passes existed, alternating.
 """
@@ -32,8 +32,7 @@ import torch.multiprocessing as mp
 from torch.distributed.device_mesh import init_device_mesh
 
 from ltx2 import ContextParallelConfig, LTX2VideoTransformer3DModel
-from ltx2.parallel import GuidanceGroups, run_guidance_passes
-from ltx2.pipelines.sampling import GuidanceScales, guidance_passes
+from ltx2.pipelines.guidance import GuidanceGroups, GuidanceScales, guidance_passes, run_guidance_passes
 
 CONFIGS = {
     # name: (model overrides, latent (frames, height, width), audio tokens, text tokens)
@@ -46,7 +45,7 @@ CONFIGS = {
 
 
 class Traffic:
-    """Wraps the collectives ltx2.parallel uses: bytes this rank sends, and seconds spent inside them."""
+    """Wraps the collectives the parallel transforms use: bytes this rank sends, and seconds spent inside them."""
 
     def __init__(self) -> None:
         self.bytes = 0

@@ -25,8 +25,8 @@ from ltx2 import (
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
     LTX2VideoTransformer3DModel,
-    parallel,
 )
+from ltx2.transforms import collectives, context_parallel
 
 PROMPT, NEGATIVE_PROMPT = "a robot dancing in the rain", "blurry low quality"
 # 24x40 pixels, 5 frames: 3 x 3 x 5 = 45 video tokens, which neither 2 nor 4 ranks divide (padded).
@@ -141,7 +141,7 @@ def probe_transformer(folder: Path) -> dict[str, Any]:
     calls: collections.Counter = collections.Counter()
     query_tokens, attended = set(), set()
     originals = {name: getattr(dist, name) for name in ("all_to_all_single", "all_gather")}
-    attention = parallel.attention
+    attention = context_parallel.attention
 
     def counted(name: str) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -154,13 +154,13 @@ def probe_transformer(folder: Path) -> dict[str, Any]:
         return attention(query, key, value, mask)
 
     for block in model.transformer_blocks:
-        for name in parallel.SHARDED_ATTENTIONS:
+        for name in context_parallel.SHARDED_ATTENTIONS:
             getattr(block, name).register_forward_pre_hook(
                 lambda module, args, name=name: query_tokens.add((name, args[0].shape[1]))
             )
     for name in originals:
         setattr(dist, name, counted(name))
-    parallel.attention = attend
+    context_parallel.attention = attend
     try:
         outputs = {}
         for key, options in (("joint", {}), ("isolated", dict(isolate_modalities=True)),
@@ -172,7 +172,7 @@ def probe_transformer(folder: Path) -> dict[str, Any]:
     finally:
         for name, function in originals.items():
             setattr(dist, name, function)
-        parallel.attention = attention
+        context_parallel.attention = attention
     return {**outputs, "query tokens": query_tokens, "attended": attended}
 
 
@@ -202,7 +202,7 @@ def decode_tiles(folder: Path, shared: bool) -> dict[str, torch.Tensor]:
     """Tiled decodes: 32-pixel tiles 24 apart (12 tiles) and 32 apart (two tiles: fewer than the ranks)."""
     vae = AutoencoderKLLTX2Video.from_pretrained(folder, subfolder="vae")
     if shared:
-        parallel.share_tiles(vae)
+        collectives.share_tiles(vae)
     decoded = {}
     for (name, latents), stride in zip(tile_latents().items(), (24, 32)):
         vae.enable_tiling(tile_sample_min_height=32, tile_sample_min_width=32, tile_sample_stride_height=stride,

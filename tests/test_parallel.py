@@ -1,4 +1,4 @@
-"""ltx2.parallel: Ulysses, guidance-pass parallelism and the distributed tiled decode on 2 and 4 gloo ranks that
+"""Parallelism (ltx2.transforms.context_parallel, ltx2.pipelines.guidance and .parallel, share_tiles): Ulysses, guidance-pass parallelism and the distributed tiled decode on 2 and 4 gloo ranks that
 the test starts, each compared with the same work in this one process.
 
 One spawned job per world size runs every check (spawning is the slow part) and returns its results; the
@@ -23,8 +23,9 @@ from parity import perturb_, relative_l2
 from tiny_pipeline import TRANSFORMER
 
 from ltx2 import ContextParallelConfig, LTX2VideoTransformer3DModel
-from ltx2.parallel import GuidancePass, default_split, run_guidance_passes, share_tiles
-from ltx2.pipelines.sampling import GuidanceScales, guidance_passes
+from ltx2.pipelines.guidance import GuidancePass, GuidanceScales, guidance_passes, run_guidance_passes
+from ltx2.pipelines.parallel import default_split
+from ltx2.transforms.collectives import share_tiles
 
 FLOWS = {
     2: [("text-to-video", (2, 1)), ("image-to-video", (2, 1)), ("two-stage", (2, 1)), ("text-to-video", (1, 2))],

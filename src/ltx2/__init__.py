@@ -8,7 +8,6 @@ from .models.transformer import LTX2VideoTransformer3DModel
 from .models.upsampler import LTX2LatentUpsamplerModel
 from .models.video_vae import AutoencoderKLLTX2Video
 from .models.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
-from .parallel import ContextParallelConfig
 from .pipelines import (
     LTX2ConditionPipeline,
     LTX2ImageToVideoPipeline,
@@ -19,7 +18,9 @@ from .pipelines import (
     LTX2ReferenceCondition,
     LTX2VideoCondition,
 )
-from .scheduler import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, FlowMatchEulerDiscreteScheduler
+from .scheduler import FlowMatchEulerDiscreteScheduler
+from .transforms.context_parallel import ContextParallelConfig
+from .versions import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
 __version__ = "0.1.0"
 

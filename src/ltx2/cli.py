@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 a failure (its cause on one line), 2 bad arguments (the
 130 interrupted. The output file appears only once complete.
 
 Under torchrun (`torchrun --nproc-per-node N -m ltx2 generate ...`) the ranks share each generation (see
-ltx2.parallel); rank 0 alone prints progress and the summary and writes the MP4, and however the run ends, one
+ltx2.pipelines.parallel); rank 0 alone prints progress and the summary and writes the MP4, and however the run ends, one
 rank (the first to fail) prints the one line that says why.
 """
 
@@ -26,39 +26,26 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .pipelines.base import DEFAULT_REPO
-from .versions import LTX_2_0, LTX_2_3, VERSIONS, resolve_call_kwargs
+from .versions import (
+    DEFAULT_IMAGE_CRF,
+    DISTILLED_SIGMA_VALUES,
+    LTX_2_0,
+    RELEASES,
+    STAGE_2_DISTILLED_SIGMA_VALUES,
+    VERSIONS,
+    VIDEO_VAE_COMPRESSION,
+    resolve_call_kwargs,
+)
 
 PRESETS = ("two-stage", "distilled", "one-stage")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-TEMPORAL_COMPRESSION = 8  # pixel frames per latent frame (after the first)
+TEMPORAL_COMPRESSION = VIDEO_VAE_COMPRESSION[0]  # pixel frames per latent frame (after the first)
+DISTILLED_STEPS = len(DISTILLED_SIGMA_VALUES)
 # Output (width, height) when not given: the two-stage presets run stage 1 at 1/scale of it.
 OUTPUT_SIZES = {"one-stage": (768, 512), 2.0: (1536, 1024), 1.5: (1152, 768)}
 # What output sizes must be a multiple of, per upsampler: stage 1 runs at 1/scale of it, on the VAE's 32-pixel
 # grid; the x1.5 upsampler also needs even latent sizes at stage 1.
 OUTPUT_MULTIPLES = {2.0: 64, 1.5: 96}
-# The distilled schedules run without guidance: one conditional pass per step.
-GUIDANCE_OFF = dict(guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0, guidance_rescale=0.0,
-                    audio_guidance_scale=1.0, audio_stg_scale=0.0, audio_modality_scale=1.0, audio_guidance_rescale=0.0)
-
-
-@dataclass(frozen=True)
-class Release:
-    """The files Lightricks publishes beside an LTX version's dev checkpoint, for the distilled and two-stage flows."""
-
-    repo: str
-    distilled: str
-    distilled_lora: str
-    upsamplers: dict[float, str]
-
-
-RELEASES = {
-    LTX_2_0: Release("Lightricks/LTX-2", "ltx-2-19b-distilled.safetensors", "ltx-2-19b-distilled-lora-384.safetensors",
-                     {2.0: "ltx-2-spatial-upscaler-x2-1.0.safetensors"}),
-    LTX_2_3: Release("Lightricks/LTX-2.3", "ltx-2.3-22b-distilled-1.1.safetensors",
-                     "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
-                     {2.0: "ltx-2.3-spatial-upscaler-x2-1.1.safetensors",
-                      1.5: "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"}),
-}
 
 
 class UsageError(Exception):
@@ -222,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--num-frames", type=int, default=121)
     generate.add_argument("--fps", type=float, default=24.0)
     generate.add_argument("--steps", type=int, default=None,
-                          help="stage-1 steps (default: 40 on LTX-2.0, 30 on LTX-2.3; distilled: 8, fixed)")
+                          help=f"stage-1 steps (default: 40 on LTX-2.0, 30 on LTX-2.3; distilled: {DISTILLED_STEPS}, fixed)")
     generate.add_argument("--guidance", type=float, default=None,
                           help="video classifier-free guidance scale (default: the model's, 4.0 on LTX-2.0, 3.0 on "
                                "LTX-2.3, whose audio keeps 7.0)")
@@ -232,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="latent upsampler of the two-stage presets (x1.5: LTX-2.3)")
     generate.add_argument("--image-crf", type=int, default=None,
                           help="H.264 CRF the --image or --condition images are re-compressed at, as in training "
-                               "(default 33; 0: off)")
+                               f"(default {DEFAULT_IMAGE_CRF}; 0: off)")
     generate.add_argument("--enhance-prompt", action="store_true", help="let Gemma rewrite the prompt first")
     generate.add_argument("--dry-run", action="store_true", help="print the settings the run would use, then exit")
     generate.add_argument("--seed", type=int, default=0)
@@ -284,14 +271,15 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
             scale = f" with --upscale {args.upscale:g}" if two_stages else ""
             raise UsageError(f"--{name} {value}: must be a positive multiple of {multiple} for --preset "
                              f"{args.preset}{scale}")
-    if args.num_frames < 1 or (args.num_frames - 1) % 8:
-        raise UsageError(f"--num-frames {args.num_frames}: must be 8k+1 (1, 9, 17, ..., 121)")
+    step = TEMPORAL_COMPRESSION
+    if args.num_frames < 1 or (args.num_frames - 1) % step:
+        raise UsageError(f"--num-frames {args.num_frames}: must be {step}k+1 (1, {step + 1}, {2 * step + 1}, ...)")
     if args.fps <= 0:
         raise UsageError(f"--fps {args.fps}: must be positive")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps {args.steps}: must be at least 1")
-    if args.preset == "distilled" and args.steps not in (None, 8):
-        raise UsageError(f"--steps {args.steps}: the distilled preset runs its fixed 8-step schedule")
+    if args.preset == "distilled" and args.steps not in (None, DISTILLED_STEPS):
+        raise UsageError(f"--steps {args.steps}: the distilled preset runs its fixed {DISTILLED_STEPS}-step schedule")
     if args.guidance is not None and args.guidance < 1:
         raise UsageError(f"--guidance {args.guidance}: must be at least 1 (1 turns guidance off)")
     if args.stg is not None and args.stg < 0:
@@ -384,10 +372,10 @@ def _json_or_text(value: str) -> Any:
 def stage_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The call arguments of stage 1 and stage 2 (None for one stage): the model version's recommended steps and
     guidance with the command line's in their place; the distilled schedules run without guidance."""
-    from . import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
+    from .pipelines.guidance import GUIDANCE_OFF
 
     if args.preset == "distilled":
-        stage_one = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "num_inference_steps": 8,
+        stage_one = {**resolve_call_kwargs(args.version, GUIDANCE_OFF), "num_inference_steps": DISTILLED_STEPS,
                      "sigmas": DISTILLED_SIGMA_VALUES}
     else:
         given = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, stg_scale=args.stg,
@@ -416,7 +404,7 @@ def describe_run(args: argparse.Namespace) -> list[str]:
         if args.preset == "two-stage":
             lines.append(f"distilled LoRA {release.distilled_lora} (stage 2)")
     if args.image is not None:
-        crf = 33 if args.image_crf is None else args.image_crf
+        crf = DEFAULT_IMAGE_CRF if args.image_crf is None else args.image_crf
         lines.append(f"image          {args.image}" + (f", re-compressed at CRF {crf}" if crf else ""))
     for condition in args.condition:
         lines.append(f"condition      {condition.path}: {len(condition.frames)} frame(s) from frame "
@@ -682,8 +670,8 @@ def _references(args: argparse.Namespace) -> dict[str, Any]:
 
 def _share(pipe: Any, args: argparse.Namespace, launch: Launch, timings: Timings) -> None:
     """Share the generation among the torchrun ranks, split as --parallel says or as suits the world size."""
-    from .parallel import default_split
-    from .pipelines.sampling import Guidance
+    from .pipelines.guidance import Guidance
+    from .pipelines.parallel import default_split
 
     if args.parallel is not None:
         ulysses, guidance = args.parallel["ulysses"], args.parallel["guidance"]

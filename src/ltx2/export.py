@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ import av
 import numpy as np
 import PIL.Image
 import torch
+
+from .files import atomic_write
 
 
 def _frames_uint8(video: Any) -> np.ndarray:
@@ -110,11 +111,5 @@ def encode_video(
     samples = _stereo_int16(audio) if audio is not None else None
     target = Path(output_path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".partial.mp4")
-    os.close(handle)
-    try:
-        _write(temporary, frames, fps, samples, audio_sample_rate)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda temporary: _write(temporary, frames, fps, samples, audio_sample_rate),
+                 suffix=".partial.mp4")

@@ -18,13 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .loading.checkpoint import write_text_atomic
+from .files import write_text_atomic
 from .loading.config import Configurable, naming_config_errors, read_config
 from .loading.hub import resolve_folder
 
-# The distilled model's 8-step stage-1 schedule, and its last 3 steps, used for stage 2 (the final 0 is implied).
-DISTILLED_SIGMA_VALUES = [1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875]
-STAGE_2_DISTILLED_SIGMA_VALUES = [0.909375, 0.725, 0.421875]
 # The scheduler configs of Lightricks/LTX-2 (dev) and of the distilled checkpoint, for single-file loading.
 LTX2_SCHEDULER_CONFIG = dict(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024,
                              max_image_seq_len=4096, shift_terminal=0.1)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .loading.checkpoint import write_text_atomic
+from .files import write_text_atomic
 from .models.audio_vae import AutoencoderKLLTX2Audio
 from .models.connectors import LTX2TextConnectors
 from .models.transformer import LTX2VideoTransformer3DModel

@@ -1,4 +1,5 @@
-"""LTX versions: which one a model's configs (or a single file's header) describe, and the call defaults of each.
+"""LTX versions, in one table: their names, which one a model's configs describe, the call defaults of each, the
+CRF conditioning images are re-compressed at, the distilled sigmas, and the files Lightricks releases beside each.
 
 A diffusers folder carries no version marker: LTX-2.3 shows in its component configs, which switch on what
 LTX-2.0 leaves neutral. Lightricks' single files name their version in the header (`model_version`); that is
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,34 @@ CALL_DEFAULTS: dict[str, dict[str, Any]] = {
 # Each audio scale and the video scale it falls back to.
 AUDIO_FALLBACKS = {"audio_guidance_scale": "guidance_scale", "audio_stg_scale": "stg_scale",
                    "audio_modality_scale": "modality_scale", "audio_guidance_rescale": "guidance_rescale"}
+# (frames, height, width) pixels per latent cell of every LTX-2 video VAE (after the first frame, for frames).
+VIDEO_VAE_COMPRESSION = (8, 32, 32)
 # H.264 CRF an image-to-video image is re-compressed at (the compression LTX-2.0 and 2.3 were trained on).
 DEFAULT_IMAGE_CRF = 33
+# The distilled model's 8-step stage-1 schedule, and its last 3 steps, used for stage 2 (the final 0 is implied).
+DISTILLED_SIGMA_VALUES = [1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875]
+STAGE_2_DISTILLED_SIGMA_VALUES = [0.909375, 0.725, 0.421875]
+
+
+@dataclass(frozen=True)
+class Release:
+    """The files Lightricks publishes beside an LTX version's dev checkpoint, for the distilled and two-stage flows:
+    the Hub repo, the distilled single file, the distilled LoRA, and the latent upsamplers by scale."""
+
+    repo: str
+    distilled: str
+    distilled_lora: str
+    upsamplers: dict[float, str]
+
+
+RELEASES = {
+    LTX_2_0: Release("Lightricks/LTX-2", "ltx-2-19b-distilled.safetensors", "ltx-2-19b-distilled-lora-384.safetensors",
+                     {2.0: "ltx-2-spatial-upscaler-x2-1.0.safetensors"}),
+    LTX_2_3: Release("Lightricks/LTX-2.3", "ltx-2.3-22b-distilled-1.1.safetensors",
+                     "ltx-2.3-22b-distilled-lora-384-1.1.safetensors",
+                     {2.0: "ltx-2.3-spatial-upscaler-x2-1.1.safetensors",
+                      1.5: "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"}),
+}
 
 
 def config_version(transformer: Mapping[str, Any], connectors: Mapping[str, Any] | None = None) -> str:

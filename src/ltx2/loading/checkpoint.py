@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Container, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,6 +12,8 @@ from typing import NamedTuple
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from ..files import atomic_write, write_text_atomic
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
@@ -214,21 +214,6 @@ def _shards(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, to
     return shards
 
 
-def _atomic_write(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    _atomic_write(path, lambda name: Path(name).write_text(text, encoding="utf-8"))
-
-
 def save_weights(state: dict[str, torch.Tensor], folder: Path, max_shard_size: int | str) -> None:
     """Write `state` as one safetensors file, or as numbered shards plus an index when it exceeds the size."""
     state = {key: tensor.detach().contiguous().cpu() for key, tensor in state.items()}
@@ -236,12 +221,12 @@ def save_weights(state: dict[str, torch.Tensor], folder: Path, max_shard_size: i
     for stale in [folder / WEIGHTS_NAME, folder / INDEX_NAME, *folder.glob("diffusion_pytorch_model-*.safetensors")]:
         stale.unlink(missing_ok=True)
     if len(shards) == 1:
-        _atomic_write(folder / WEIGHTS_NAME, lambda name: save_file(shards[0], name, metadata={"format": "pt"}))
+        atomic_write(folder / WEIGHTS_NAME, lambda name: save_file(shards[0], name, metadata={"format": "pt"}))
         return
     weight_map = {}
     for number, shard in enumerate(shards, start=1):
         name = f"diffusion_pytorch_model-{number:05d}-of-{len(shards):05d}.safetensors"
-        _atomic_write(folder / name, lambda path, shard=shard: save_file(shard, path, metadata={"format": "pt"}))
+        atomic_write(folder / name, lambda path, shard=shard: save_file(shard, path, metadata={"format": "pt"}))
         weight_map.update(dict.fromkeys(shard, name))
     total = sum(tensor.numel() * tensor.element_size() for tensor in state.values())
     index = json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n"

@@ -132,7 +132,7 @@ def _describe_file(path: Path, source: TensorSource) -> list[str]:
 
 def _network_classes(version: str) -> dict[str, str]:
     """Component -> the name of the ltx2 class that loads it from a single file of `version`."""
-    from ..pipelines.base import single_file_networks
+    from ..models import single_file_networks  # the classes' own records of what they load; imported when asked
 
     return {component: cls.__name__ for component, cls in single_file_networks(version).items()}
 

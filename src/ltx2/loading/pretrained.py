@@ -9,7 +9,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..files import write_text_atomic
 from ..transforms import attention, fp8, group_offload, regional_compile
+from ..versions import VERSIONS
 from .checkpoint import (
     CheckpointError,
     Layout,
@@ -18,11 +20,10 @@ from .checkpoint import (
     iter_meta_tensors,
     open_weights,
     save_weights,
-    write_text_atomic,
 )
 from .config import Configurable, naming_config_errors, read_config
 from .hub import resolve_folder
-from .single_file import VERSIONS, component_config, open_single_file
+from .single_file import component_config, open_single_file
 
 
 class PretrainedModel(torch.nn.Module, Configurable):

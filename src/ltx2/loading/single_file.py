@@ -20,12 +20,10 @@ from typing import Any
 import torch
 
 from ..transforms.fp8 import FLOAT8
+from ..versions import LTX_2_0, LTX_2_3, VERSIONS, VIDEO_VAE_COMPRESSION
 from .checkpoint import CheckpointError, TensorSource, _first
 from .hub import resolve_file
 from .key_map import split_single_file, version_keys
-
-# The LTX versions whose single files ltx2 loads; a file's version is `file_version`.
-VERSIONS = ("2.0", "2.3")
 
 _HF_URL = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/(?:blob|resolve)/([^/]+)/(.+)$")
 _TRANSFORMER_SAME_NAMES = (
@@ -157,11 +155,11 @@ def checkpoint_version(metadata: Mapping[str, Any], keys: Iterable[str], descrip
     if isinstance(transformer, dict) and transformer:
         flags = [flag for flag in _LTX_2_3_FLAGS if transformer.get(flag)]
         what = f"with {', '.join(flags)}" if flags else "without LTX-2.3's flags"
-        evidence.append((f"header transformer {what}", "2.3" if flags else "2.0"))
+        evidence.append((f"header transformer {what}", LTX_2_3 if flags else LTX_2_0))
     if isinstance(vocoder, dict) and vocoder:
         nested = any(isinstance(vocoder.get(part), dict) for part in ("vocoder", "bwe"))
         what = "header vocoder in vocoder and bwe sections" if nested else "flat header vocoder"
-        evidence.append((what, "2.3" if nested else "2.0"))
+        evidence.append((what, LTX_2_3 if nested else LTX_2_0))
     for version, found in version_keys(list(keys)).items():
         if found:
             evidence.append((f"keys {_first(found)}", version))
@@ -169,7 +167,7 @@ def checkpoint_version(metadata: Mapping[str, Any], keys: Iterable[str], descrip
     if len(versions) > 1:
         found = "; ".join(f"{what} (LTX-{version})" for what, version in evidence)
         raise CheckpointError(f"{description}: mixes LTX versions: {found}")
-    return versions[0] if versions else "2.0"
+    return versions[0] if versions else LTX_2_0
 
 
 def _named_version(named: str, description: str) -> str:
@@ -179,7 +177,7 @@ def _named_version(named: str, description: str) -> str:
         raise CheckpointError(f"{description}: model_version {named!r} is not a version number")
     major, minor = int(match[1]), int(match[2])
     if major == 2 and minor <= 3:
-        return "2.3" if minor == 3 else "2.0"
+        return LTX_2_3 if minor == 3 else LTX_2_0
     loaded = " and LTX-".join(VERSIONS)
     raise CheckpointError(f"{description}: model_version {named!r} is not one ltx2 loads (LTX-{loaded} files)")
 
@@ -191,7 +189,7 @@ def video_scale_factors(vae: dict[str, Any]) -> tuple[int, int, int]:
         kind = _DOWNSAMPLERS.get(name, "")
         temporal *= 2 if kind in ("temporal", "spatiotemporal") else 1
         spatial *= 2 if kind in ("spatial", "spatiotemporal") else 1
-    return (temporal, spatial, spatial) if vae.get("encoder_blocks") else (8, 32, 32)
+    return (temporal, spatial, spatial) if vae.get("encoder_blocks") else VIDEO_VAE_COMPRESSION
 
 
 def transformer_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
@@ -202,7 +200,7 @@ def transformer_config(config: dict[str, Any], source: MappedSource, version: st
     # LTX-2.3 projects the captions in the connectors; the STG pass perturbs its self-attentions (diffusers'
     # LTX-2.3 config; LTX-2.0's leaves them unperturbed).
     result["use_prompt_embeddings"] = not section.get("caption_proj_before_connector", False)
-    result["perturbed_attn"] = version == "2.3"
+    result["perturbed_attn"] = version == LTX_2_3
     if "positional_embedding_theta" in section:
         result["rope_theta"] = section["positional_embedding_theta"]
     if "positional_embedding_max_pos" in section:
@@ -224,18 +222,18 @@ def connectors_config(config: dict[str, Any], source: MappedSource, version: str
     caption_channels = section.get("caption_channels", 3840)
     keys = set(source.keys())
     # LTX-2.3 projects the text features once per stream (biased Linears to each stream's width).
-    projections = ("video_text_proj_in", "audio_text_proj_in") if version == "2.3" else ("text_proj_in",)
+    projections = ("video_text_proj_in", "audio_text_proj_in") if version == LTX_2_3 else ("text_proj_in",)
     result: dict[str, Any] = {
         "caption_channels": caption_channels,
         "text_proj_in_factor": source.shape(f"{projections[0]}.weight")[1] // caption_channels,
-        "per_modality_projections": version == "2.3",
+        "per_modality_projections": version == LTX_2_3,
         "proj_bias": f"{projections[0]}.bias" in keys,
         "rope_type": section.get("rope_type", "split"),
         "rope_double_precision": section.get("frequencies_precision") == "float64",
         # The official default is [1] when the header names no connector positions.
         "connector_rope_base_seq_len": section.get("connector_positional_embedding_max_pos", [1])[0],
     }
-    if version == "2.3":
+    if version == LTX_2_3:
         result.update(video_hidden_dim=source.shape("video_text_proj_in.weight")[0],
                       audio_hidden_dim=source.shape("audio_text_proj_in.weight")[0])
     if "positional_embedding_theta" in section:
@@ -340,7 +338,7 @@ def vocoder_config(config: dict[str, Any], source: MappedSource, version: str) -
     """LTX-2.0's vocoder (one flat generator section), or LTX-2.3's with bandwidth extension: a `vocoder` and a
     `bwe` generator section, the latter also naming the mel front end between the two and the sample rates."""
     section = config.get("vocoder", {})
-    if version == "2.0":
+    if version == LTX_2_0:
         return {**_generator_config(section, "1", source.description), "in_channels": source.shape("conv_in.weight")[1]}
     result: dict[str, Any] = {}
     for prefix, name, module in (("", "vocoder", "vocoder"), ("bwe_", "bwe", "bwe_generator")):
@@ -432,7 +430,7 @@ def component_config(
         raise CheckpointError(f"{source.description}: an LTX-{version} file; {network} is the {component} of "
                               f"LTX-{' and LTX-'.join(versions)} files")
     # Where a section is absent the official defaults apply, and they build LTX-2.0's networks.
-    for section in _LTX_2_3_SECTIONS.get(component, ()) if version == "2.3" else ():
+    for section in _LTX_2_3_SECTIONS.get(component, ()) if version == LTX_2_3 else ():
         value: Any = config
         for part in section.split("."):
             value = value.get(part) if isinstance(value, dict) else None

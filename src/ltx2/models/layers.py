@@ -130,7 +130,7 @@ class Attention(nn.Module):
         inner_dim = heads * dim_head
         kv_dim = kv_dim or query_dim
         self.heads = heads
-        # Set by a parallelism transform (ltx2.parallel) to attend across ranks; None attends here.
+        # Set by a parallelism transform (ltx2.transforms.context_parallel) to attend across ranks; None attends here.
         self.parallel: Callable[..., torch.Tensor] | None = None
         self.to_q = nn.Linear(query_dim, inner_dim, bias=bias)
         self.to_k = nn.Linear(kv_dim, inner_dim, bias=bias)
@@ -324,3 +324,10 @@ class AutoencoderKLOutput:
 @dataclass
 class DecoderOutput:
     sample: torch.Tensor
+
+
+def additive_self_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, S, S) multiplicative mask in [0, 1] -> (B, 1, S, S) additive bias (1 - mask) * -10000, for every head."""
+    if mask is None:
+        return None
+    return ((1 - mask.to(dtype)) * -10000.0).unsqueeze(1)

@@ -35,12 +35,13 @@ from .layers import (
     RMSNorm,
     Rope,
     TextProjection,
+    additive_self_mask,
     modulation,
     rope_tables,
 )
 
 if TYPE_CHECKING:
-    from ..parallel import ContextParallelConfig
+    from ..transforms.context_parallel import ContextParallelConfig
 
 
 class ScaleShift(NamedTuple):
@@ -556,7 +557,7 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         config = self.config
         audio_timestep = timestep if audio_timestep is None else audio_timestep
         audio_sigma = sigma if audio_sigma is None else audio_sigma
-        video_coords, audio_coords = self._check_inputs(
+        video_coords, audio_coords = self.token_coordinates(
             hidden_states, audio_hidden_states, encoder_hidden_states, audio_encoder_hidden_states, timestep,
             audio_timestep, num_frames, height, width, fps, audio_num_frames, video_coords, audio_coords
         )  # fmt: skip
@@ -618,8 +619,9 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
 
     def enable_parallelism(self, *, config: ContextParallelConfig) -> None:
         """Context parallelism, as in diffusers: the video and audio tokens are shared by `config.ulysses_degree`
-        ranks (Ulysses, see ltx2.parallel). Call on every rank, after torch.distributed.init_process_group."""
-        from ..parallel import apply_context_parallel
+        ranks (Ulysses, see ltx2.transforms.context_parallel). Call on every rank, after
+        torch.distributed.init_process_group."""
+        from ..transforms.context_parallel import apply_context_parallel
 
         apply_context_parallel(self, config)
 
@@ -658,7 +660,7 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
             ),
         )
 
-    def _check_inputs(
+    def token_coordinates(
         self,
         video: torch.Tensor,
         audio: torch.Tensor,
@@ -674,7 +676,8 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
         video_coords: torch.Tensor | None,
         audio_coords: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Validate shapes up front and return the video and audio coordinates to use."""
+        """Validate the stream inputs' shapes up front and return the video and audio coordinates to use (a
+        context-parallel transform calls this on the whole inputs before sharding them)."""
         config = self.config
         projected = config.use_prompt_embeddings
         for name, tensor, channels in (
@@ -774,13 +777,6 @@ def _additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tenso
         mask = (1 - mask.to(dtype)) * -10000.0
         return mask[:, None, None, :]
     return mask.to(dtype).view(mask.shape[0], 1, 1, -1)
-
-
-def additive_self_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """(B, S, S) multiplicative mask in [0, 1] -> (B, 1, S, S) additive bias (1 - mask) * -10000, for every head."""
-    if mask is None:
-        return None
-    return ((1 - mask.to(dtype)) * -10000.0).unsqueeze(1)
 
 
 def _perturbation(mask: torch.Tensor | None, video: torch.Tensor) -> Perturbation:

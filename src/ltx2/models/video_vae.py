@@ -866,7 +866,7 @@ class AutoencoderKLLTX2Video(PretrainedModel):
         return video
 
     def map_tiles(self, jobs: list[Callable[[], torch.Tensor]]) -> list[torch.Tensor]:
-        """Run the tiles of one decoding pass, in order. ltx2.parallel.share_tiles spreads them over ranks."""
+        """Run the tiles of one decoding pass, in order. ltx2.transforms.collectives.share_tiles spreads them over ranks."""
         return [job() for job in jobs]
 
     def forward(

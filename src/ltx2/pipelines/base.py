@@ -12,25 +12,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..loading.checkpoint import write_text_atomic
+from ..files import write_text_atomic
 from ..loading.hub import _repo_id, download, hub_offline, offline_error
 from ..loading.pretrained import warn_without_fp8
 from ..loading.single_file import file_version, open_single_file
+from ..models import NETWORKS, single_file_networks
 from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
 from .offload import ModelOffload, SequentialOffload
 
-# Class names that diffusers and transformers write into model_index.json, and what loads each here.
-# Connectors and vocoder are pipeline-local classes, which diffusers files under the library "ltx2".
-_OURS = {
-    "LTX2VideoTransformer3DModel": "ltx2.models.transformer",
-    "AutoencoderKLLTX2Video": "ltx2.models.video_vae",
-    "AutoencoderKLLTX2Audio": "ltx2.models.audio_vae",
-    "LTX2Vocoder": "ltx2.models.vocoder",
-    "LTX2VocoderWithBWE": "ltx2.models.vocoder",
-    "LTX2TextConnectors": "ltx2.models.connectors",
-    "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
-    "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler",
-}
+# Class names that diffusers writes into model_index.json, and what loads each here. Connectors and vocoder are
+# pipeline-local classes, which diffusers files under the library "ltx2".
+_OURS = {**NETWORKS, "FlowMatchEulerDiscreteScheduler": "ltx2.scheduler"}
 
 
 # Where single-file pipelines take what Lightricks' combined checkpoints do not hold.
@@ -60,13 +52,6 @@ def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype
 
         return load_text_encoder(folder / name, dtype)
     raise ValueError(f"{folder / 'model_index.json'}: component {name!r} has class {class_name!r}, unknown to ltx2")
-
-
-def single_file_networks(version: str) -> dict[str, type]:
-    """Component name -> our network class, for every network a single file of LTX `version` can hold."""
-    classes = [_our_class(name) for name in _OURS]
-    return {cls.single_file_component: cls for cls in classes
-            if hasattr(cls, "single_file_component") and version in cls.single_file_versions}
 
 
 def _read_index(folder: Path) -> dict[str, Any]:

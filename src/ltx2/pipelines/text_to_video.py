@@ -17,7 +17,6 @@ import torch
 from ..loading.lora import LoraLoaderMixin
 from ..models.audio_vae import audio_latent_frames
 from ..models.transformer import video_positions
-from ..parallel import parallelize_pipeline, run_guidance_passes
 from ..prompt_enhancement import (
     GENERATION_KWARGS,
     MAX_NEW_TOKENS,
@@ -40,6 +39,7 @@ from .conditioning import (
     condition_latents,
     noised,
 )
+from .guidance import Guidance, run_guidance_passes
 from .images import read_image
 from .latents import (
     denormalize_audio_latents,
@@ -51,9 +51,9 @@ from .latents import (
     unpack_audio_latents,
     unpack_video_latents,
 )
+from .parallel import parallelize_pipeline
 from .sampling import (
     OUTPUT_TYPES,
-    Guidance,
     LTX2PipelineOutput,
     decode_noise,
     postprocess_video,
@@ -103,7 +103,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         self._guidance_groups = None  # set by enable_parallelism
 
     def enable_parallelism(self, ulysses_degree: int | None = None, guidance_degree: int = 1) -> None:
-        """Share each generation among the ranks of torch.distributed (see ltx2.parallel): the transformer's
+        """Share each generation among the ranks of torch.distributed (see ltx2.pipelines.parallel): the transformer's
         tokens over groups of `ulysses_degree` ranks (default: world size / guidance_degree), the guidance passes
         of each step over `guidance_degree` such groups, and the tiles of a tiled VAE decode over all ranks.
 

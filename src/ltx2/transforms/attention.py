@@ -16,7 +16,7 @@ Naming a backend that this machine cannot run (flash-attn not installed, no CUDA
 once. A call that the named backend cannot serve (flash with the text mask, for instance) runs on the default
 choice instead: with SDPA kernels torch's own checks decide, kernel by kernel, in priority order.
 
-Context parallelism (ltx2.parallel) wraps individual attention modules instead (`Attention.parallel`); its
+Context parallelism (ltx2.transforms.context_parallel) wraps individual attention modules instead (`Attention.parallel`); its
 local work comes back here, so the backend choice holds there too.
 """
 

@@ -32,7 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from ..loading.checkpoint import _atomic_write
+from ..files import atomic_write
 
 OFFLOAD_TYPES = ("block_level", "leaf_level")
 
@@ -143,7 +143,7 @@ class GroupOffload:
         self.folder.mkdir(parents=True, exist_ok=True)
         tensors = {self._key(path, name): tensor.to("cpu").contiguous()
                    for path, owner in group.owners for name, tensor in _tensors(owner)}
-        _atomic_write(group.file, lambda temporary: save_file(tensors, temporary))
+        atomic_write(group.file, lambda temporary: save_file(tensors, temporary))
 
     def _store(self, group: Group) -> None:
         """Leave the group's tensors in their offloaded home: pinned memory, the offload device, or its file

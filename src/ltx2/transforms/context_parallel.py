@@ -1,39 +1,30 @@
-"""One generation shared by several processes over torch.distributed (NCCL on GPUs, gloo on CPUs; torchrun).
+"""Context parallelism (Ulysses), diffusers' API: `transformer.enable_parallelism(config=ContextParallelConfig(
+ulysses_degree=N))`.
 
-Three transforms, each applied to built objects; every rank runs the same pipeline call on the same inputs and
-returns the same result.
+The video and audio tokens are cut into N contiguous shards, the last one padded (pads are masked as keys and cut
+from the output). Each rank projects, modulates and feeds forward its own tokens; around each self- and
+audio<->video attention one all-to-all trades token shards for head groups, so that the attention sees every token
+for H/N heads, and a second trades back. Text cross-attention needs nothing: its keys (the prompt) are on every
+rank. RoPE tables and per-token timesteps come from the sharded positions and timesteps; a video self-attention
+mask (IC-LoRA attention strengths) goes whole to the video self-attention.
 
-- Context parallelism (Ulysses), diffusers' API: `transformer.enable_parallelism(config=ContextParallelConfig(
-  ulysses_degree=N))`. The video and audio tokens are cut into N contiguous shards, the last one padded (pads are
-  masked as keys and cut from the output). Each rank projects, modulates and feeds forward its own tokens; around
-  each self- and audio<->video attention one all-to-all trades token shards for head groups, so that the attention
-  sees every token for H/N heads, and a second trades back. Text cross-attention needs nothing: its keys (the
-  prompt) are on every rank. RoPE tables and per-token timesteps come from the sharded positions and timesteps;
-  a video self-attention mask (IC-LoRA attention strengths) goes whole to the video self-attention.
-- Guidance-pass parallelism: the transformer passes of one sampling step (CFG's unconditional and conditional,
-  STG, modality isolation) run on different groups of ranks, which then share their predictions.
-- Distributed tiled VAE decode: the tiles of each decoding pass are spread over the ranks and shared, then
-  stitched on every rank exactly as one process stitches them.
-
-`LTX2Pipeline.enable_parallelism(ulysses_degree, guidance_degree)` applies all three over a (guidance, ulysses)
-device mesh: ranks g * U .. g * U + U - 1 form Ulysses group g.
+A transform: it plugs into the attention layer (`Attention.parallel`) and the model's forward hooks, and knows
+the transformer only through its public methods (`token_coordinates`) and its block list.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+from torch.distributed.device_mesh import DeviceMesh
 
-from .models.layers import attention
-from .models.transformer import AudioVisualModelOutput, additive_self_mask
+from ..models.layers import additive_self_mask, attention
 
 # The transformer block's attentions whose queries are sharded tokens, and the stream their keys come from.
 # The text cross-attentions (attn2, audio_attn2) are absent: their keys are the prompt, on every rank.
@@ -85,10 +76,6 @@ class ContextParallelConfig:
             raise ValueError(f"ulysses_degree={self.ulysses_degree} but {where} has {size} ranks; pass a mesh with "
                              "a 'ulysses' dimension of that size (or use LTX2Pipeline.enable_parallelism)")
         return group
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Context parallelism (Ulysses)
 
 
 class TokenShards:
@@ -150,7 +137,7 @@ class TokenShards:
         inputs = bound.arguments
         video, audio = inputs["hidden_states"], inputs["audio_hidden_states"]
         audio_timestep = inputs["timestep"] if inputs["audio_timestep"] is None else inputs["audio_timestep"]
-        video_coords, audio_coords = model._check_inputs(
+        video_coords, audio_coords = model.token_coordinates(
             video, audio, inputs["encoder_hidden_states"], inputs["audio_encoder_hidden_states"], inputs["timestep"],
             audio_timestep, inputs["num_frames"], inputs["height"], inputs["width"], inputs["fps"],
             inputs["audio_num_frames"], inputs["video_coords"], inputs["audio_coords"],
@@ -180,9 +167,10 @@ class TokenShards:
     def after_forward(self, model: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
         """Forward hook: every rank returns the whole output (and the forward's masks are let go)."""
         self.video_self_mask = self.video_self_bias = None
-        video, audio = (output.sample, output.audio_sample) if isinstance(output, AudioVisualModelOutput) else output
+        as_tuple = isinstance(output, tuple)
+        video, audio = output if as_tuple else (output.sample, output.audio_sample)
         video, audio = self.gather(video, 1, self.lengths["video"]), self.gather(audio, 1, self.lengths["audio"])
-        return AudioVisualModelOutput(video, audio) if isinstance(output, AudioVisualModelOutput) else (video, audio)
+        return (video, audio) if as_tuple else replace(output, sample=video, audio_sample=audio)
 
 
 def _all_to_all(rows: torch.Tensor, group: dist.ProcessGroup) -> torch.Tensor:
@@ -251,172 +239,3 @@ def apply_context_parallel(transformer: Any, config: ContextParallelConfig) -> N
     transformer.register_forward_pre_hook(shards.before_forward, with_kwargs=True)
     transformer.register_forward_hook(shards.after_forward, with_kwargs=True)
     transformer._parallel_config = config
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Sharing results between ranks
-
-_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
-_HEADER = 32
-
-
-def broadcast_tensors(
-    tensors: Sequence[torch.Tensor] | None, source: int, group: dist.ProcessGroup, device: torch.device
-) -> list[torch.Tensor]:
-    """`tensors` of the global rank `source` (one dtype), on every rank of `group`; the others pass None.
-
-    A fixed-size header (dtype, count, shapes) goes first, so receivers need not know what is coming.
-    """
-    if dist.get_rank() == source:
-        fields = [_DTYPES.index(tensors[0].dtype), len(tensors)]
-        for tensor in tensors:
-            fields += [tensor.ndim, *tensor.shape]
-        header = torch.tensor(fields + [0] * (_HEADER - len(fields)), dtype=torch.int64, device=device)
-        dist.broadcast(header, source, group=group)
-        dist.broadcast(torch.cat([tensor.reshape(-1) for tensor in tensors]), source, group=group)
-        return list(tensors)
-    header = torch.empty(_HEADER, dtype=torch.int64, device=device)
-    dist.broadcast(header, source, group=group)
-    dtype_index, count, *fields = header.tolist()
-    shapes = []
-    for _ in range(count):
-        ndim, fields = fields[0], fields[1:]
-        shapes.append(fields[:ndim])
-        fields = fields[ndim:]
-    payload = torch.empty(sum(math.prod(shape) for shape in shapes), dtype=_DTYPES[dtype_index], device=device)
-    dist.broadcast(payload, source, group=group)
-    return [part.view(shape) for part, shape in zip(payload.split([math.prod(s) for s in shapes]), shapes)]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Guidance-pass parallelism
-
-
-@dataclass(frozen=True)
-class GuidancePass:
-    """One transformer pass of a sampling step: its name, the text-context rows it reads, its forward options.
-
-    Passes with the same `call` number run as one batched transformer call when they run on the same ranks
-    (they must share their options).
-    """
-
-    name: str
-    rows: slice
-    options: dict[str, Any] = field(default_factory=dict)
-    call: int = 0
-
-
-class GuidanceGroups:
-    """The mesh's guidance dimension: Ulysses group g runs passes g, g + G, g + 2G, ...; each rank then receives
-    the other groups' predictions from the rank at its own place in those groups."""
-
-    def __init__(self, mesh: DeviceMesh, device: torch.device):
-        self.group = mesh.get_group("guidance")
-        self.degree = mesh["guidance"].size()
-        self.index = mesh.get_local_rank("guidance")
-        self.device = device
-
-    def owner(self, position: int) -> int:
-        return position % self.degree
-
-
-Predict = Callable[[list[slice], dict[str, Any]], tuple[torch.Tensor, ...]]
-
-
-def run_guidance_passes(
-    passes: Sequence[GuidancePass], predict: Predict, groups: GuidanceGroups | None = None
-) -> dict[str, tuple[torch.Tensor, ...]]:
-    """Every pass's predictions, by name. `predict(rows, options)` runs one batched transformer call over the
-    passes reading `rows` (one batch of latents per slice) and returns tensors batched in that order.
-
-    Alone, every pass runs here. With `groups`, each rank runs only its group's passes and the rest arrive.
-    """
-    here = 0 if groups is None else groups.index
-    mine = [item for position, item in enumerate(passes) if groups is None or groups.owner(position) == here]
-    results: dict[str, tuple[torch.Tensor, ...]] = {}
-    for call in dict.fromkeys(item.call for item in mine):
-        together = [item for item in mine if item.call == call]
-        outputs = predict([item.rows for item in together], together[0].options)
-        sizes = [item.rows.stop - item.rows.start for item in together]
-        for item, parts in zip(together, zip(*(output.split(sizes) for output in outputs))):
-            results[item.name] = parts
-    if groups is not None:
-        for position, item in enumerate(passes):
-            source = dist.get_global_rank(groups.group, groups.owner(position))
-            results[item.name] = tuple(broadcast_tensors(results.get(item.name), source, groups.group, groups.device))
-    return {item.name: results[item.name] for item in passes}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Distributed tiled VAE decode
-
-
-class SharedTiles:
-    """A VAE's `map_tiles` that decodes tile k on group rank k mod N and shares the results with every rank."""
-
-    def __init__(self, group: dist.ProcessGroup):
-        self.group = group
-
-    def __call__(self, jobs: Sequence[Callable[[], torch.Tensor]]) -> list[torch.Tensor]:
-        degree, rank = dist.get_world_size(self.group), dist.get_rank(self.group)
-        owned = {index: job() for index, job in enumerate(jobs) if index % degree == rank}
-        if not owned:
-            # More ranks than tiles: decode one anyway, so that this rank's streamed passes end with everyone's
-            # (a stream that has run tells how many flushing passes the decoder needs).
-            owned_result = jobs[rank % len(jobs)]()
-        else:
-            owned_result = next(iter(owned.values()))
-        results = []
-        for index in range(len(jobs)):
-            source = dist.get_global_rank(self.group, index % degree)
-            mine = [owned[index]] if index in owned else None
-            results.append(broadcast_tensors(mine, source, self.group, owned_result.device)[0])
-        return results
-
-
-def share_tiles(vae: Any, group: dist.ProcessGroup | None = None) -> None:
-    """Spread the tiled decode of `vae` (AutoencoderKLLTX2Video) over `group` (default: the world).
-
-    Tiles are blended exactly as one process blends them, so the decoded video is the same. Decoders that
-    inject noise draw it per tile from the global generator, which ranks cannot share: they are refused.
-    """
-    inject_noise = vae.config.decoder_inject_noise
-    if inject_noise if isinstance(inject_noise, bool) else any(inject_noise):
-        raise ValueError("decoder_inject_noise: a decoder that injects noise draws it per tile in tile order; a "
-                         "distributed decode cannot reproduce that")
-    vae.map_tiles = SharedTiles(dist.group.WORLD if group is None else group)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# A whole pipeline
-
-
-def parallelize_pipeline(pipe: Any, ulysses_degree: int | None, guidance_degree: int) -> GuidanceGroups | None:
-    """Apply the three transforms to `pipe` over a (guidance, ulysses) mesh of the whole world; returns the
-    guidance groups for its sampling loop (None with one group)."""
-    if not dist.is_available() or not dist.is_initialized():
-        raise RuntimeError("torch.distributed is not initialized: call torch.distributed.init_process_group() "
-                           "first (torchrun sets up its environment)")
-    world = dist.get_world_size()
-    if not isinstance(guidance_degree, int) or guidance_degree < 1 or world % guidance_degree:
-        raise ValueError(f"guidance_degree must be a positive divisor of the world size {world}, "
-                         f"got {guidance_degree!r}")
-    ulysses_degree = world // guidance_degree if ulysses_degree is None else ulysses_degree
-    if ulysses_degree * guidance_degree != world:
-        raise ValueError(f"ulysses_degree x guidance_degree = {ulysses_degree} x {guidance_degree} must equal the "
-                         f"world size {world}")
-    mesh = init_device_mesh(pipe.device.type, (guidance_degree, ulysses_degree),
-                            mesh_dim_names=("guidance", "ulysses"))
-    if ulysses_degree > 1:
-        pipe.transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=ulysses_degree, mesh=mesh))
-    if pipe.vae is not None and world > 1:
-        share_tiles(pipe.vae)
-    return GuidanceGroups(mesh, pipe.device) if guidance_degree > 1 else None
-
-
-def default_split(world: int, heads: int, guided: bool) -> tuple[int, int]:
-    """(ulysses, guidance) degrees for `world` ranks: two guidance groups when the step has several passes
-    (they need no communication inside a pass), Ulysses over the rest as far as the head count allows."""
-    guidance = 2 if guided and world % 2 == 0 else 1
-    ulysses = math.gcd(world // guidance, heads)
-    return ulysses, world // ulysses
