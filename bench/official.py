@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -143,7 +144,12 @@ def main() -> None:
     for side, python in (("official", args.official_python), ("ours", sys.executable)):
         command = [python, __file__, "--side", side, "--tiny", str(folder / "paths.json"), "--harness", args.harness,
                    "--repeats", str(args.repeats), "--pipelines", *args.pipelines]
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        # ours: this checkout's sources, whatever ltx2 the interpreter has installed
+        environment = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")} if side == "ours" else None
+        result = subprocess.run(command, capture_output=True, text=True, env=environment)
+        if result.returncode != 0:
+            raise SystemExit(f"the {side} side failed:\n{result.stderr[-3000:]}")
+        output = result.stdout
         sides[side] = json.loads(output.split("RESULT ", 1)[1])
     import torch
 
