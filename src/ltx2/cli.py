@@ -262,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--output", default="ltx2-output.mp4")
     generate.add_argument("--parallel", type=_parallel_split, default=None, metavar="ulysses=N,guidance=M",
                           help="under torchrun: Ulysses group size and guidance groups (default: from the world size)")
+    generate.add_argument("--audio", default=None, metavar="PATH",
+                          help="a soundtrack to make the video for (Lightricks' A2Vid pipeline; needs an original "
+                               "single-file --model and --gemma-root)")
+    generate.add_argument("--gemma-root", default=None, help="the Gemma 3 folder (with --audio)")
 
     serve = commands.add_parser("serve", help="load a model once and serve OpenAI's Videos API and a web page")
     serve.add_argument("--model", required=True, help="pipeline folder, Hub repo, or single .safetensors file")
@@ -292,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--version", choices=VERSIONS, default=LTX_2_0, help="the LTX version it has the structure of")
     tiny.add_argument("--with-loras", action="store_true",
                       help="also write a distilled LoRA (for the two-stage preset) and an IC-LoRA beside it")
+    retake = commands.add_parser("retake", help="regenerate a time span of a video (Lightricks' RetakePipeline)")
+    retake.add_argument("video")
+    retake.add_argument("--start", type=float, required=True, help="seconds")
+    retake.add_argument("--end", type=float, required=True, help="seconds")
+    retake.add_argument("--prompt", required=True)
+    retake.add_argument("--negative-prompt", default=None, help="default: Lightricks' DEFAULT_NEGATIVE_PROMPT")
+    retake.add_argument("--model", required=True, help="original single-file checkpoint (.safetensors)")
+    retake.add_argument("--gemma-root", required=True)
+    retake.add_argument("--steps", type=int, default=None, help="default: 40 on LTX-2.0, 30 on LTX-2.3")
+    retake.add_argument("--seed", type=int, default=42)
+    retake.add_argument("--distilled", action="store_true", help="a distilled checkpoint: its fixed 8 sigmas")
+    retake.add_argument("--output", default="ltx2-retake.mp4")
     return parser
 
 
@@ -1036,6 +1052,13 @@ def _peak_memory(device: str) -> str:
 
 
 def run_generate(args: argparse.Namespace, launch: Launch) -> None:
+    if args.audio is not None:
+        from .official.commands import run_audio_to_video
+
+        written = run_audio_to_video(args, RELEASES, OUTPUT_SIZES[2.0])
+        print(f"ltx2: wrote {written['output']} ({written['width']}x{written['height']}, {args.num_frames} frames at "
+              f"{args.fps:g} fps, for {args.audio})")
+        return
     check_generate_arguments(args, launch)
     if args.dry_run:
         if launch.rank == 0:
@@ -1122,7 +1145,9 @@ def main(argv: list[str] | None = None) -> int:
 
             run_serve(args, launch)
         elif launch.rank == 0:  # under torchrun only generate is shared; the others run once
-            {"info": run_info, "make-tiny": run_make_tiny}[args.command](args)
+            from .official.commands import run_retake
+
+            {"info": run_info, "make-tiny": run_make_tiny, "retake": run_retake}[args.command](args)
     except UsageError as error:
         launch.report(f"ltx2: error: {_one_line(error)}")
         return 2
