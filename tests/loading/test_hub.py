@@ -11,7 +11,9 @@ from original_checkpoint import write_combined
 from ltx2 import LTX2LatentUpsamplePipeline, LTX2Pipeline, LTX2VideoTransformer3DModel, LTX2Vocoder
 
 PIPELINE_PATTERNS = ["model_index.json", "scheduler/*", "vae/*", "audio_vae/*", "text_encoder/*", "tokenizer/*",
-                     "connectors/*", "transformer/*", "vocoder/*", "processor/*"]
+                     "connectors/*", "transformer/*", "vocoder/*", "processor/*",
+                     # LTX-2.5's optional components, asked for whether or not the repo has them
+                     "duration_head/*", "diffusion_decoder/*"]
 
 
 @pytest.fixture
