@@ -1034,8 +1034,7 @@ def two_stages(
         else:
             distilled = path
     return generate_two_stages(
-        pipe, lambda: loaded.upsampler, args.stage_one, {**args.stage_two, "decoder": args.decoder}, common,
-        references=references,
+        pipe, lambda: loaded.upsampler, args.stage_one, args.stage_two, common, references=references,
         stage_one_distilled=args.preset == "distilled", distilled_lora=distilled, stage_two_adapters=adapters,
         place=partial(_place, args=args), stage=timings.stage,
     )
