@@ -2,6 +2,7 @@
 reference's conversion puts it."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -551,3 +552,33 @@ def test_ltx_2_5_fused_and_diffusion_vae_errors_name_the_file_and_keys(ltx_2_5_f
         AutoencoderKLLTX2Video.from_single_file(diffusion)
     with pytest.raises(CheckpointError, match=r"ltx-2\.3-22b-dev\.safetensors: an LTX-2\.3 file; LTX2DurationHead is"):
         LTX2DurationHead.from_single_file(ltx_2_3_file)
+
+
+def test_connectors_caption_channels_when_the_header_does_not_name_it(dev_file, ltx_2_5_file, tmp_path):
+    """LTX-2.0's caption projection maps to the text width, which its shape shows. LTX-2.3's and 2.5's per-stream
+    projections read width x hidden states, which does not show the split: the header's caption_channels, else the
+    width of the text encoder the pipeline is given; LTX-2.5's Gemma 4 has no fixed width, so a lone connectors
+    load is refused, naming the file."""
+    def without_caption_channels(path, header, name, **metadata):
+        transformer = {key: value for key, value in header["transformer"].items() if key != "caption_channels"}
+        return write_single_file(tmp_path / name, load_file(str(path)), {**header, "transformer": transformer},
+                                 **metadata)
+
+    plain = without_caption_channels(dev_file, HEADER_CONFIG, "ltx-2-no-caption.safetensors")
+    assert_same_network(LTX2TextConnectors.from_single_file(plain),
+                        reference_from_original("connectors", load_file(str(dev_file))))
+    path = without_caption_channels(ltx_2_5_file, LTX_2_3_HEADER, "ltx-2.5-no-caption.safetensors",
+                                    model_version="2.5.0")
+    with pytest.raises(CheckpointError, match=r"ltx-2\.5-no-caption\.safetensors \(connectors\): the header names no "
+                                              r"transformer caption_channels, and the 48 text features"):
+        LTX2TextConnectors.from_single_file(path)
+    gemma_4 = SimpleNamespace(config=SimpleNamespace(text_config=SimpleNamespace(hidden_size=16)))
+    pipe = LTX2Pipeline.from_single_file(path, text_encoder=gemma_4, tokenizer=object())
+    reference = reference_from_original("connectors", load_file(str(ltx_2_5_file)), version="2.5")
+    assert_same_network(pipe.connectors, reference)
+    bad = {**LTX_2_3_HEADER, "transformer": {**LTX_2_3_HEADER["transformer"], "caption_channels": 5}}
+    path = write_single_file(tmp_path / "bad-caption.safetensors", load_file(str(ltx_2_5_file)), bad,
+                             model_version="2.5.0")
+    with pytest.raises(CheckpointError, match=r"bad-caption\.safetensors \(connectors\): caption_channels 5 \(the "
+                                              r"header's transformer caption_channels\) does not divide the 48"):
+        LTX2TextConnectors.from_single_file(path)

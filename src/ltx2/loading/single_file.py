@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import pairwise
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -273,13 +273,15 @@ def transformer_config(config: dict[str, Any], source: MappedSource, version: st
     return result
 
 
-def connectors_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
+def connectors_config(
+    config: dict[str, Any], source: MappedSource, version: str, text_width: int | None = None
+) -> dict[str, Any]:
     section = config.get("transformer", {})
-    caption_channels = section.get("caption_channels", 3840)
     keys = set(source.keys())
     # LTX-2.3 and 2.5 project the text features once per stream (biased Linears to each stream's width).
     per_stream = version in _LTX_2_3_LAYOUT
     projections = ("video_text_proj_in", "audio_text_proj_in") if per_stream else ("text_proj_in",)
+    caption_channels = _caption_channels(section, source, version, projections[0], text_width)
     result: dict[str, Any] = {
         "caption_channels": caption_channels,
         "text_proj_in_factor": source.shape(f"{projections[0]}.weight")[1] // caption_channels,
@@ -307,6 +309,35 @@ def connectors_config(config: dict[str, Any], source: MappedSource, version: str
         result[f"{stream}_connector_num_learnable_registers"] = count
         result[f"{stream}_gated_attn"] = bool(section.get("connector_apply_gated_attention", False))
     return result
+
+
+def _caption_channels(
+    section: dict[str, Any], source: MappedSource, version: str, projection: str, text_width: int | None
+) -> int:
+    """The text encoder's width, whose every hidden state (layers + 1 of them) the connectors' projection reads.
+
+    LTX-2.0's projection maps the features to that width, which its shape shows. LTX-2.3's and 2.5's map them to
+    each stream's width: their input (width x hidden states) does not show the split, so it is the header's
+    `caption_channels`, else that of the text encoder it is loaded with (`text_width`), else LTX-2.3's Gemma 3 12B
+    (3840); LTX-2.5's text encoder, a Gemma 4, has no fixed width, so there one of the first two must say it."""
+    features = source.shape(f"{projection}.weight")[1]
+    if projection == "text_proj_in":
+        return source.shape(f"{projection}.weight")[0]
+    width, origin = section.get("caption_channels"), "the header's transformer caption_channels"
+    if width is None:
+        width, origin = text_width, "the text encoder's hidden_size"
+    if width is None and version == LTX_2_5:
+        raise CheckpointError(
+            f"{source.description}: the header names no transformer caption_channels, and the {features} text "
+            f"features of {projection}.weight do not show the text encoder's width (LTX-2.5's is a Gemma 4 of any "
+            "size); load the file with LTX2Pipeline.from_single_file(..., text_encoder=...), which reads it there"
+        )
+    if width is None:
+        width, origin = 3840, "LTX-2.3's text encoder, Gemma 3 12B"
+    if not isinstance(width, int) or width <= 0 or features % width:
+        raise CheckpointError(f"{source.description}: caption_channels {width!r} ({origin}) does not divide the "
+                              f"{features} text features of {projection}.weight")
+    return width
 
 
 def video_vae_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
@@ -524,10 +555,11 @@ def component_source(source: TensorSource, component: str) -> MappedSource:
 
 
 def component_config(
-    source: TensorSource, component: str, network: str, versions: tuple[str, ...]
+    source: TensorSource, component: str, network: str, versions: tuple[str, ...], text_width: int | None = None
 ) -> tuple[dict[str, Any], MappedSource]:
     """The constructor arguments of `network`, the `component` of an original checkpoint, and its tensors; the
-    file must be of one of `versions` (LTX-2.3 replaced the vocoder). LTX-2.5's files are read as LTX-2.3's."""
+    file must be of one of `versions` (LTX-2.3 replaced the vocoder). LTX-2.5's files are read as LTX-2.3's.
+    `text_width`: the hidden size of the text encoder the connectors will read, where the caller knows it."""
     metadata = read_metadata(source)
     config = header_config(metadata, source.description)
     version = checkpoint_version(metadata, source.keys(), source.description)
@@ -543,4 +575,6 @@ def component_config(
             raise CheckpointError(f"{source.description}: an LTX-{version} file whose header config has no "
                                   f"{section!r} section ({network} is read from it)")
     mapped = component_source(source, component)
+    if component == "connectors":
+        return connectors_config(config, mapped, version, text_width), mapped
     return CONFIG_BUILDERS[component](config, mapped, version), mapped

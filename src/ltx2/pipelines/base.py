@@ -19,6 +19,7 @@ from ..loading.pretrained import warn_without_fp8
 from ..loading.single_file import file_version, open_single_file
 from ..models import FOLDER_NETWORKS, NETWORKS, single_file_networks
 from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
+from ..text import hidden_width
 from ..versions import DEFAULT_REPO, LTX_2_5
 from .offload import ModelOffload, SequentialOffload
 
@@ -167,12 +168,14 @@ class Pipeline:
                 )
             networks = single_file_networks(version)
             held = held_components(source.keys())
+            width = hidden_width(text_encoder)
             for name in cls.component_names:
                 if name in networks and name not in loaded:
                     # LTX-2.5's optional networks, and the conv VAE where a diffusion decoder took its place, are
                     # None when the file lacks them (as in a folder without their subfolders).
                     optional = name in OPTIONAL_COMPONENTS or (name == "vae" and "diffusion_decoder" in held)
-                    loaded[name] = (networks[name].from_single_file_source(source, torch_dtype, None, keep_fp8)
+                    network = networks[name]
+                    loaded[name] = (network.from_single_file_source(source, torch_dtype, None, keep_fp8, width)
                                     if name in held or not optional else None)
             distilled = "distilled" in Path(source.description).name
             if keep_fp8:
