@@ -3,7 +3,8 @@
 The reference (diffusers 0.42.1) networks are built with random weights; their state dicts are renamed
 back to the original key names and written with a header config in the official (ltx-core's) vocabulary,
 for LTX-2.0 (`ltx-2-19b-dev.safetensors`), LTX-2.3 (`ltx-2.3-22b-dev.safetensors`) and LTX-2.5 (the combined layout
-diffusers' converter reads with `--version 2.5`, with a duration head under `duration_head.`). Loading such a file
+diffusers' converter reads with `--version 2.5`, with a duration head under `duration_head.` and optionally a
+diffusion decoder as the VAE's decoder). Loading such a file
 through the reference's own conversion must give back the same networks, which is what the tests check
 against ltx2's key map. The reference's conversion is diffusers 0.42.1's single-file functions where they
 exist, and the rename tables of diffusers' `scripts/convert_ltx2_to_diffusers.py` (not in the wheel; HEAD,
@@ -350,9 +351,11 @@ def write_single_file(path: Path, tensors: dict[str, torch.Tensor], config: dict
     return path
 
 
-def write_combined(path: Path, seed: int = 0, version: str = "2.0") -> dict[str, torch.nn.Module]:
+def write_combined(path: Path, seed: int = 0, version: str = "2.0", diffusion_decoder: bool = False,
+                   gated: bool = False) -> dict[str, torch.nn.Module]:
     """An `ltx-2-19b-dev.safetensors` (or `ltx-2.3-22b-dev.safetensors`, or an LTX-2.5 file with its duration head)
-    look-alike; returns the reference networks it was made from."""
+    look-alike; returns the reference networks it was made from. LTX-2.5 with `diffusion_decoder`: the VAE's decoder
+    is a diffusion decoder (`gated`: with a distilled file's gates), so the file holds no conv VAE."""
     configs, _, header, model_version = VERSIONS[version]
     references = {name: make_reference(name, seed + index, version) for index, name in enumerate(configs)}
     tensors: dict[str, torch.Tensor] = {}
@@ -361,6 +364,13 @@ def write_combined(path: Path, seed: int = 0, version: str = "2.0") -> dict[str,
     if version == "2.5":
         references["duration_head"] = make_duration_head(seed + len(configs))
         tensors.update(duration_head_original(references["duration_head"].state_dict()))
+    if diffusion_decoder:
+        decoder = make_diffusion_decoder(seed + len(configs) + 1)
+        vae = {key: tensors.pop(key) for key in [key for key in tensors if key.startswith("vae.")]}
+        tensors.update(diffusion_vae_original(decoder.state_dict(), vae, gated, seed))
+        header = {**header, "vae": DIFFUSION_VAE_HEADER}
+        references["diffusion_decoder"] = reference_diffusion_decoder(tensors)
+        del references["vae"]
     write_single_file(path, tensors, header, model_version=model_version)
     return references
 
@@ -382,6 +392,125 @@ def duration_head_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
         state[f"{pooler}cross_attn.in_proj_{leaf}"] = torch.cat(fused)
         state[f"{pooler}cross_attn.out_proj.{leaf}"] = state.pop(f"{pooler}to_out.{leaf}")
     return {f"duration_head.{key}": value for key, value in state.items()}
+
+
+# LTX-2.5's diffusion decoder at tiny widths (latents of the tiny VAE's 4 channels), the real strides; small kernels,
+# which the header's `vae` section names (no shape shows them). In the original file it replaces the conv decoder
+# under `vae.decoder.`, beside the conv encoder (diffusers' converter, --diffusion_vae).
+DIFFUSION_DECODER = dict(
+    latent_channels=4, decoder_head_dim=8, decoder_stage_channels=(64, 32, 16, 16, 8),
+    decoder_stage_depths=(1, 2, 1, 1, 2), decoder_stage_kernels=((3, 1, 1), (3, 3, 3), (3, 3, 3), (3, 5, 5)),
+    decoder_stage5_kernel=(5, 7, 7), decoder_t_emb_dim=16,
+)
+DIFFUSION_VAE_HEADER = {**LTX_2_3_HEADER["vae"], "decoder_stage_kernels": DIFFUSION_DECODER["decoder_stage_kernels"],
+                        "decoder_stage5_kernel": DIFFUSION_DECODER["decoder_stage5_kernel"]}
+# The converter's facts (scripts/convert_ltx2_to_diffusers.py, LTX-2.5), as data: original -> diffusers renames of the
+# decoder half, and each gated parameter (renamed) -> its gate beside it in the same block.
+REFERENCE_DIFFUSION_DECODER_RENAMES = {
+    "t_embedder.mlp.0.": "t_embedder.timestep_embedder.linear_1.",
+    "t_embedder.mlp.2.": "t_embedder.timestep_embedder.linear_2.",
+    ".attn.proj.": ".attn.to_out.0.", ".attn.q_norm.": ".attn.norm_q.", ".attn.k_norm.": ".attn.norm_k.",
+}
+REFERENCE_DIFFUSION_DECODER_GATES = {
+    ".attn.to_out.0.weight": ".gate_msa", ".attn.to_out.0.bias": ".gate_msa", ".mlp.w_down.weight": ".gate_mlp",
+    ".context_proj.weight": ".gate_ctx", ".context_proj.bias": ".gate_ctx",
+}
+
+
+def make_diffusion_decoder(seed: int) -> torch.nn.Module:
+    from diffusers import LTX2VideoDiffusionDecoderModel
+
+    torch.manual_seed(seed)
+    model = perturb_(LTX2VideoDiffusionDecoderModel(**DIFFUSION_DECODER).eval(), seed=seed, scale=0.05)
+    model.latents_std.abs_().add_(0.5)
+    return model
+
+
+def diffusion_vae_original(decoder_state: dict[str, torch.Tensor], encoder_original: dict[str, torch.Tensor],
+                           gated: bool = False, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A diffusion VAE as the original file holds it: the conv encoder's `vae.encoder.*` (`encoder_original`, in the
+    original layout), the statistics, and the reference decoder under `vae.decoder.` with each attention's q/k/v fused
+    in `qkv` and the original names. `gated`: a distilled file's static gates beside the Linears they gate (whose
+    stored weights are then whatever they are: the reference conversion folds the gates in) and a preview head."""
+    inverse = {new: old for old, new in REFERENCE_DIFFUSION_DECODER_RENAMES.items()}
+    original = {key: value for key, value in encoder_original.items() if key.startswith("vae.encoder.")}
+    channels = decoder_state["latents_mean"].shape[0]
+    original.update({"vae.per_channel_statistics.mean-of-means": decoder_state["latents_mean"],
+                     "vae.per_channel_statistics.std-of-means": decoder_state["latents_std"],
+                     "vae.per_channel_statistics.channel": torch.arange(channels, dtype=torch.float32),
+                     "vae.per_channel_statistics.mean-of-stds": torch.ones(channels)})
+    generator = torch.Generator().manual_seed(seed)
+    for key, value in decoder_state.items():
+        if not key.startswith("decoder.") or ".attn.to_k." in key or ".attn.to_v." in key:
+            continue
+        if ".attn.to_q." in key:
+            fused = torch.cat([decoder_state[key.replace(".to_q.", f".to_{name}.")] for name in "qkv"])
+            key, value = key.replace(".to_q.", ".qkv."), fused
+        name = _replace(key, inverse.items())
+        original["vae." + name] = value
+        leaf = next((leaf for leaf in REFERENCE_DIFFUSION_DECODER_GATES if key.endswith(leaf)), None)
+        if gated and leaf:
+            gate = f"vae.{key.removesuffix(leaf)}{REFERENCE_DIFFUSION_DECODER_GATES[leaf]}"
+            original.setdefault(gate, torch.rand(value.shape[0], generator=generator) + 0.5)
+    if gated:
+        original["vae.decoder.coarse_head.weight"] = torch.randn(3, 8, generator=generator)
+    return original
+
+
+def reference_diffusion_decoder(tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The reference decoder loaded strictly from a file's `vae.` tensors by the converter's rules: the decoder half
+    renamed, gates folded into what they gate (float32, back to the stored dtype), fused q/k/v split in three, the
+    preview heads and the encoder dropped, the statistics renamed."""
+    from diffusers import LTX2VideoDiffusionDecoderModel
+
+    decoder = {key.removeprefix("vae.decoder."): value for key, value in tensors.items()
+               if key.startswith("vae.decoder.")}
+    gates = {key: value for key, value in decoder.items() if key.endswith((".gate_msa", ".gate_mlp", ".gate_ctx"))}
+    state = {_statistics_original_inverse(key.removeprefix("vae.")): value for key, value in tensors.items()
+             if key.startswith("vae.per_channel_statistics.") and key.endswith(("-of-means",))}
+    for key, value in decoder.items():
+        if key.startswith("coarse_") or ".coarse_" in key or key in gates:
+            continue
+        name = _replace(key, REFERENCE_DIFFUSION_DECODER_RENAMES.items())
+        leaf = next((leaf for leaf in REFERENCE_DIFFUSION_DECODER_GATES if name.endswith(leaf)), None)
+        gate = gates.get(name.removesuffix(leaf) + REFERENCE_DIFFUSION_DECODER_GATES[leaf]) if leaf else None
+        if gate is not None:
+            value = ((gate[:, None] if value.ndim == 2 else gate).float() * value.float()).to(value.dtype)
+        if ".qkv." in name:
+            for part, target in zip(value.chunk(3), "qkv"):
+                state["decoder." + name.replace(".qkv.", f".to_{target}.")] = part
+            continue
+        state["decoder." + name] = value
+    model = LTX2VideoDiffusionDecoderModel(**DIFFUSION_DECODER)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _statistics_original_inverse(key: str) -> str:
+    return {"per_channel_statistics.mean-of-means": "latents_mean",
+            "per_channel_statistics.std-of-means": "latents_std"}[key]
+
+
+def reference_duration_head(tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The reference duration head from a file's `duration_head.` tensors by the converter's rules: the fused
+    in_proj split in three (q, k, v), out_proj renamed to_out, the widths read from shapes, four pooler heads."""
+    from diffusers.pipelines.ltx2.duration_head import LTX2DurationHead
+
+    state = {key.removeprefix("duration_head."): value for key, value in tensors.items()
+             if key.startswith("duration_head.")}
+    pooler = "attention_pooler."
+    for leaf in ("weight", "bias"):
+        for part, name in zip(state.pop(f"{pooler}cross_attn.in_proj_{leaf}").chunk(3), "qkv"):
+            state[f"{pooler}to_{name}.{leaf}"] = part
+        state[f"{pooler}to_out.{leaf}"] = state.pop(f"{pooler}cross_attn.out_proj.{leaf}")
+    model = LTX2DurationHead(
+        video_cross_attention_dim=state["video_input_proj.weight"].shape[1],
+        audio_cross_attention_dim=state["audio_input_proj.weight"].shape[1],
+        pooler_hidden_dim=state[f"{pooler}to_q.weight"].shape[1], num_queries=state[f"{pooler}query_tokens"].shape[0],
+        mlp_hidden_dim=state["mlp_hidden.weight"].shape[0], num_pooler_heads=4,
+    )
+    model.load_state_dict(state, strict=True)
+    return model.eval()
 
 
 def quantize_fp8(

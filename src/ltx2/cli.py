@@ -396,14 +396,16 @@ def _check_length_and_decoder(args: argparse.Namespace) -> None:
 
 def optional_parts(model: str, version: str) -> set[str]:
     """Which of the optional components duration_head and diffusion_decoder --model has: a folder's subfolders
-    (or model_index.json entries); a single file, those ltx2 loads from single files of its version; a Hub
-    pipeline repo, what its LTX version ships (LTX-2.5: both)."""
-    from .models import single_file_networks
+    (or model_index.json entries); a local single file, those it holds (read from its header); a Hub pipeline repo
+    or single file, what its LTX version ships (LTX-2.5: both)."""
+    from .loading.key_map import OPTIONAL_COMPONENTS, held_components
+    from .loading.single_file import open_single_file
 
-    names = {"duration_head", "diffusion_decoder"}
+    names = set(OPTIONAL_COMPONENTS)
     path = Path(model)
-    if model.endswith(".safetensors"):
-        return names & set(single_file_networks(version))
+    if model.endswith(".safetensors") and path.is_file():
+        with open_single_file(path) as source:
+            return names & held_components(source.keys())
     if not path.is_dir():
         return names if version == LTX_2_5 else set()
     index_path = path / "model_index.json"

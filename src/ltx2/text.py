@@ -75,6 +75,14 @@ def language_model(text_encoder: nn.Module) -> nn.Module:
     return getattr(text_encoder, "language_model", text_encoder)
 
 
+def hidden_width(text_encoder: Any) -> int | None:
+    """The width of a Gemma text encoder's hidden states (its text config's hidden_size); None for an object
+    without such a config."""
+    config = getattr(text_encoder, "config", None)
+    width = getattr(getattr(config, "text_config", config), "hidden_size", None)
+    return width if isinstance(width, int) else None
+
+
 def tokenize(tokenizer: Any, prompts: list[str], max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """LTX-2's tokenization: stripped prompts with the tokenizer's special tokens (Gemma 3's BOS; Gemma 4's
     tokenizer adds none, and none is prepended here: see the module docstring), truncation, left padding to

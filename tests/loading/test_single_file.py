@@ -2,6 +2,7 @@
 reference's conversion puts it."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from original_checkpoint import (
     UPSAMPLER_HEADER,
     make_upsampler_reference,
     quantize_fp8,
+    reference_duration_head,
     reference_from_original,
     write_combined,
     write_single_file,
@@ -27,11 +29,13 @@ from tiny_pipeline import make_text_encoder, make_tokenizer
 from ltx2 import (
     AutoencoderKLLTX2Audio,
     AutoencoderKLLTX2Video,
+    LTX2DurationHead,
     LTX2ImageToVideoPipeline,
     LTX2LatentUpsamplePipeline,
     LTX2LatentUpsamplerModel,
     LTX2Pipeline,
     LTX2TextConnectors,
+    LTX2VideoDiffusionDecoderModel,
     LTX2VideoTransformer3DModel,
     LTX2Vocoder,
     LTX2VocoderWithBWE,
@@ -448,9 +452,10 @@ def test_ltx_2_5_file_version_and_pipeline(ltx_2_5_file, tmp_path):
     with open_single_file(ltx_2_5_file) as source:
         assert file_version(source) == "2.5"
         groups = split_single_file(source.keys())
-    assert "attention_pooler.cross_attn.in_proj_weight" in groups["duration_head"] and not groups["unknown"]
+    assert "attention_pooler.to_k.weight" in groups["duration_head"] and not groups["unknown"]
     pipe = LTX2Pipeline.from_single_file(ltx_2_5_file, text_encoder=object(), tokenizer=object())
     assert pipe.model_version == "2.5" and isinstance(pipe.vocoder, LTX2VocoderWithBWE)
+    assert isinstance(pipe.duration_head, LTX2DurationHead) and pipe.diffusion_decoder is None
     assert pipe.transformer.config.ff_bias is False and pipe.transformer.config.use_keyframes_abs_pos_embedding
     tensors = load_file(str(ltx_2_5_file))
     internal = write_single_file(tmp_path / "internal.safetensors", tensors, LTX_2_3_HEADER, model_version="2.4.0")
@@ -493,3 +498,87 @@ def test_ltx_2_5_files_with_older_headers_or_keys_are_refused(ltx_2_5_file, dev_
                                               r"\(LTX-2\.5\).*keys model\.diffusion_model\.caption_projection\.\* "
                                               r"\(LTX-2\.0\)"):
         LTX2Pipeline.from_single_file(path, text_encoder=object(), tokenizer=object())
+
+
+@pytest.mark.parametrize("gated", [False, True], ids=["dev", "distilled-gates"])
+def test_ltx_2_5_duration_head_and_diffusion_decoder_load_as_the_converter_converts(tmp_path, gated):
+    """A combined LTX-2.5 file whose VAE decoder is the diffusion decoder (diffusers' converter, --diffusion_vae):
+    the duration head's fused pooler projections and the decoder's fused q/k/v are split, a distilled file's gates
+    folded into the Linears they gate, its preview head and the conv encoder left out; the converter's rules give
+    the same tensors, and both networks compute what the reference does. The pipeline has both, and no conv VAE."""
+    from ltx2.cli import optional_parts
+
+    path = tmp_path / "ltx-2.5-22b-distilled.safetensors"
+    references = write_combined(path, version="2.5", diffusion_decoder=True, gated=gated)
+    tensors = load_file(str(path))
+    head, decoder = LTX2DurationHead.from_single_file(path), LTX2VideoDiffusionDecoderModel.from_single_file(path)
+    assert_same_network(head, reference_duration_head(tensors))
+    assert_same_network(head, references["duration_head"])
+    assert_same_network(decoder, references["diffusion_decoder"])
+    assert decoder.config.decoder_stage_kernels == ((3, 1, 1), (3, 3, 3), (3, 3, 3), (3, 5, 5))  # from the header
+    video, audio = torch.randn(2, 5, 16), torch.randn(2, 3, 8)
+    latents = torch.randn(1, 4, 2, 2, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert relative_l2(head(video, audio), references["duration_head"](video, audio)) <= 1e-5
+        ours = decoder.decode(latents, generator=torch.Generator().manual_seed(7)).sample
+        expected = references["diffusion_decoder"].decode(latents, generator=torch.Generator().manual_seed(7)).sample
+    assert relative_l2(ours, expected) <= 1e-5
+    pipe = LTX2Pipeline.from_single_file(path, text_encoder=object(), tokenizer=object())
+    assert isinstance(pipe.diffusion_decoder, LTX2VideoDiffusionDecoderModel) and pipe.vae is None
+    assert isinstance(pipe.duration_head, LTX2DurationHead)
+    assert optional_parts(str(path), "2.5") == {"duration_head", "diffusion_decoder"}
+    assert any("diffusion_decoder" in line and "LTX2VideoDiffusionDecoderModel" in line for line in describe(path))
+
+
+def test_ltx_2_5_fused_and_diffusion_vae_errors_name_the_file_and_keys(ltx_2_5_file, ltx_2_3_file, tmp_path):
+    tensors = load_file(str(ltx_2_5_file))
+    tensors["duration_head.attention_pooler.cross_attn.in_proj_weight"] = torch.randn(47, 16)  # not three 16-rows
+    path = write_single_file(tmp_path / "bad-head.safetensors", tensors, LTX_2_3_HEADER, model_version="2.5.0")
+    with pytest.raises(CheckpointError, match=r"bad-head\.safetensors \(duration_head\): duration_head\."
+                                              r"attention_pooler\.cross_attn\.in_proj_weight fuses 3 projections, "
+                                              r"but its 47 rows"):
+        LTX2DurationHead.from_single_file(path)
+    diffusion = tmp_path / "diffusion.safetensors"
+    write_combined(diffusion, version="2.5", diffusion_decoder=True)
+    tensors = load_file(str(diffusion))
+    del tensors["vae.decoder.diff_blocks.1.attn.qkv.bias"]
+    path = write_single_file(tmp_path / "no-qkv-bias.safetensors", tensors, {"vae": {}}, model_version="2.5.0")
+    with pytest.raises(CheckpointError, match=r"no-qkv-bias\.safetensors \(diffusion_decoder\) does not match "
+                                              r".*missing keys: decoder\.diff_blocks\.1\.attn\.to_k\.bias, "
+                                              r"decoder\.diff_blocks\.1\.attn\.to_q\.bias"):
+        LTX2VideoDiffusionDecoderModel.from_single_file(path)
+    with pytest.raises(CheckpointError, match=r"diffusion\.safetensors: its VAE decoder \(vae\.decoder\.\*\) is "
+                                              r"LTX-2\.5's diffusion decoder"):
+        AutoencoderKLLTX2Video.from_single_file(diffusion)
+    with pytest.raises(CheckpointError, match=r"ltx-2\.3-22b-dev\.safetensors: an LTX-2\.3 file; LTX2DurationHead is"):
+        LTX2DurationHead.from_single_file(ltx_2_3_file)
+
+
+def test_connectors_caption_channels_when_the_header_does_not_name_it(dev_file, ltx_2_5_file, tmp_path):
+    """LTX-2.0's caption projection maps to the text width, which its shape shows. LTX-2.3's and 2.5's per-stream
+    projections read width x hidden states, which does not show the split: the header's caption_channels, else the
+    width of the text encoder the pipeline is given; LTX-2.5's Gemma 4 has no fixed width, so a lone connectors
+    load is refused, naming the file."""
+    def without_caption_channels(path, header, name, **metadata):
+        transformer = {key: value for key, value in header["transformer"].items() if key != "caption_channels"}
+        return write_single_file(tmp_path / name, load_file(str(path)), {**header, "transformer": transformer},
+                                 **metadata)
+
+    plain = without_caption_channels(dev_file, HEADER_CONFIG, "ltx-2-no-caption.safetensors")
+    assert_same_network(LTX2TextConnectors.from_single_file(plain),
+                        reference_from_original("connectors", load_file(str(dev_file))))
+    path = without_caption_channels(ltx_2_5_file, LTX_2_3_HEADER, "ltx-2.5-no-caption.safetensors",
+                                    model_version="2.5.0")
+    with pytest.raises(CheckpointError, match=r"ltx-2\.5-no-caption\.safetensors \(connectors\): the header names no "
+                                              r"transformer caption_channels, and the 48 text features"):
+        LTX2TextConnectors.from_single_file(path)
+    gemma_4 = SimpleNamespace(config=SimpleNamespace(text_config=SimpleNamespace(hidden_size=16)))
+    pipe = LTX2Pipeline.from_single_file(path, text_encoder=gemma_4, tokenizer=object())
+    reference = reference_from_original("connectors", load_file(str(ltx_2_5_file)), version="2.5")
+    assert_same_network(pipe.connectors, reference)
+    bad = {**LTX_2_3_HEADER, "transformer": {**LTX_2_3_HEADER["transformer"], "caption_channels": 5}}
+    path = write_single_file(tmp_path / "bad-caption.safetensors", load_file(str(ltx_2_5_file)), bad,
+                             model_version="2.5.0")
+    with pytest.raises(CheckpointError, match=r"bad-caption\.safetensors \(connectors\): caption_channels 5 \(the "
+                                              r"header's transformer caption_channels\) does not divide the 48"):
+        LTX2TextConnectors.from_single_file(path)

@@ -109,11 +109,14 @@ def test_blocked_attention_matches_dense(monkeypatch, grid, kernel, block):
     generator = torch.Generator().manual_seed(3)
     query, key, value = (torch.randn(2, *grid, 3, 8, generator=generator) for _ in range(3))
     expected = dense_neighborhood_attention(query, key, value, kernel)
-    assert relative_l2(diffusion_decoder.neighborhood_attention(query, key, value, kernel), expected) <= 1e-6
+    # The two sum each softmax over up to 11^3 = 1331 keys in different orders (and SDPA blocks its own way per
+    # CPU): rounding grows like sqrt(keys) x 2^-24 per output, ~2e-6 here (8.6e-7 seen for kernel 11 against the
+    # 1e-6 this bound once was), so the per-component bound, 1e-5, is what holds on any machine.
+    assert relative_l2(diffusion_decoder.neighborhood_attention(query, key, value, kernel), expected) <= 1e-5
     # Written over the queries, as the decoder's attention does.
     actual = diffusion_decoder.neighborhood_attention(query, key, value, kernel, out=query)
     assert actual is query
-    assert relative_l2(actual, expected) <= 1e-6
+    assert relative_l2(actual, expected) <= 1e-5
 
 
 def test_full_size_layout_matches_reference():

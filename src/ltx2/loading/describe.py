@@ -9,7 +9,7 @@ from pathlib import Path
 from ..versions import VERSIONS, folder_version
 from .checkpoint import CheckpointError, TensorSource, check_layout
 from .config import read_config
-from .key_map import QUANTIZATION_SUFFIXES, split_single_file
+from .key_map import QUANTIZATION_SUFFIXES, original_keys, split_single_file
 from .lora import locate
 from .single_file import file_version, read_metadata
 
@@ -138,7 +138,7 @@ def _describe_file(path: Path, source: TensorSource) -> list[str]:
         heading = f"not loadable by ltx2: {str(error).partition(': ')[2]}"
     lines = [f"{path}: LTX-2 single-file checkpoint (original layout), {heading}"]
     for name, names in found.items():
-        originals = list(names.values())
+        originals = original_keys(names)
         weights = set(originals)
         scales = [key for key in keys if key.endswith(".weight_scale") and key.removesuffix("_scale") in weights]
         fp8 = f", FP8 with {len(scales)} weight scales" if scales else ""

@@ -16,8 +16,12 @@ under a prefix; the latent upsamplers and the LoRAs are separate files:
 | `vocoder.<path>` (2.0: one generator)                | vocoder     | `<path>`, GENERATOR_RENAMES              |
 | `vocoder.{vocoder,bwe_generator}.<path>` (2.3)       | vocoder     | the same prefix, GENERATOR_RENAMES       |
 | `vocoder.mel_stft.<path>` (2.3)                      | vocoder     | `mel_stft.<path>` unchanged              |
-| `duration_head.<path>` (2.5)                         | duration_head | `<path>` (its network splits the fused |
-|                                                      |             | `attention_pooler.cross_attn.in_proj_*`) |
+| `duration_head.<path>` (2.5)                         | duration_head | `<path>`, DURATION_HEAD_RENAMES; its |
+|                                                      |             | fused `cross_attn.in_proj_*` split in 3  |
+| `vae.decoder.<path>` (2.5, a diffusion decoder)      | diffusion_decoder | `decoder.<path>`, renamed as     |
+|                                                      |             | DIFFUSION_DECODER_RENAMES; fused         |
+|                                                      |             | `.attn.qkv.*` split in 3, gates folded   |
+| `vae.per_channel_statistics.*` (beside it)           | diffusion_decoder | `latents_mean` / `latents_std`   |
 | `<path>` (an upsampler's own file)                   | upsampler   | `<path>` unchanged                       |
 | `diffusion_model.<path>.lora_{A,B}.weight` (LoRA)    | transformer | `<path>` renamed as the transformer's    |
 
@@ -31,6 +35,16 @@ statistics are dropped. A vocoder generator (LTX-2.0's, and both of LTX-2.3's) r
 (`acts1.0.downsample.lowpass.filter` -> `acts1.0.downsample.filter`).
 FP8 checkpoints add `<weight>_scale` / `input_scale` siblings, which the loader consumes (see single_file.py).
 
+LTX-2.5's duration head and diffusion decoder follow diffusers' converter (`--version 2.5`, `--duration_head`,
+`--diffusion_vae`). The duration head's pooler is a `torch.nn.MultiheadAttention` in the original (q, k, v fused in
+`in_proj_*`, rows in that order; `out_proj`). A diffusion decoder sits where the conv decoder would, under
+`vae.decoder.` (its `det_stages` mark it): its attentions fuse q, k, v in one `qkv` Linear, its timestep MLP is
+`t_embedder.mlp.{0,2}`; a distilled file may hold static gates (`<block>.gate_msa`, `.gate_mlp`, `.gate_ctx`), each
+folded into the Linear it gates (rows scaled, in float32, back to the stored dtype) since the decoder's residuals
+are ungated, and preview heads (`coarse_*`), which are no part of the decoder. Such a file's `vae.encoder.*` belongs
+to no network ltx2 builds from it (the conv VAE needs its decoder), so it is left out, as the converter leaves it.
+Tensors made from part of one (a third of a fused projection) or from two (a folded gate) are `Piece`s.
+
 LTX-2.5's transformer keys are LTX-2.3's (its video feed-forward has no biases, and since 2.5.1 it holds
 `keyframes_abs_pos_embedding`, a name kept as is); its connectors, audio VAE and vocoder keys are LTX-2.3's.
 
@@ -41,6 +55,7 @@ versions that exclude each other is refused.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
 LORA_PREFIX = "diffusion_model."
@@ -89,6 +104,26 @@ VIDEO_VAE_RENAMES = (
     ("last_scale_shift_table", "scale_shift_table"),
 )
 DURATION_HEAD_PREFIX = "duration_head."
+# Components a pipeline may lack (LTX-2.5's): a file without them loads with them None.
+OPTIONAL_COMPONENTS = ("duration_head", "diffusion_decoder")
+DURATION_HEAD_RENAMES = (("attention_pooler.cross_attn.out_proj.", "attention_pooler.to_out."),)
+DURATION_HEAD_FUSED = "attention_pooler.cross_attn.in_proj_"  # + weight / bias
+# The fused projections' row blocks, in their order, and where each goes (a prefix + weight / bias).
+DURATION_HEAD_SPLIT = ("attention_pooler.to_q.", "attention_pooler.to_k.", "attention_pooler.to_v.")
+DIFFUSION_DECODER_MARKER = "vae.decoder.det_stages."
+DIFFUSION_DECODER_RENAMES = (
+    ("t_embedder.mlp.0.", "t_embedder.timestep_embedder.linear_1."),
+    ("t_embedder.mlp.2.", "t_embedder.timestep_embedder.linear_2."),
+    (".attn.proj.", ".attn.to_out.0."),
+    (".attn.q_norm.", ".attn.norm_q."),
+    (".attn.k_norm.", ".attn.norm_k."),
+)
+# Each gated Linear's parameters (renamed) and the gate beside them in the same block.
+DIFFUSION_DECODER_GATES = {
+    ".attn.to_out.0.weight": ".gate_msa", ".attn.to_out.0.bias": ".gate_msa", ".mlp.w_down.weight": ".gate_mlp",
+    ".context_proj.weight": ".gate_ctx", ".context_proj.bias": ".gate_ctx",
+}
+DIFFUSION_DECODER_FUSED = ".attn.qkv."  # + weight / bias, split into to_q, to_k, to_v
 # Original keys (with `model.diffusion_model.` removed) that mark an LTX version's files: LTX-2.3 moved the caption
 # projections into the connectors, one per stream, and added bandwidth extension to the vocoder (LTX-2.5 keeps
 # both); LTX-2.5 added the keyframe marker and the duration head.
@@ -97,13 +132,34 @@ VERSION_KEYS = {
             "vocoder.conv_pre."),
     "2.3": ("text_embedding_projection.video_aggregate_embed.", "text_embedding_projection.audio_aggregate_embed.",
             "vocoder.vocoder.", "vocoder.bwe_generator.", "vocoder.mel_stft."),
-    "2.5": ("keyframes_abs_pos_embedding", DURATION_HEAD_PREFIX),
+    "2.5": ("keyframes_abs_pos_embedding", DURATION_HEAD_PREFIX, DIFFUSION_DECODER_MARKER),
 }
 # The versions whose files may hold each version's marker keys.
 MARKED_VERSIONS = {"2.0": ("2.0",), "2.3": ("2.3", "2.5"), "2.5": ("2.5",)}
 # LTX-2.5's video feed-forward has no biases: a file with the first block's weight and without its bias is 2.5's.
 VIDEO_FF_WEIGHT = TRANSFORMER_PREFIX + "transformer_blocks.0.ff.net.0.proj.weight"
 _VAE_BLOCK = re.compile(r"^(encoder\.down_blocks|decoder\.up_blocks)\.(\d+)\.")
+
+
+class Piece(NamedTuple):
+    """An ltx2 tensor that is not one original tensor as stored: row block `index` of `parts` equal blocks of
+    `original` (a fused projection), and/or `original` with each output row scaled by the vector `gate`."""
+
+    original: str
+    index: int = 0
+    parts: int = 1
+    gate: str | None = None
+
+
+def original_keys(names: dict[str, str | Piece]) -> list[str]:
+    """The original keys that a component's {ltx2 key: original key or Piece} reads, each once."""
+    found: dict[str, None] = {}
+    for name in names.values():
+        if isinstance(name, Piece):
+            found.update(dict.fromkeys(key for key in (name.original, name.gate) if key))
+        else:
+            found[name] = None
+    return list(found)
 
 
 def _replace_all(name: str, renames: tuple[tuple[str, str], ...]) -> str:
@@ -168,6 +224,46 @@ def vocoder_key(name: str) -> str:
     return generator + path.replace(*GENERATOR_DOWNSAMPLER)
 
 
+def duration_head_names(keys: list[str]) -> dict[str, str | Piece]:
+    """{ltx2 key: original key or Piece} of the `duration_head.` keys among `keys`."""
+    names: dict[str, str | Piece] = {}
+    for original in keys:
+        name = original.removeprefix(DURATION_HEAD_PREFIX)
+        if name.startswith(DURATION_HEAD_FUSED):
+            leaf = name.removeprefix(DURATION_HEAD_FUSED)
+            for index, target in enumerate(DURATION_HEAD_SPLIT):
+                names[target + leaf] = Piece(original, index, len(DURATION_HEAD_SPLIT))
+        else:
+            names[_replace_all(name, DURATION_HEAD_RENAMES)] = original
+    return names
+
+
+def diffusion_decoder_names(keys: list[str]) -> dict[str, str | Piece]:
+    """{ltx2 key: original key or Piece} of a diffusion decoder from the `vae.` keys among `keys` (the encoder's and
+    the preview heads' are left out, the gates folded into what they gate)."""
+    decoder = [key for key in keys if key.startswith("vae.decoder.")]
+    gates = {key for key in decoder if key.endswith(tuple(set(DIFFUSION_DECODER_GATES.values())))}
+    names: dict[str, str | Piece] = {}
+    for original in keys:
+        if original.startswith("vae.per_channel_statistics."):
+            names[_replace_all(original.removeprefix("vae."), STATISTICS_RENAMES)] = original
+    for original in decoder:
+        path = original.removeprefix("vae.decoder.")
+        if original in gates or path.startswith("coarse_") or ".coarse_" in path:
+            continue
+        name = "decoder." + _replace_all(path, DIFFUSION_DECODER_RENAMES)
+        if DIFFUSION_DECODER_FUSED in name:
+            head, _, leaf = name.partition(DIFFUSION_DECODER_FUSED)
+            for index, target in enumerate(("to_q", "to_k", "to_v")):
+                names[f"{head}.attn.{target}.{leaf}"] = Piece(original, index, 3)
+            continue
+        gated = next((leaf for leaf in DIFFUSION_DECODER_GATES if name.endswith(leaf)), None)
+        # The renames touch only the leaf, so the block's original prefix is "vae." + the renamed one.
+        gate = f"vae.{name.removesuffix(gated)}{DIFFUSION_DECODER_GATES[gated]}" if gated else None
+        names[name] = Piece(original, gate=gate) if gate in gates else original
+    return names
+
+
 def without_video_ff_bias(keys: list[str]) -> bool:
     """Whether an original file's transformer has a video feed-forward without biases (LTX-2.5's)."""
     names = set(keys)
@@ -197,19 +293,32 @@ def _num_down_blocks(keys: list[str]) -> int:
     return max(indices, default=0) // 2
 
 
-def split_single_file(keys: list[str]) -> dict[str, dict[str, str]]:
-    """Group the keys of an original combined checkpoint by component: {component: {ltx2 key: original key}}.
+def held_components(keys: list[str]) -> set[str]:
+    """The components (not "unknown") an original combined checkpoint with these keys holds weights of."""
+    return {name for name, names in split_single_file(keys).items() if names and name != "unknown"}
+
+
+def split_single_file(keys: list[str]) -> dict[str, dict[str, str | Piece]]:
+    """Group the keys of an original combined checkpoint by component: {component: {ltx2 key: original key or
+    Piece}}.
 
     Keys under no known prefix are returned under "unknown" with their own names, so that callers can
     name them in an error.
     """
-    components: dict[str, dict[str, str]] = {
-        name: {} for name in ("transformer", "connectors", "vae", "audio_vae", "vocoder", "duration_head", "unknown")
+    components: dict[str, dict[str, str | Piece]] = {
+        name: {} for name in ("transformer", "connectors", "vae", "audio_vae", "vocoder", "duration_head",
+                              "diffusion_decoder", "unknown")
     }
+    kept = [key for key in keys if not is_dropped(key)]
+    components["duration_head"] = duration_head_names([key for key in kept if key.startswith(DURATION_HEAD_PREFIX)])
+    # A diffusion decoder in the VAE's place takes the VAE's keys.
+    diffusion_vae = any(key.startswith(DIFFUSION_DECODER_MARKER) for key in kept)
+    if diffusion_vae:
+        components["diffusion_decoder"] = diffusion_decoder_names([key for key in kept if key.startswith("vae.")])
     num_down_blocks = _num_down_blocks(keys)
-    for original in keys:
+    for original in kept:
         name = original.removeprefix(TRANSFORMER_PREFIX)
-        if is_dropped(original):
+        if original.startswith(DURATION_HEAD_PREFIX) or (diffusion_vae and original.startswith("vae.")):
             continue
         if is_connector_key(name):
             components["connectors"][connector_key(name)] = original
@@ -221,8 +330,6 @@ def split_single_file(keys: list[str]) -> dict[str, dict[str, str]]:
             components["audio_vae"][audio_vae_key(name.removeprefix("audio_vae."))] = original
         elif original.startswith("vocoder."):
             components["vocoder"][vocoder_key(name.removeprefix("vocoder."))] = original
-        elif original.startswith(DURATION_HEAD_PREFIX):
-            components["duration_head"][original.removeprefix(DURATION_HEAD_PREFIX)] = original
         else:
             components["unknown"][original] = original
     return components

@@ -106,10 +106,18 @@ class PretrainedModel(torch.nn.Module, Configurable):
 
     @classmethod
     def from_single_file_source(
-        cls, source, torch_dtype: torch.dtype | None, device: torch.device | str | None, keep_fp8: bool = False
+        cls,
+        source,
+        torch_dtype: torch.dtype | None,
+        device: torch.device | str | None,
+        keep_fp8: bool = False,
+        text_width: int | None = None,
     ):
-        """`from_single_file` on an already opened checkpoint (a pipeline reads all its networks from one)."""
-        config, mapped = component_config(source, cls.single_file_component, cls.__name__, cls.single_file_versions)
+        """`from_single_file` on an already opened checkpoint (a pipeline reads all its networks from one, and
+        knows its text encoder's `text_width`, which sizes the connectors where the file does not)."""
+        config, mapped = component_config(
+            source, cls.single_file_component, cls.__name__, cls.single_file_versions, text_width
+        )
         return cls._build_and_fill(
             config, f"{source.description} (header config)", mapped, torch_dtype, device, keep_fp8
         )

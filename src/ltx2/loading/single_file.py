@@ -16,16 +16,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..transforms.fp8 import FLOAT8
+from ..configs import LTX_2_5_DIFFUSION_DECODER, LTX_2_5_DURATION_HEAD
+from ..transforms.fp8 import FLOAT8, FLOAT8_NAMES
 from ..versions import LTX_2_0, LTX_2_3, LTX_2_5, VERSIONS, VIDEO_VAE_COMPRESSION
 from .checkpoint import CheckpointError, TensorSource, _first
 from .hub import resolve_file
-from .key_map import MARKED_VERSIONS, split_single_file, version_keys, without_video_ff_bias
+from .key_map import MARKED_VERSIONS, Piece, split_single_file, version_keys, without_video_ff_bias
 
 # Versions that share LTX-2.3's header sections and tensor layout (per-stream text projections, the BWE vocoder).
 _LTX_2_3_LAYOUT = (LTX_2_3, LTX_2_5)
@@ -52,6 +54,12 @@ _GENERATOR_NAMES = {
 }
 _DOWNSAMPLERS = {"compress_space_res": "spatial", "compress_time_res": "temporal", "compress_all_res": "spatiotemporal"}
 _UPSAMPLERS = {"compress_space": "spatial", "compress_time": "temporal", "compress_all": "spatiotemporal"}
+# The diffusion decoder's settings that no tensor shape shows.
+_DIFFUSION_DECODER_SETTINGS = (
+    "patch_size", "scaling_factor", "decoder_stage_kernels", "decoder_upsample_strides", "decoder_stage5_kernel",
+    "decoder_timestep_scale_multiplier", "decoder_model_output_type", "decoder_num_inference_steps",
+    "spatial_compression_ratio", "temporal_compression_ratio",
+)
 _AUDIO_DDCONFIG_NAMES = {
     "ch": "base_channels", "out_ch": "output_channels", "ch_mult": "ch_mult", "num_res_blocks": "num_res_blocks",
     "attn_resolutions": "attn_resolutions", "in_channels": "in_channels", "resolution": "resolution",
@@ -61,9 +69,12 @@ _AUDIO_DDCONFIG_NAMES = {
 
 
 class MappedSource:
-    """A checkpoint seen through the key map: ltx2 keys, original tensors, FP8 weights dequantized to float32."""
+    """A checkpoint seen through the key map: ltx2 keys, original tensors, FP8 weights dequantized to float32.
 
-    def __init__(self, source: TensorSource, names: dict[str, str], description: str):
+    A `Piece` (a third of a fused projection, a Linear with its gate folded in) is made when read; its stored dtype
+    is the original's, but float32 where a gate scales FP8 weights (which then no longer are FP8)."""
+
+    def __init__(self, source: TensorSource, names: dict[str, str | Piece], description: str):
         self._source = source
         self._names = names
         self._present = set(source.keys())
@@ -73,26 +84,54 @@ class MappedSource:
         return list(self._names)
 
     def shape(self, key: str) -> tuple[int, ...]:
-        return self._source.shape(self._names[key])
+        name = self._names[key]
+        if isinstance(name, Piece):
+            rows, *rest = self._source.shape(name.original)
+            if rows % name.parts:
+                raise CheckpointError(f"{self.description}: {name.original} fuses {name.parts} projections, but its "
+                                      f"{rows} rows do not split into {name.parts} equal parts")
+            return (rows // name.parts, *rest)
+        return self._source.shape(name)
 
     def dtype(self, key: str) -> str:
-        return self._source.dtype(self._names[key])
+        name = self._names[key]
+        stored = self._source.dtype(name.original if isinstance(name, Piece) else name)
+        return "F32" if isinstance(name, Piece) and name.gate and stored in FLOAT8_NAMES else stored
 
     def get_stored(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The tensor as stored (FP8 left as is) and its per-tensor scale as float32, None without one."""
-        original = self._names[key]
+        name = self._names[key]
+        if not isinstance(name, Piece):
+            return self._stored(name)
+        if name.gate:
+            return self.get(key), None
+        tensor, scale = self._stored(name.original)
+        return tensor.chunk(name.parts)[name.index], scale  # a per-tensor scale holds for each part
+
+    def get(self, key: str) -> torch.Tensor:
+        name = self._names[key]
+        if not (isinstance(name, Piece) and name.gate):
+            return _dequantize(*self.get_stored(key))
+        # As diffusers' converter folds a gate: rows scaled in float32, then back to the stored dtype.
+        stored, scale = self._stored(name.original)
+        weight = _dequantize(stored, scale).to(torch.float32)
+        gate = self._source.get(name.gate).to(torch.float32)
+        folded = (gate[:, None] if weight.ndim == 2 else gate) * weight
+        return (folded if stored.dtype in FLOAT8 else folded.to(stored.dtype)).chunk(name.parts)[name.index]
+
+    def _stored(self, original: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         scale_key = f"{original}_scale"
         scale = self._source.get(scale_key).to(torch.float32) if scale_key in self._present else None
         return self._source.get(original), scale
 
-    def get(self, key: str) -> torch.Tensor:
-        tensor, scale = self.get_stored(key)
-        if tensor.dtype in FLOAT8:
-            # Scaled FP8 stores weight / scale per tensor; unscaled FP8 is a plain cast.
-            tensor = tensor.to(torch.float32)
-            if scale is not None:
-                tensor = tensor * scale
-        return tensor
+
+def _dequantize(tensor: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    if tensor.dtype in FLOAT8:
+        # Scaled FP8 stores weight / scale per tensor; unscaled FP8 is a plain cast.
+        tensor = tensor.to(torch.float32)
+        if scale is not None:
+            tensor = tensor * scale
+    return tensor
 
 
 def open_single_file(path_or_url: str | Path, **download_options: Any) -> TensorSource:
@@ -234,13 +273,15 @@ def transformer_config(config: dict[str, Any], source: MappedSource, version: st
     return result
 
 
-def connectors_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
+def connectors_config(
+    config: dict[str, Any], source: MappedSource, version: str, text_width: int | None = None
+) -> dict[str, Any]:
     section = config.get("transformer", {})
-    caption_channels = section.get("caption_channels", 3840)
     keys = set(source.keys())
     # LTX-2.3 and 2.5 project the text features once per stream (biased Linears to each stream's width).
     per_stream = version in _LTX_2_3_LAYOUT
     projections = ("video_text_proj_in", "audio_text_proj_in") if per_stream else ("text_proj_in",)
+    caption_channels = _caption_channels(section, source, version, projections[0], text_width)
     result: dict[str, Any] = {
         "caption_channels": caption_channels,
         "text_proj_in_factor": source.shape(f"{projections[0]}.weight")[1] // caption_channels,
@@ -268,6 +309,35 @@ def connectors_config(config: dict[str, Any], source: MappedSource, version: str
         result[f"{stream}_connector_num_learnable_registers"] = count
         result[f"{stream}_gated_attn"] = bool(section.get("connector_apply_gated_attention", False))
     return result
+
+
+def _caption_channels(
+    section: dict[str, Any], source: MappedSource, version: str, projection: str, text_width: int | None
+) -> int:
+    """The text encoder's width, whose every hidden state (layers + 1 of them) the connectors' projection reads.
+
+    LTX-2.0's projection maps the features to that width, which its shape shows. LTX-2.3's and 2.5's map them to
+    each stream's width: their input (width x hidden states) does not show the split, so it is the header's
+    `caption_channels`, else that of the text encoder it is loaded with (`text_width`), else LTX-2.3's Gemma 3 12B
+    (3840); LTX-2.5's text encoder, a Gemma 4, has no fixed width, so there one of the first two must say it."""
+    features = source.shape(f"{projection}.weight")[1]
+    if projection == "text_proj_in":
+        return source.shape(f"{projection}.weight")[0]
+    width, origin = section.get("caption_channels"), "the header's transformer caption_channels"
+    if width is None:
+        width, origin = text_width, "the text encoder's hidden_size"
+    if width is None and version == LTX_2_5:
+        raise CheckpointError(
+            f"{source.description}: the header names no transformer caption_channels, and the {features} text "
+            f"features of {projection}.weight do not show the text encoder's width (LTX-2.5's is a Gemma 4 of any "
+            "size); load the file with LTX2Pipeline.from_single_file(..., text_encoder=...), which reads it there"
+        )
+    if width is None:
+        width, origin = 3840, "LTX-2.3's text encoder, Gemma 3 12B"
+    if not isinstance(width, int) or width <= 0 or features % width:
+        raise CheckpointError(f"{source.description}: caption_channels {width!r} ({origin}) does not divide the "
+                              f"{features} text features of {projection}.weight")
+    return width
 
 
 def video_vae_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
@@ -409,6 +479,49 @@ def upsampler_config(config: dict[str, Any], source: MappedSource, version: str)
     return result
 
 
+def duration_head_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
+    """LTX-2.5's duration head: its widths from the tensors; the header describes none of it, and the pooler's head
+    count, which no shape shows, is the one it was trained with (diffusers' converter fixes it the same way)."""
+    return {
+        "video_cross_attention_dim": source.shape("video_input_proj.weight")[1],
+        "audio_cross_attention_dim": source.shape("audio_input_proj.weight")[1],
+        "pooler_hidden_dim": source.shape("attention_pooler.to_q.weight")[1],
+        "num_queries": source.shape("attention_pooler.query_tokens")[0],
+        "mlp_hidden_dim": source.shape("mlp_hidden.weight")[0],
+        "num_pooler_heads": LTX_2_5_DURATION_HEAD["num_pooler_heads"],
+    }
+
+
+def diffusion_decoder_config(config: dict[str, Any], source: MappedSource, version: str) -> dict[str, Any]:
+    """LTX-2.5's diffusion decoder: widths, depths, head size and channel reductions from the tensors; the kernels,
+    strides and sampling settings, which no shape shows, from the header's `vae` section where it names them (under
+    the diffusers names), else LTX-2.5's (diffusers' converter builds every file with those)."""
+    keys = source.keys()
+    stages = sorted({int(key.split(".")[2]) for key in keys if key.startswith("decoder.det_stages.")})
+    widths = [source.shape(f"decoder.det_stages.{stage}.0.norm1.weight")[0] for stage in stages]
+    widths.append(source.shape("decoder.conv_in_x_t.weight")[0])
+    depths = [len({key.split(".")[3] for key in keys if key.startswith(f"decoder.det_stages.{stage}.")})
+              for stage in stages]
+    depths.append(len({key.split(".")[2] for key in keys if key.startswith("decoder.diff_blocks.")}))
+    section = config.get("vae", {})
+    result = {name: _tuples(section.get(name, LTX_2_5_DIFFUSION_DECODER[name])) for name in _DIFFUSION_DECODER_SETTINGS}
+    result.update(
+        latent_channels=source.shape("decoder.conv_in.weight")[1],
+        out_channels=source.shape("decoder.conv_out.weight")[0] // result["patch_size"] ** 2,
+        decoder_head_dim=source.shape("decoder.det_stages.0.0.attn.norm_q.weight")[0],
+        decoder_stage_channels=tuple(widths),
+        decoder_stage_depths=tuple(depths),
+        decoder_upsample_channel_reductions=tuple(wide // narrow for wide, narrow in pairwise(widths)),
+        decoder_t_emb_dim=source.shape("decoder.shared_adaln.proj.weight")[1],
+    )
+    return result
+
+
+def _tuples(value: Any) -> Any:
+    """JSON's nested lists as the nested tuples of the constructor's defaults."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, list | tuple) else value
+
+
 # The header sections each network of an LTX-2.3 file is read from.
 _LTX_2_3_SECTIONS = {"transformer": ("transformer",), "connectors": ("transformer",), "vae": ("vae",),
                      "audio_vae": ("audio_vae",), "vocoder": ("vocoder", "vocoder.vocoder", "vocoder.bwe")}
@@ -419,6 +532,8 @@ CONFIG_BUILDERS = {
     "audio_vae": audio_vae_config,
     "vocoder": vocoder_config,
     "latent_upsampler": upsampler_config,
+    "duration_head": duration_head_config,
+    "diffusion_decoder": diffusion_decoder_config,
 }
 
 
@@ -431,16 +546,20 @@ def component_source(source: TensorSource, component: str) -> MappedSource:
         names = groups[component]
         if groups["unknown"]:
             raise CheckpointError(f"{source.description}: keys under no LTX-2 prefix: {_first(groups['unknown'])}")
+        if component == "vae" and groups["diffusion_decoder"]:
+            raise CheckpointError(f"{source.description}: its VAE decoder (vae.decoder.*) is LTX-2.5's diffusion "
+                                  "decoder, so it holds no conv VAE; LTX2VideoDiffusionDecoderModel loads it")
     if not names:
         raise CheckpointError(f"{source.description}: holds no {component} weights")
     return MappedSource(source, names, f"{source.description} ({component})")
 
 
 def component_config(
-    source: TensorSource, component: str, network: str, versions: tuple[str, ...]
+    source: TensorSource, component: str, network: str, versions: tuple[str, ...], text_width: int | None = None
 ) -> tuple[dict[str, Any], MappedSource]:
     """The constructor arguments of `network`, the `component` of an original checkpoint, and its tensors; the
-    file must be of one of `versions` (LTX-2.3 replaced the vocoder). LTX-2.5's files are read as LTX-2.3's."""
+    file must be of one of `versions` (LTX-2.3 replaced the vocoder). LTX-2.5's files are read as LTX-2.3's.
+    `text_width`: the hidden size of the text encoder the connectors will read, where the caller knows it."""
     metadata = read_metadata(source)
     config = header_config(metadata, source.description)
     version = checkpoint_version(metadata, source.keys(), source.description)
@@ -456,4 +575,6 @@ def component_config(
             raise CheckpointError(f"{source.description}: an LTX-{version} file whose header config has no "
                                   f"{section!r} section ({network} is read from it)")
     mapped = component_source(source, component)
+    if component == "connectors":
+        return connectors_config(config, mapped, version, text_width), mapped
     return CONFIG_BUILDERS[component](config, mapped, version), mapped

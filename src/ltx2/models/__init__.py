@@ -14,8 +14,8 @@ NETWORKS = {
     "LTX2TextConnectors": "ltx2.models.connectors",
     "LTX2LatentUpsamplerModel": "ltx2.models.upsampler",
 }
-# LTX-2.5's own networks, which only a pipeline folder holds (duration_head/, diffusion_decoder/): no combined single
-# file holds them in the layout `single_file_networks` reads.
+# LTX-2.5's own networks, optional components of a pipeline (duration_head/, diffusion_decoder/; in a single file
+# where it holds them).
 FOLDER_NETWORKS = {
     "LTX2DurationHead": "ltx2.models.duration_head",
     "LTX2VideoDiffusionDecoderModel": "ltx2.models.diffusion_decoder",
@@ -30,6 +30,6 @@ def network_class(class_name: str) -> type:
 
 def single_file_networks(version: str) -> dict[str, type]:
     """Component name -> our network class, for every network a single file of LTX `version` can hold."""
-    classes = [network_class(name) for name in NETWORKS]
+    classes = [network_class(name) for name in (*NETWORKS, *FOLDER_NETWORKS)]
     return {cls.single_file_component: cls for cls in classes
             if hasattr(cls, "single_file_component") and version in cls.single_file_versions}

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..loading import PretrainedModel
+from ..versions import LTX_2_5
 from .layers import DecoderOutput, RMSNorm, TimestepEmbedding, attention, randn
 from .video_vae import _blend
 
@@ -468,6 +469,8 @@ class LTX2VideoDiffusionDecoderModel(PretrainedModel):
     canvas first and give each tile its part, so overlapping tiles start from the same noise.
     """
 
+    single_file_component = "diffusion_decoder"
+    single_file_versions = (LTX_2_5,)
     _repeated_blocks = ("NeighborhoodBlock", "DiffusionBlock")
 
     def __init__(

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..loading import PretrainedModel
+from ..versions import LTX_2_5
 from .layers import attention
 
 
@@ -83,6 +84,9 @@ class AttentionPooler(nn.Module):
 
 class LTX2DurationHead(PretrainedModel):
     """Predicted seconds (B,) from the video and/or audio connector outputs. Defaults are LTX-2.5's (1.9M)."""
+
+    single_file_component = "duration_head"
+    single_file_versions = (LTX_2_5,)
 
     def __init__(
         self,

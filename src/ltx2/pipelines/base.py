@@ -14,10 +14,12 @@ from tqdm.auto import tqdm
 
 from ..files import give_plain_modes, write_text_atomic
 from ..loading.hub import _repo_id, download, hub_offline, offline_error
+from ..loading.key_map import OPTIONAL_COMPONENTS, held_components
 from ..loading.pretrained import warn_without_fp8
 from ..loading.single_file import file_version, open_single_file
 from ..models import FOLDER_NETWORKS, NETWORKS, single_file_networks
 from ..scheduler import LTX2_DISTILLED_SCHEDULER_CONFIG, LTX2_SCHEDULER_CONFIG, FlowMatchEulerDiscreteScheduler
+from ..text import hidden_width
 from ..versions import DEFAULT_REPO, LTX_2_5
 from .offload import ModelOffload, SequentialOffload
 
@@ -144,7 +146,9 @@ class Pipeline:
 
         The file holds no text encoder or tokenizer: pass them, or they are loaded from Lightricks/LTX-2 (Gemma 3,
         LTX-2.0's and 2.3's; an LTX-2.5 file needs its fine-tuned Gemma 4 passed). The scheduler is LTX-2's, with
-        the distilled schedule when the file name says "distilled".
+        the distilled schedule when the file name says "distilled". An LTX-2.5 file's duration head and diffusion
+        decoder are loaded where it holds them, else None; where its VAE's decoder is the diffusion decoder, `vae`
+        is None (pass one to encode images).
         """
         loaded = dict(components)
         if "latent_upsampler" in cls.component_names and loaded.get("latent_upsampler") is None:
@@ -163,9 +167,16 @@ class Pipeline:
                     "text_encoder/ and tokenizer/)"
                 )
             networks = single_file_networks(version)
+            held = held_components(source.keys())
+            width = hidden_width(text_encoder)
             for name in cls.component_names:
                 if name in networks and name not in loaded:
-                    loaded[name] = networks[name].from_single_file_source(source, torch_dtype, None, keep_fp8)
+                    # LTX-2.5's optional networks, and the conv VAE where a diffusion decoder took its place, are
+                    # None when the file lacks them (as in a folder without their subfolders).
+                    optional = name in OPTIONAL_COMPONENTS or (name == "vae" and "diffusion_decoder" in held)
+                    network = networks[name]
+                    loaded[name] = (network.from_single_file_source(source, torch_dtype, None, keep_fp8, width)
+                                    if name in held or not optional else None)
             distilled = "distilled" in Path(source.description).name
             if keep_fp8:
                 networks_loaded = [value for value in loaded.values() if isinstance(value, nn.Module)]
