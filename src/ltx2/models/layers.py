@@ -86,8 +86,8 @@ def rope_tables(
 
 
 def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
-    """Rotate (B, H, S, D) `x` by `rope`, in float32."""
-    values = x.float()
+    """Rotate (B, H, S, D) `x` by `rope`, in the tables' dtype (float32 as rope_tables makes them)."""
+    values = x.to(rope.cos.dtype)
     if rope.kind == "split":
         # Pairs are (x[i], x[i + D/2]).
         first, second = values.chunk(2, dim=-1)
@@ -98,6 +98,25 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
     even, odd = values.unflatten(-1, (-1, 2)).unbind(-1)
     partner = torch.stack([-odd, even], dim=-1).flatten(-2)
     return torch.addcmul(values * rope.cos, partner, rope.sin).to(x.dtype)
+
+
+class Arithmetic:
+    """How a network computes its modulation x * (1 + scale) + shift, its gated residuals x + update * gate and
+    its RoPE tables. These defaults fuse each into one op (rounded once in a reduced dtype) and keep the tables in
+    float32; a transform may give a built network another Arithmetic (ltx2.official rounds as ltx-core does)."""
+
+    def modulate(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(shift, x, 1 + scale)
+
+    def gated_add(self, x: torch.Tensor, update: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(x, update, gate)
+
+    def rope(self, tables: Rope, dtype: torch.dtype) -> Rope:
+        """The tables a network computing in `dtype` rotates with."""
+        return tables
+
+
+FUSED = Arithmetic()
 
 
 class Perturbation(NamedTuple):
