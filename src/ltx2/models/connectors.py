@@ -19,7 +19,7 @@ from torch import nn
 
 from ..loading import PretrainedModel
 from ..loading.config import require_neutral
-from .layers import FUSED, Arithmetic, Attention, FeedForward, RMSNorm, Rope, rope_tables
+from .layers import DEFAULT_ARITHMETIC, Arithmetic, Attention, FeedForward, RMSNorm, Rope, rope_tables
 
 
 def per_layer_masked_norm(
@@ -77,7 +77,7 @@ class ConnectorBlock(nn.Module):
 class ConnectorTransformer(nn.Module):
     """One stream's connector: registers in place of padding, a few blocks, a final RMSNorm."""
 
-    arithmetic: Arithmetic = FUSED  # a transform may set another on a built connector (see layers.Arithmetic)
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
 
     def __init__(
         self, heads: int, head_dim: int, layers: int, registers: int | None, rope_base_seq_len: int, rope_theta: float,

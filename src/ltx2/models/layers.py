@@ -100,9 +100,23 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
     return torch.addcmul(values * rope.cos, partner, rope.sin).to(x.dtype)
 
 
+def per_channel_rms_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """x / sqrt(mean over channels of x^2 + eps), with no weights."""
+    if x.device.type == "cpu" and x[:, 0].numel() >= 4096:
+        # Summing channel slabs one by one reads memory in order; a reduction over dim 1 is ~10x slower on CPU.
+        square_sum = x[:, 0].float().square()
+        for channel in x.unbind(1)[1:]:
+            square_sum.addcmul_(channel, channel)
+        mean_square = square_sum.unsqueeze(1).div_(x.shape[1])
+    else:
+        mean_square = x.square().mean(dim=1, keepdim=True, dtype=torch.float32)
+    return x / mean_square.add_(eps).sqrt_().to(x.dtype)
+
+
 class Arithmetic:
-    """How a network computes its modulation x * (1 + scale) + shift, its gated residuals x + update * gate and
-    its RoPE tables. These defaults fuse each into one op (rounded once in a reduced dtype) and keep the tables in
+    """How a network computes the steps that ltx-core computes one op at a time: modulation x * (1 + scale) + shift,
+    gated residuals x + update * gate, its RoPE tables and the VAE's per-channel RMS norm. These defaults fuse the
+    first two into one op (rounded once in a reduced dtype), keep the tables in float32 and take the norm's mean in
     float32; a transform may give a built network another Arithmetic (ltx2.official rounds as ltx-core does)."""
 
     def modulate(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -115,8 +129,11 @@ class Arithmetic:
         """The tables a network computing in `dtype` rotates with."""
         return tables
 
+    def channel_rms_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return per_channel_rms_norm(x)
 
-FUSED = Arithmetic()
+
+DEFAULT_ARITHMETIC = Arithmetic()
 
 
 class Perturbation(NamedTuple):

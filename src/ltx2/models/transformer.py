@@ -32,7 +32,7 @@ from torch import nn
 from ..loading import PretrainedModel
 from ..loading.checkpoint import Layout
 from .layers import (
-    FUSED,
+    DEFAULT_ARITHMETIC,
     AdaLNSingle,
     Arithmetic,
     Attention,
@@ -150,7 +150,7 @@ class LTX2VideoTransformerBlock(nn.Module):
     flag on, both streams get a per-block (shift, scale) table for their text context.
     """
 
-    arithmetic: Arithmetic = FUSED  # a transform may set another on a built block (see layers.Arithmetic)
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
 
     def __init__(
         self,
@@ -357,7 +357,7 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
     single_file_component = "transformer"
     _repeated_blocks = ("LTX2VideoTransformerBlock",)
     _skip_layerwise_casting_patterns = ("norm",)
-    arithmetic: Arithmetic = FUSED  # a transform may set another on a built model (see layers.Arithmetic)
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
 
     def __init__(
         self,
