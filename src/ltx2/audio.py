@@ -102,12 +102,18 @@ def mel_to_hz(mels: torch.Tensor) -> torch.Tensor:
 
 
 def mel_filterbank(
-    n_fft: int = N_FFT, n_mels: int = MEL_BINS, sample_rate: int = SAMPLE_RATE, f_min: float = 0.0, f_max: float = F_MAX,
+    n_fft: int = N_FFT,
+    n_mels: int = MEL_BINS,
+    sample_rate: int = SAMPLE_RATE,
+    f_min: float = 0.0,
+    f_max: float = F_MAX,
+    dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """(n_fft // 2 + 1, n_mels) triangular Slaney-normalized filters on the Slaney mel scale."""
-    bin_frequencies = torch.linspace(0, sample_rate // 2, n_fft // 2 + 1, dtype=torch.float64)
+    """(n_fft // 2 + 1, n_mels) triangular Slaney-normalized filters on the Slaney mel scale, float32, computed in
+    `dtype` (torchaudio, which Lightricks' ltx-core uses, computes them in float32)."""
+    bin_frequencies = torch.linspace(0, sample_rate // 2, n_fft // 2 + 1, dtype=dtype)
     mel_range = hz_to_mel(torch.tensor([f_min, f_max], dtype=torch.float64))
-    edges = mel_to_hz(torch.linspace(float(mel_range[0]), float(mel_range[1]), n_mels + 2, dtype=torch.float64))
+    edges = mel_to_hz(torch.linspace(float(mel_range[0]), float(mel_range[1]), n_mels + 2, dtype=dtype))
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (bin_frequencies[:, None] - lower) / (center - lower)
     falling = (upper - bin_frequencies[:, None]) / (upper - center)
@@ -115,13 +121,14 @@ def mel_filterbank(
     return (triangles * (2.0 / (upper - lower))).float()
 
 
-def log_mel_spectrogram(waveform: torch.Tensor) -> torch.Tensor:
-    """(channels, samples) at 16 kHz -> (channels, frames, 64) log-mel, frames = samples // 160 + 1."""
+def log_mel_spectrogram(waveform: torch.Tensor, filter_dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(channels, samples) at 16 kHz -> (channels, frames, 64) log-mel, frames = samples // 160 + 1; the mel filters
+    computed in `filter_dtype` (see mel_filterbank)."""
     window = torch.hann_window(N_FFT, dtype=torch.float32, device=waveform.device)
     spectrum = torch.stft(
         waveform.float(), N_FFT, HOP_LENGTH, N_FFT, window, center=True, pad_mode="reflect", return_complex=True
     ).abs()  # (channels, n_fft / 2 + 1, frames)
-    mel = torch.einsum("cft,fm->ctm", spectrum, mel_filterbank().to(waveform.device))
+    mel = torch.einsum("cft,fm->ctm", spectrum, mel_filterbank(dtype=filter_dtype).to(waveform.device))
     return torch.log(mel.clamp(min=LOG_FLOOR))
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..loading import PretrainedModel
 from ..loading.config import require_neutral
-from .layers import Attention, FeedForward, RMSNorm, Rope, rope_tables
+from .layers import DEFAULT_ARITHMETIC, Arithmetic, Attention, FeedForward, RMSNorm, Rope, rope_tables
 
 
 def per_layer_masked_norm(
@@ -77,6 +77,8 @@ class ConnectorBlock(nn.Module):
 class ConnectorTransformer(nn.Module):
     """One stream's connector: registers in place of padding, a few blocks, a final RMSNorm."""
 
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
+
     def __init__(
         self, heads: int, head_dim: int, layers: int, registers: int | None, rope_base_seq_len: int, rope_theta: float,
         rope_double_precision: bool, rope_type: str, gated: bool,
@@ -97,7 +99,8 @@ class ConnectorTransformer(nn.Module):
             mask = torch.zeros_like(mask)
         base, theta, kind, double_precision = self.rope_settings
         fractions = (torch.arange(length, dtype=torch.float32, device=x.device) / base).expand(batch, length)
-        rope = rope_tables(fractions[..., None], dim, self.heads, theta, kind, double_precision)
+        tables = rope_tables(fractions[..., None], dim, self.heads, theta, kind, double_precision)
+        rope = self.arithmetic.rope(tables, x.dtype)
         for block in self.transformer_blocks:
             x = block(x, mask, rope)
         return self.norm_out(x), mask

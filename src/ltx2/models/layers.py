@@ -86,8 +86,8 @@ def rope_tables(
 
 
 def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
-    """Rotate (B, H, S, D) `x` by `rope`, in float32."""
-    values = x.float()
+    """Rotate (B, H, S, D) `x` by `rope`, in the tables' dtype (float32 as rope_tables makes them)."""
+    values = x.to(rope.cos.dtype)
     if rope.kind == "split":
         # Pairs are (x[i], x[i + D/2]).
         first, second = values.chunk(2, dim=-1)
@@ -98,6 +98,42 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
     even, odd = values.unflatten(-1, (-1, 2)).unbind(-1)
     partner = torch.stack([-odd, even], dim=-1).flatten(-2)
     return torch.addcmul(values * rope.cos, partner, rope.sin).to(x.dtype)
+
+
+def per_channel_rms_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """x / sqrt(mean over channels of x^2 + eps), with no weights."""
+    if x.device.type == "cpu" and x[:, 0].numel() >= 4096:
+        # Summing channel slabs one by one reads memory in order; a reduction over dim 1 is ~10x slower on CPU.
+        square_sum = x[:, 0].float().square()
+        for channel in x.unbind(1)[1:]:
+            square_sum.addcmul_(channel, channel)
+        mean_square = square_sum.unsqueeze(1).div_(x.shape[1])
+    else:
+        mean_square = x.square().mean(dim=1, keepdim=True, dtype=torch.float32)
+    return x / mean_square.add_(eps).sqrt_().to(x.dtype)
+
+
+class Arithmetic:
+    """How a network computes the steps that ltx-core computes one op at a time: modulation x * (1 + scale) + shift,
+    gated residuals x + update * gate, its RoPE tables and the VAE's per-channel RMS norm. These defaults fuse the
+    first two into one op (rounded once in a reduced dtype), keep the tables in float32 and take the norm's mean in
+    float32; a transform may give a built network another Arithmetic (ltx2.official rounds as ltx-core does)."""
+
+    def modulate(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(shift, x, 1 + scale)
+
+    def gated_add(self, x: torch.Tensor, update: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(x, update, gate)
+
+    def rope(self, tables: Rope, dtype: torch.dtype) -> Rope:
+        """The tables a network computing in `dtype` rotates with."""
+        return tables
+
+    def channel_rms_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return per_channel_rms_norm(x)
+
+
+DEFAULT_ARITHMETIC = Arithmetic()
 
 
 class Perturbation(NamedTuple):

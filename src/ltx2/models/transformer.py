@@ -32,7 +32,9 @@ from torch import nn
 from ..loading import PretrainedModel
 from ..loading.checkpoint import Layout
 from .layers import (
+    DEFAULT_ARITHMETIC,
     AdaLNSingle,
+    Arithmetic,
     Attention,
     FeedForward,
     Perturbation,
@@ -52,17 +54,11 @@ class ScaleShift(NamedTuple):
     shift: torch.Tensor
     scale: torch.Tensor
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift, x, 1 + self.scale)
-
 
 class Modulation(NamedTuple):
     shift: torch.Tensor
     scale: torch.Tensor
     gate: torch.Tensor
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return ScaleShift(self.shift, self.scale).apply(x)
 
 
 class CrossModulation(NamedTuple):
@@ -74,12 +70,6 @@ class CrossModulation(NamedTuple):
     v2a_scale: torch.Tensor
     v2a_shift: torch.Tensor
     gate: torch.Tensor
-
-    def a2v(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.a2v_shift, x, 1 + self.a2v_scale)
-
-    def v2a(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.v2a_shift, x, 1 + self.v2a_scale)
 
 
 class StreamConditioning(NamedTuple):
@@ -126,27 +116,31 @@ class StreamModules(NamedTuple):
         prompt_table: torch.Tensor | None,
         cond: StreamConditioning,
         perturbation: Perturbation | None,
+        ops: Arithmetic,
     ) -> tuple[torch.Tensor, Modulation]:
         """Self-attention then text cross-attention; returns the stream and the feed-forward's modulation."""
         rows = modulation(table, cond.timestep)
         attn, mlp = Modulation(*rows[:3]), Modulation(*rows[3:6])
         out = self.attn1(
-            attn.apply(self.norm1(x)), mask=cond.self_mask, query_rope=cond.self_rope, perturbation=perturbation
+            ops.modulate(self.norm1(x), attn.shift, attn.scale),
+            mask=cond.self_mask,
+            query_rope=cond.self_rope,
+            perturbation=perturbation,
         )
-        x = torch.addcmul(x, out, attn.gate)
+        x = ops.gated_add(x, out, attn.gate)
         context = cond.context
         if prompt_table is not None:
             # Without the prompt AdaLN (use_prompt_adaln_single=False) the block's table alone shifts and scales.
             prompt = prompt_table.unbind(0) if cond.prompt is None else modulation(prompt_table, cond.prompt)
-            context = ScaleShift(*prompt).apply(context)
+            context = ops.modulate(context, *ScaleShift(*prompt))
         if len(rows) == 6:
             return x + self.attn2(self.norm2(x), context=context, mask=cond.context_mask), mlp
         text = Modulation(*rows[6:])
-        out = self.attn2(text.apply(self.norm2(x)), context=context, mask=cond.context_mask)
-        return torch.addcmul(x, out, text.gate), mlp
+        out = self.attn2(ops.modulate(self.norm2(x), text.shift, text.scale), context=context, mask=cond.context_mask)
+        return ops.gated_add(x, out, text.gate), mlp
 
-    def feed_forward(self, x: torch.Tensor, mlp: Modulation) -> torch.Tensor:
-        return torch.addcmul(x, self.ff(mlp.apply(self.norm3(x))), mlp.gate)
+    def feed_forward(self, x: torch.Tensor, mlp: Modulation, ops: Arithmetic) -> torch.Tensor:
+        return ops.gated_add(x, self.ff(ops.modulate(self.norm3(x), mlp.shift, mlp.scale)), mlp.gate)
 
 
 class LTX2VideoTransformerBlock(nn.Module):
@@ -155,6 +149,8 @@ class LTX2VideoTransformerBlock(nn.Module):
     `cross_adaln` gives a stream's AdaLN table three more rows, for its text queries; with either stream's
     flag on, both streams get a per-block (shift, scale) table for their text context.
     """
+
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
 
     def __init__(
         self,
@@ -213,11 +209,12 @@ class LTX2VideoTransformerBlock(nn.Module):
         audio_stream = StreamModules(
             self.audio_norm1, self.audio_attn1, self.audio_norm2, self.audio_attn2, self.audio_norm3, self.audio_ff
         )
+        ops = self.arithmetic
         video, video_mlp = video_stream.attend(
-            video, self.scale_shift_table, self.prompt_scale_shift_table, video_cond, perturbation
+            video, self.scale_shift_table, self.prompt_scale_shift_table, video_cond, perturbation, ops
         )
         audio, audio_mlp = audio_stream.attend(
-            audio, self.audio_scale_shift_table, self.audio_prompt_scale_shift_table, audio_cond, perturbation
+            audio, self.audio_scale_shift_table, self.audio_prompt_scale_shift_table, audio_cond, perturbation, ops
         )
 
         if cross_modal:
@@ -226,21 +223,21 @@ class LTX2VideoTransformerBlock(nn.Module):
             # Both directions read the streams as they were before either residual is added.
             video_normed, audio_normed = self.audio_to_video_norm(video), self.video_to_audio_norm(audio)
             audio_to_video = self.audio_to_video_attn(
-                video_mod.a2v(video_normed),
-                context=audio_mod.a2v(audio_normed),
+                ops.modulate(video_normed, video_mod.a2v_shift, video_mod.a2v_scale),
+                context=ops.modulate(audio_normed, audio_mod.a2v_shift, audio_mod.a2v_scale),
                 query_rope=video_cond.cross_rope,
                 key_rope=audio_cond.cross_rope,
             )
             video_to_audio = self.video_to_audio_attn(
-                audio_mod.v2a(audio_normed),
-                context=video_mod.v2a(video_normed),
+                ops.modulate(audio_normed, audio_mod.v2a_shift, audio_mod.v2a_scale),
+                context=ops.modulate(video_normed, video_mod.v2a_shift, video_mod.v2a_scale),
                 query_rope=audio_cond.cross_rope,
                 key_rope=video_cond.cross_rope,
             )
-            video = torch.addcmul(video, video_mod.gate, audio_to_video)
-            audio = torch.addcmul(audio, audio_mod.gate, video_to_audio)
+            video = ops.gated_add(video, audio_to_video, video_mod.gate)
+            audio = ops.gated_add(audio, video_to_audio, audio_mod.gate)
 
-        return video_stream.feed_forward(video, video_mlp), audio_stream.feed_forward(audio, audio_mlp)
+        return video_stream.feed_forward(video, video_mlp, ops), audio_stream.feed_forward(audio, audio_mlp, ops)
 
     @staticmethod
     def _cross_modulation(table: torch.Tensor, cond: StreamConditioning) -> CrossModulation:
@@ -360,6 +357,7 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
     single_file_component = "transformer"
     _repeated_blocks = ("LTX2VideoTransformerBlock",)
     _skip_layerwise_casting_patterns = ("norm",)
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
 
     def __init__(
         self,
@@ -569,7 +567,10 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
             hidden_states.shape[:2], sigma, audio_sigma, use_cross_timestep, perturbation_mask,
             video_self_attention_mask, video_keyframes_mask, attention_kwargs
         )  # fmt: skip
-        video_rope, video_cross_rope, audio_rope, audio_cross_rope = self.rotary_tables(video_coords, audio_coords)
+        video_rope, video_cross_rope, audio_rope, audio_cross_rope = (
+            self.arithmetic.rope(tables, hidden_states.dtype)
+            for tables in self.rotary_tables(video_coords, audio_coords)
+        )
 
         video = self.proj_in(hidden_states)
         if config.use_keyframes_abs_pos_embedding and video_keyframes_mask is not None:
@@ -629,13 +630,12 @@ class LTX2VideoTransformer3DModel(PretrainedModel):
 
         apply_context_parallel(self, config)
 
-    @staticmethod
     def _output(
-        x: torch.Tensor, embedded: torch.Tensor, table: torch.Tensor, norm: nn.Module, proj: nn.Linear
+        self, x: torch.Tensor, embedded: torch.Tensor, table: torch.Tensor, norm: nn.Module, proj: nn.Linear
     ) -> torch.Tensor:
         """Final AdaLN from the timestep embedding (a learned shift and scale around it), then the projection."""
         shift, scale = (table + embedded.unsqueeze(2)).unbind(dim=2)
-        return proj(torch.addcmul(shift, norm(x), 1 + scale))
+        return proj(self.arithmetic.modulate(norm(x), shift, scale))
 
     def rotary_tables(self, video_coords: torch.Tensor, audio_coords: torch.Tensor) -> tuple[Rope, Rope, Rope, Rope]:
         """Self-attention RoPE for each stream, and the time-only RoPE both streams use across modalities."""

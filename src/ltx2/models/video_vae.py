@@ -16,7 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..loading import PretrainedModel
-from .layers import AutoencoderKLOutput, DecoderOutput, DiagonalGaussianDistribution, TimestepEmbedding, modulation
+from .layers import (
+    DEFAULT_ARITHMETIC,
+    Arithmetic,
+    AutoencoderKLOutput,
+    DecoderOutput,
+    DiagonalGaussianDistribution,
+    TimestepEmbedding,
+    modulation,
+)
 
 SCALING_STRIDES = {"spatial": (1, 2, 2), "temporal": (2, 1, 1), "spatiotemporal": (2, 2, 2)}
 PADDING_MODES = ("zeros", "reflect")
@@ -55,19 +63,6 @@ def depth_to_space(x: torch.Tensor, stride: tuple[int, int, int]) -> torch.Tenso
     channels //= st * sh * sw
     x = x.reshape(batch, channels, st, sh, sw, frames, height, width)
     return x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(batch, channels, frames * st, height * sh, width * sw)
-
-
-def per_channel_rms_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """x / sqrt(mean over channels of x^2 + eps), with no weights."""
-    if x.device.type == "cpu" and x[:, 0].numel() >= 4096:
-        # Summing channel slabs one by one reads memory in order; a reduction over dim 1 is ~10x slower on CPU.
-        square_sum = x[:, 0].float().square()
-        for channel in x.unbind(1)[1:]:
-            square_sum.addcmul_(channel, channel)
-        mean_square = square_sum.unsqueeze(1).div_(x.shape[1])
-    else:
-        mean_square = x.square().mean(dim=1, keepdim=True, dtype=torch.float32)
-    return x / mean_square.add_(eps).sqrt_().to(x.dtype)
 
 
 def _per_channel(value: torch.Tensor) -> torch.Tensor:
@@ -214,6 +209,8 @@ class CausalConv3d(nn.Module):
 class ResnetBlock3d(nn.Module):
     """norm -> [scale, shift] -> SiLU -> conv -> [noise], twice, plus the input (1x1-projected if widths differ)."""
 
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
+
     def __init__(
         self,
         in_channels: int,
@@ -237,13 +234,13 @@ class ResnetBlock3d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, stream: Stream, embedding: torch.Tensor | None = None) -> torch.Tensor:
-        hidden = per_channel_rms_norm(x)
+        hidden = self.arithmetic.channel_rms_norm(x)
         if self.scale_shift_table is not None:
             shift1, scale1, shift2, scale2 = map(_per_channel, modulation(self.scale_shift_table, embedding[:, None]))
             hidden = hidden * (1 + scale1) + shift1
         hidden = self.conv1(F.silu(hidden, inplace=True), stream)
         hidden = self.add_noise(hidden, self.per_channel_scale1, stream, "noise1")
-        hidden = per_channel_rms_norm(hidden)
+        hidden = self.arithmetic.channel_rms_norm(hidden)
         if self.scale_shift_table is not None:
             hidden = hidden * (1 + scale2) + shift2
         hidden = self.conv2(F.silu(hidden, inplace=True), stream)
@@ -419,6 +416,8 @@ class Encoder3d(nn.Module):
     """Video -> 4x4 patches -> conv_in -> down blocks -> mid block -> norm, SiLU -> conv_out (C+1 channels):
     C means and one log-variance shared by all channels."""
 
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
+
     def __init__(
         self,
         in_channels: int,
@@ -450,11 +449,13 @@ class Encoder3d(nn.Module):
         for block in self.down_blocks:
             hidden = block(hidden, stream)
         hidden = self.mid_block(hidden, stream)
-        return self.conv_out(F.silu(per_channel_rms_norm(hidden), inplace=True), stream)
+        return self.conv_out(F.silu(self.arithmetic.channel_rms_norm(hidden), inplace=True), stream)
 
 
 class Decoder3d(nn.Module):
     """Latents -> conv_in -> mid block -> up blocks -> norm, [scale, shift] -> SiLU -> conv_out -> unpatchify."""
+
+    arithmetic: Arithmetic = DEFAULT_ARITHMETIC  # a transform may set another (see layers.Arithmetic)
 
     def __init__(
         self,
@@ -515,7 +516,7 @@ class Decoder3d(nn.Module):
         hidden = self.mid_block(self.conv_in(latents, stream), stream, timestep)
         for block in self.up_blocks:
             hidden = block(hidden, stream, timestep)
-        hidden = per_channel_rms_norm(hidden)
+        hidden = self.arithmetic.channel_rms_norm(hidden)
         if self.scale_shift_table is not None:
             embedding = self.time_embedder(timestep, hidden.dtype)[:, None]
             shift, scale = map(_per_channel, modulation(self.scale_shift_table, embedding))

@@ -91,7 +91,9 @@ def encode_audio(models: OfficialModels, audio: Audio, frames: int, pad: bool = 
     """Stereo log-mel at 16 kHz -> the audio VAE's normalized latents (1, 8, frames, 16) in the model dtype (mono
     is duplicated to stereo). Audio shorter than the video is an error, or with `pad` zero latents at the end."""
     waveform = audio.waveform if audio.waveform.shape[0] != 1 else audio.waveform.expand(2, -1)
-    mel = log_mel_spectrogram(resample(waveform.to(models.device), audio.sampling_rate, SAMPLE_RATE))[None]
+    waveform = resample(waveform.to(models.device), audio.sampling_rate, SAMPLE_RATE)
+    # torchaudio's MelSpectrogram, as ltx-core uses it, computes its filters in float32
+    mel = log_mel_spectrogram(waveform, filter_dtype=torch.float32)[None]
     audio_vae = models.audio_vae
     posterior = audio_vae.encode(mel.to(audio_vae.dtype)).latent_dist
     raw = posterior.mode() if hasattr(posterior, "mode") else posterior.mean

@@ -4,6 +4,7 @@
 - STG perturbs the listed blocks' self-attentions (value pass-through) for every checkpoint, LTX-2.0 included;
 - a LoRA is fused into the weights, its delta (B * strength) @ A computed in the LoRA file's dtype, cast to the
   model dtype, added to the weight and rounded there, with no alpha / rank scaling;
+- the transformer, connectors and video VAE round as ltx-core does, op by op (`rounding`);
 - the Gemma root's own config.json is read (ltx-core hard-codes the 12B architecture).
 """
 
@@ -22,6 +23,7 @@ from ..loading.single_file import component_source, open_single_file
 from ..models.upsampler import LTX2LatentUpsamplerModel
 from ..pipelines.text_to_video import LTX2Pipeline
 from ..text import PromptEncoder, load_text_encoder
+from .rounding import round_as_ltx_core
 from .types import LoraPathStrengthAndSDOps
 
 MAX_TEXT_TOKENS = 1024
@@ -86,6 +88,8 @@ class OfficialModels:
             pipe.audio_vae, pipe.vocoder, pipe.text_encoder, pipe.tokenizer)
         # ltx-core 1.0.0 perturbs the STG blocks' self-attentions whatever the checkpoint's version.
         self.transformer.config = Config({**self.transformer.config, "perturbed_attn": True})
+        for network in (self.transformer, self.connectors, self.vae):
+            round_as_ltx_core(network)
         self.upsampler = (LTX2LatentUpsamplerModel.from_single_file(upsampler_file, torch_dtype=dtype)
                           if upsampler_file is not None else None)
         for network in self.networks():
