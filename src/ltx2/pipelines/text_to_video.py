@@ -745,18 +745,26 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         mean, std, scaling = video_latent_statistics(self.vae, self.diffusion_decoder)
         if output_type == "latent":
             return denormalize_video_latents(video, mean, std, scaling), audio
-        if decoder == "diffusion":
-            diffusion_decoder = self._activate("diffusion_decoder")
-            video = denormalize_video_latents(video, mean, std, scaling).to(diffusion_decoder.dtype)
-            pixels = diffusion_decoder.decode(video, generator=generator, return_dict=False)[0]
-        else:
-            vae = self._activate("vae")
-            temb = None
-            if vae.config.timestep_conditioning:
-                video, temb = decode_noise(video, decode_timestep, decode_noise_scale, generator)
-            video = denormalize_video_latents(video, mean, std, scaling).to(vae.dtype)
-            pixels = vae.decode(video, temb, return_dict=False)[0]
+        pixels = self.decode_pixels(video, (mean, std, scaling), decoder, decode_timestep, decode_noise_scale,
+                                    generator)
         frames = postprocess_video(pixels, output_type)
         audio_vae = self._activate("audio_vae")
         mel = audio_vae.decode(audio.to(audio_vae.dtype), return_dict=False)[0]
         return frames, self._activate("vocoder")(mel)
+
+    def decode_pixels(
+        self, video: torch.Tensor, statistics: tuple[torch.Tensor, torch.Tensor, float], decoder: str,
+        decode_timestep: float | list[float], decode_noise_scale: float | list[float] | None, generator: Any,
+    ) -> torch.Tensor:
+        """Normalized video latents (B, C, F, H, W) -> pixels (B, 3, F', H', W') in [-1, 1], through the VAE (with
+        its decode noise where it is timestep-conditioned) or, for decoder="diffusion", the diffusion decoder."""
+        if decoder == "diffusion":
+            diffusion_decoder = self._activate("diffusion_decoder")
+            video = denormalize_video_latents(video, *statistics).to(diffusion_decoder.dtype)
+            return diffusion_decoder.decode(video, generator=generator, return_dict=False)[0]
+        vae = self._activate("vae")
+        temb = None
+        if vae.config.timestep_conditioning:
+            video, temb = decode_noise(video, decode_timestep, decode_noise_scale, generator)
+        video = denormalize_video_latents(video, *statistics).to(vae.dtype)
+        return vae.decode(video, temb, return_dict=False)[0]
