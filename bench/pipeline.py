@@ -13,13 +13,19 @@ Reports the median seconds of the whole call (wall and CPU) and of each componen
 both, and the ratios, and how the guidance passes ran: transformer calls per step and the rows each carried.
 With --version 2.0 the reference is pinned to LTX-2.0 guidance (ltx2's defaults there); with 2.3 both run their
 defaults (CFG 3, STG on the model's last block, modality isolation 3, rescale 0.7, audio CFG 7, cross
-timestep). Peak memory is reported on CUDA only.
+timestep). With --version 2.5 the text flow runs with num_frames=None (the duration head picks the length).
+
+Peak memory (Linux, CPU): before the timed runs, each side loads its pipelines alone in a fresh child process
+(--memory-repeats of them per side, alternating), resets the peak resident set size (VmHWM, through
+/proc/self/clear_refs) and makes one cold call; the figure is the peak minus the resident size before the call.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +55,7 @@ from ltx2 import (  # noqa: E402
     LTX2VideoCondition,
 )
 
+SIDES = ("ours", "reference")
 COMPONENTS = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
 SIZES = {
     "tiny": dict(overrides={}, call=dict(height=32, width=32, num_frames=9, num_inference_steps=3)),
@@ -96,14 +103,18 @@ class ComponentTimer:
         return hook
 
 
-def flows(folder: Path, flow: str, call: dict) -> list[tuple[str, dict, dict]]:
-    """(name, {implementation: pipeline}, {implementation: extra call arguments}) for each case of the flow."""
+def flows(folder: Path, flow: str, call: dict, sides: tuple[str, ...] = SIDES) -> list[tuple[str, dict, dict]]:
+    """(name, {implementation: pipeline}, {implementation: extra call arguments}) for each case of the flow, with
+    the pipelines of `sides` only."""
+
+    def load(ours: type, reference: type) -> dict:
+        classes = {"ours": ours, "reference": reference}
+        return {side: classes[side].from_pretrained(folder) for side in sides}
+
     if flow == "text":
-        pipes = {"ours": LTX2Pipeline.from_pretrained(folder), "reference": ReferencePipeline.from_pretrained(folder)}
-        return [("text to video", pipes, {"ours": {}, "reference": {}})]
+        return [("text to video", load(LTX2Pipeline, ReferencePipeline), {"ours": {}, "reference": {}})]
     if flow == "dfr":
-        pipes = {"ours": LTX2DFRPipeline.from_pretrained(folder), "reference": ReferenceDFR.from_pretrained(folder)}
-        return [("DFR stage 1 (slots)", pipes, {"ours": {}, "reference": {}})]
+        return [("DFR stage 1 (slots)", load(LTX2DFRPipeline, ReferenceDFR), {"ours": {}, "reference": {}})]
     rng = np.random.default_rng(0)
     height, width, frames = call["height"], call["width"], call["num_frames"]
     first, last = (PIL.Image.fromarray((rng.random((height + 16, width + 24, 3)) * 255).astype(np.uint8))
@@ -114,11 +125,43 @@ def flows(folder: Path, flow: str, call: dict) -> list[tuple[str, dict, dict]]:
     references = {"ours": dict(reference_conditions=[LTX2ReferenceCondition(video)]),
                   "reference": dict(reference_conditions=[ReferenceReference(video)])}
     return [
-        ("two keyframes", {"ours": LTX2ConditionPipeline.from_pretrained(folder),
-                           "reference": ReferenceCondition.from_pretrained(folder)}, keyframes),
-        ("reference video", {"ours": LTX2InContextPipeline.from_pretrained(folder),
-                             "reference": ReferenceInContext.from_pretrained(folder)}, references),
+        ("two keyframes", load(LTX2ConditionPipeline, ReferenceCondition), keyframes),
+        ("reference video", load(LTX2InContextPipeline, ReferenceInContext), references),
     ]
+
+
+def resident_kib() -> dict[str, int]:
+    """This process's resident memory now (VmRSS) and at its peak since the last reset (VmHWM), in KiB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return {name: int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM")}
+
+
+def measure_peaks(folder: Path, args: argparse.Namespace, call: dict, legacy: dict) -> None:
+    """The child process of --peak-of: load one side's pipelines, then for each case print the KiB by which one
+    cold call raises the peak resident memory over the loaded pipeline (Linux: VmHWM reset by clear_refs)."""
+    side = args.peak_of
+    for _, pipes, inputs in flows(folder, args.flow, call, sides=(side,)):
+        pipe = pipes[side]
+        pipe.set_progress_bar_config(disable=True)
+        gc.collect()
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        before = resident_kib()["VmRSS"]
+        with torch.inference_mode():
+            pipe(**call, **inputs[side], **(legacy if side == "reference" else {}),
+                 generator=torch.Generator().manual_seed(0))
+        print(resident_kib()["VmHWM"] - before, flush=True)
+
+
+def peak_increases(folder: Path, argv: list[str], repeats: int) -> dict[str, list[list[int]]]:
+    """{side: per case, the peak-memory increase (KiB) of one cold call in each of `repeats` fresh processes},
+    the sides alternating."""
+    peaks: dict[str, list[list[int]]] = {side: [] for side in SIDES}
+    for _ in range(repeats):
+        for side in SIDES:
+            child = subprocess.run([sys.executable, __file__, *argv, "--peak-of", side, "--folder", str(folder)],
+                                   capture_output=True, text=True, check=True)
+            peaks[side].append([int(line) for line in child.stdout.split()])
+    return peaks
 
 
 def main() -> None:
@@ -127,14 +170,19 @@ def main() -> None:
     parser.add_argument("--flow", choices=["text", "condition", "dfr"], default="text")
     parser.add_argument("--version", choices=["2.0", "2.3", "2.5"], default="2.0")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-repeats", type=int, default=1,
+                        help="fresh processes per side measuring one cold call's peak memory (0: none)")
+    parser.add_argument("--peak-of", choices=SIDES, help=argparse.SUPPRESS)  # the child process of a measurement
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = SIZES[args.size]
     for constant, values in size["overrides"].items():
         setattr(tiny_pipeline, constant, {**getattr(tiny_pipeline, constant), **values})
-    folder = Path(tempfile.mkdtemp(prefix="ltx2-bench-"))
-    # LTX-2.5 ships the distilled scheduler (no dynamic shifting, no terminal stretch).
-    scheduler = dict(use_dynamic_shifting=False, shift_terminal=None) if args.version == "2.5" else None
-    tiny_pipeline.write_pipeline_folder(folder, scheduler_config=scheduler, version=args.version)
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="ltx2-bench-"))
+    if args.folder is None:
+        # LTX-2.5 ships the distilled scheduler (no dynamic shifting, no terminal stretch).
+        scheduler = dict(use_dynamic_shifting=False, shift_terminal=None) if args.version == "2.5" else None
+        tiny_pipeline.write_pipeline_folder(folder, scheduler_config=scheduler, version=args.version)
     call = dict(prompt="a robot dancing in the rain", negative_prompt="blurry", frame_rate=25.0,
                 max_sequence_length=16, output_type="pt", **size["call"])
     if args.version == "2.0":
@@ -150,13 +198,22 @@ def main() -> None:
             parser.error("--flow dfr needs --version 2.5 (keyframe slots)")
         call = {key: value for key, value in call.items()
                 if key not in ("negative_prompt", "num_inference_steps", "spatio_temporal_guidance_blocks")}
-    print(f"version={args.version} flow={args.flow} size={args.size} {size['call']} "
+    elif args.version == "2.5" and args.flow == "text":  # the length from the duration head, as LTX-2.5's default call has it
+        call["num_frames"] = None
+    if args.peak_of:
+        measure_peaks(folder, args, call, legacy)
+        return
+    argv = ["--size", args.size, "--flow", args.flow, "--version", args.version]
+    peaks = peak_increases(folder, argv, args.memory_repeats) if args.memory_repeats else None
+    shown = {key: call[key] for key in size["call"] if key in call}
+    print(f"version={args.version} flow={args.flow} size={args.size} {shown} "
           f"threads={torch.get_num_threads()} repeats={args.repeats}")
     steps = size["call"]["num_inference_steps"] if args.flow != "dfr" else 8
-    for case, pipes, inputs in flows(folder, args.flow, call):
+    for index, (case, pipes, inputs) in enumerate(flows(folder, args.flow, call)):
         totals: dict[str, list[float]] = defaultdict(list)
         parts: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in pipes}
         calls: dict[str, list[int]] = {}
+        lengths: dict[str, int] = {}  # frames made (the duration head's choice where num_frames is None)
         for repeat in range(args.repeats + 1):
             for name, pipe in pipes.items():
                 pipe.set_progress_bar_config(disable=True)
@@ -165,19 +222,21 @@ def main() -> None:
                 timer = ComponentTimer(pipe)
                 start, cpu_start = time.perf_counter(), time.process_time()
                 with torch.inference_mode():
-                    pipe(**call, **inputs[name], **(legacy if name == "reference" else {}),
-                         generator=torch.Generator().manual_seed(0))
+                    output = pipe(**call, **inputs[name], **(legacy if name == "reference" else {}),
+                                  generator=torch.Generator().manual_seed(0))
                 elapsed = time.perf_counter() - start
-                parts[name]["whole call CPU"].append(time.process_time() - cpu_start)
+                lengths[name] = output.frames.shape[1]
+                cpu = time.process_time() - cpu_start
                 for handle in timer.handles:
                     handle.remove()
                 if repeat == 0:
                     continue  # warm-up
+                parts[name]["whole call CPU"].append(cpu)
                 totals[name].append(elapsed)
                 for component in COMPONENTS:
                     parts[name][component].append(timer.seconds[component])
                 calls[name] = timer.transformer_rows
-        print(f"{case}:")
+        print(f"{case}: frames made {lengths}")
         for name, rows in calls.items():
             print(f"{name:>9}: {len(rows) // steps} transformer calls per step, rows per call "
                   f"{rows[: len(rows) // steps]}")
@@ -189,6 +248,11 @@ def main() -> None:
                 totals["reference"] if component == "whole call" else parts["reference"][component]
             )
             print(f"{component:>14} {ours:>9.4f}s {reference:>9.4f}s {ours / reference:>7.3f}")
+        if peaks is not None:
+            ours, reference = (statistics.median(run[index] for run in peaks[side]) / 1024 for side in SIDES)
+            print(f"{'peak memory':>14} {ours:>8.1f}MiB {reference:>8.1f}MiB {ours / reference:>7.3f}  (resident "
+                  f"memory one cold call adds over the loaded pipeline, fresh process per side, median of "
+                  f"{args.memory_repeats})")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """`ltx2 generate --preset dfr` on the tiny LTX-2.5 folder: a valid MP4 through every stage, the dry-run plan, and
 one line with exit code 2 for what the recipe cannot do."""
 
+import shutil
+
 import av
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from commands import ltx2_command as ltx2
@@ -61,8 +64,8 @@ def test_dry_run_shows_the_plan(folder):
 
 
 @pytest.mark.parametrize("arguments,message", [
-    (["--preset", "dfr", "--decoder", "diffusion"], "--decoder diffusion: --preset dfr decodes through the VAE"),
-    (["--preset", "dfr", "--image", "x.png"], "--image"),
+    (["--preset", "dfr", "--decoder", "diffusion"], "--decoder diffusion: --model"),  # no diffusion_decoder/ here
+    (["--preset", "dfr", "--steps", "4"], "--steps: not with --preset dfr"),
     (["--preset", "dfr", "--width", "1000"], "--width 1000: must be a positive multiple of 64"),
     (["--preset", "dfr", "--temporal-refine", "-1"], "--temporal-refine -1"),
     (["--temporal-refine"], "--temporal-refine 1: only with --preset dfr"),
@@ -70,6 +73,48 @@ def test_dry_run_shows_the_plan(folder):
 def test_impossible_combinations_exit_2(folder, arguments, message):
     result = ltx2("generate", "--model", folder, "--num-frames", "17", *PROMPT, *arguments, "--dry-run")
     assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def with_decoder(folder, tmp_path_factory):
+    """The tiny LTX-2.5 folder with a diffusion decoder (the tiny VAE's layout) in diffusion_decoder/."""
+    from ltx2 import LTX2VideoDiffusionDecoderModel
+
+    copy = tmp_path_factory.mktemp("dfr-decoder") / "pipeline"
+    shutil.copytree(folder, copy)
+    torch.manual_seed(5)
+    LTX2VideoDiffusionDecoderModel(
+        out_channels=3, latent_channels=4, patch_size=2, decoder_head_dim=8, decoder_stage_channels=(16, 8, 8),
+        decoder_stage_depths=(1, 1, 1), decoder_stage_kernels=((3, 3, 3), (3, 3, 3)),
+        decoder_upsample_strides=((1, 2, 2), (2, 2, 2)), decoder_upsample_channel_reductions=(2, 1),
+        decoder_stage5_kernel=(3, 3, 3), decoder_t_emb_dim=16, spatial_compression_ratio=8,
+        temporal_compression_ratio=2).save_pretrained(copy / "diffusion_decoder")
+    return copy
+
+
+def test_dfr_with_an_image_and_the_diffusion_decoder(with_decoder, tmp_path):
+    """--image is a condition at frame 0 of every pass; --decoder diffusion decodes the trimmed canvas."""
+    image = tmp_path / "first.png"
+    y, x = np.mgrid[0:48, 0:80]
+    PIL.Image.fromarray(np.stack([x * 3, y * 5, (x * y) % 256], -1).astype(np.uint8)).save(image)
+    arguments = ["generate", "--model", with_decoder, "--preset", "dfr", "--width", "64", "--height", "64",
+                 "--num-frames", "9", "--fps", "8", "--image", image, "--decoder", "diffusion", *PROMPT]
+    plan = ltx2(*arguments, "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "decoding       diffusion decoder, 9 frames at 8 fps" in plan.stdout
+    assert f"image          {image}, re-compressed at CRF 18" in plan.stdout
+    output = tmp_path / "image.mp4"
+    result = ltx2(*arguments, "--output", output, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert video_stream(output) == (64, 64, 9, 2)
+
+
+def test_reference_video_is_not_part_of_the_recipe(folder, sdr_clip, tmp_path):
+    lora = ic_lora(folder, tmp_path / "ic-lora.safetensors")
+    result = ltx2("generate", "--model", folder, "--preset", "dfr", "--num-frames", "9", "--reference-video",
+                  sdr_clip, "--lora", lora, *PROMPT, "--dry-run")
+    assert result.returncode == 2 and "--reference-video: not with --preset dfr" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

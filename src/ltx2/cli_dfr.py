@@ -8,7 +8,8 @@
 4. optionally, --temporal-refine N rounds (LTX2DFRTemporalRefinePipeline): each doubles the frames and the rate;
 5. the epilogue: one light pass (the last distilled sigma) over the whole canvas with the keyframes pinned, run tile
    by tile (`dfr_layout.epilogue_tiles`: halves in height and width, cut in time on a keyframe seam) so that its
-   memory is a tile's, then the VAE decode trimmed to the request.
+   memory is a tile's, then the decode (VAE, or --decoder diffusion) trimmed to the request.
+--image is a condition at frame 0 of every pass (the first frame replaced); --condition places others.
 Each stage is timed and shows its own progress bar. The choices of steps for stages 2 and the epilogue and of the
 epilogue's tiling are ltx2's: 0.42.1 ships the passes, not the composed recipe.
 """
@@ -32,13 +33,12 @@ def check(args: argparse.Namespace, usage_error: type[Exception]) -> None:
     if args.version != LTX_2_5:
         raise usage_error(f"--preset dfr: the DFR recipe needs an LTX-2.5 model (keyframe slots); --model is "
                           f"LTX-{args.version}")
-    for option, given in (("--image", args.image), ("--reference-video", args.reference_video),
-                          ("--steps", args.steps), ("--guidance", args.guidance), ("--stg", args.stg)):
+    if args.reference_video:
+        raise usage_error("--reference-video: not with --preset dfr (stage 2's IC-LoRA reference is stage 1's "
+                          "video, as in 0.42.1's DFR recipe; it has no place for another)")
+    for option, given in (("--steps", args.steps), ("--guidance", args.guidance), ("--stg", args.stg)):
         if given:
-            raise usage_error(f"{option}: not with --preset dfr (distilled, unguided passes; give first frames as "
-                              "--condition PATH@0)")
-    if args.decoder == "diffusion":
-        raise usage_error("--decoder diffusion: --preset dfr decodes through the VAE, as 0.42.1's DFR pipelines do")
+            raise usage_error(f"{option}: not with --preset dfr (distilled, unguided passes)")
     if args.upscale != 2.0:
         raise usage_error(f"--upscale {args.upscale:g}: the DFR recipe upsamples x2")
     if args.temporal_refine < 0:
@@ -46,7 +46,7 @@ def check(args: argparse.Namespace, usage_error: type[Exception]) -> None:
     local = Path(args.model or "")
     if args.temporal_refine and local.is_dir() and not (local / "temporal_latent_upsampler").is_dir():
         raise usage_error(f"--temporal-refine: no temporal_latent_upsampler/ in --model {args.model}")
-    args.decoder = "vae"
+    args.decoder = args.decoder or "vae"  # 0.42.1's DFR passes decode through the VAE
     args.width, args.height = args.width or OUTPUT_SIZE[0], args.height or OUTPUT_SIZE[1]
     for name in ("width", "height"):
         value = getattr(args, name)
@@ -103,7 +103,8 @@ def describe(args: argparse.Namespace) -> list[str]:
         lines.append(f"epilogue       {width}x{height}, {len(EPILOGUE_SIGMAS)} step, {len(positions)} keyframes pinned,"
                      f" {len(tiles)} tiles of the {latent[0]}x{latent[1]}x{latent[2]} latent grid: {spans}")
     output_frames = None if args.num_frames is None else (args.num_frames - 1) * 2**rounds + 1
-    lines.append(f"decoding       VAE, {output_frames or 'the predicted'} frames at {args.fps * 2**rounds:g} fps")
+    decoder = "diffusion decoder" if args.decoder == "diffusion" else "VAE"
+    lines.append(f"decoding       {decoder}, {output_frames or 'the predicted'} frames at {args.fps * 2**rounds:g} fps")
     return lines
 
 
@@ -127,7 +128,7 @@ def run(pipe: Any, upsampler: Any, args: argparse.Namespace, common: dict[str, A
     from . import LTX2DFRTemporalRefinePipeline, LTX2LatentUpsamplePipeline
 
     generator, prompt = common["generator"], common["prompt"]
-    conditions = common.get("conditions")
+    conditions = first_frame(common["image"], common["image_crf"]) if "image" in common else common.get("conditions")
     with timings.stage("stage 1"):
         video, audio, slots, positions = pipe(prompt=prompt, conditions=conditions, num_frames=args.num_frames,
                                               frame_rate=args.fps, generator=generator, output_type="latent",
@@ -174,21 +175,29 @@ def run(pipe: Any, upsampler: Any, args: argparse.Namespace, common: dict[str, A
     requested = (args.num_frames - 1) * 2**args.temporal_refine + 1
     with timings.stage("decoding"):
         frames_out, waveform = decode(pipe, trim_canvas(video, requested, temporal), audio,
-                                      requested / fps, generator)
+                                      requested / fps, generator, args.decoder)
     args.num_frames, args.fps = requested, fps
     return frames_out, waveform
 
 
-def decode(pipe: Any, video: Any, audio: Any, seconds: float, generator: Any) -> tuple[Any, Any]:
-    """Raw latents -> (frames as numpy (1, F, H, W, 3), the waveform cut to `seconds`) through the VAE."""
-    vae = pipe.vae
-    normalized = pipe.normalized(video, pipe.device)
-    audio_vae = pipe.audio_vae
+def first_frame(image: str, crf: int | None) -> list[Any]:
+    """--image as the DFR passes take it: a condition at frame 0, which replaces the first frame."""
+    from . import LTX2VideoCondition
+    from .pipelines.images import read_image
+
+    return [LTX2VideoCondition(read_image(image), 0, 1.0, crf)]
+
+
+def decode(pipe: Any, video: Any, audio: Any, seconds: float, generator: Any, decoder: str) -> tuple[Any, Any]:
+    """Raw latents -> (frames as numpy (1, F, H, W, 3), the waveform cut to `seconds`) through the VAE or, for
+    decoder "diffusion", LTX-2.5's diffusion decoder (its noise drawn from `generator`)."""
     from .pipelines.latents import normalize_audio_latents, pack_audio_latents
 
+    audio_vae = pipe.audio_vae
     packed = normalize_audio_latents(pack_audio_latents(audio.to(pipe.device)), audio_vae.latents_mean,
                                      audio_vae.latents_std)
-    output = pipe.deliver(normalized, packed, None, None, seconds, "np", 0.0, None, generator, vae.dtype)
+    output = pipe.deliver(pipe.normalized(video, pipe.device), packed, None, None, seconds, "np", 0.0, None,
+                          generator, pipe.vae.dtype, decoder)
     return output.frames, output.audio
 
 

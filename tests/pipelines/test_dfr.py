@@ -145,3 +145,26 @@ def test_temporal_refine_round(ltx_2_5_folder, pipes, stage_1):
     with pytest.raises(ValueError, match="LTXEulerAncestralRFScheduler"):
         LTX2DFRTemporalRefinePipeline(**{**ours.components, "scheduler": pipes[0].scheduler})(
             prompt="x", max_sequence_length=16, height=32, width=32, **kwargs)
+
+
+def test_diffusion_decoder_delivers_what_the_decode_pipeline_gives(pipes, stage_1):
+    """decoder="diffusion" in the last DFR step is LTX2VideoDiffusionDecodePipeline on the raw canvas."""
+    from ltx2 import LTX2VideoDiffusionDecodePipeline, LTX2VideoDiffusionDecoderModel
+    from ltx2.pipelines.latents import normalize_audio_latents, pack_audio_latents
+
+    torch.manual_seed(5)  # the tiny VAE's layout: 4 channels, x8 in space, x2 in time
+    decoder = LTX2VideoDiffusionDecoderModel(
+        out_channels=3, latent_channels=4, patch_size=2, decoder_head_dim=8, decoder_stage_channels=(16, 8, 8),
+        decoder_stage_depths=(1, 1, 1), decoder_stage_kernels=((3, 3, 3), (3, 3, 3)),
+        decoder_upsample_strides=((1, 2, 2), (2, 2, 2)), decoder_upsample_channel_reductions=(2, 1),
+        decoder_stage5_kernel=(3, 3, 3), decoder_t_emb_dim=16, spatial_compression_ratio=8,
+        temporal_compression_ratio=2).eval()
+    ours = LTX2DFRPipeline(**{**pipes[0].components, "diffusion_decoder": decoder})
+    video, audio = stage_1[0], stage_1[1]
+    packed = normalize_audio_latents(pack_audio_latents(audio), ours.audio_vae.latents_mean, ours.audio_vae.latents_std)
+    delivered = ours.deliver(ours.normalized(video, ours.device), packed, None, None, 1.0, "pt", 0.0, None,
+                             torch.Generator().manual_seed(3), torch.float32, "diffusion").frames
+    decode = LTX2VideoDiffusionDecodePipeline(vae=ours.vae, diffusion_decoder=decoder)
+    expected = decode(video, generator=torch.Generator().manual_seed(3), output_type="pt", denormalize=False,
+                      return_dict=False)[0]
+    assert delivered.shape == expected.shape and relative_l2(delivered, expected) <= 1e-5

@@ -43,7 +43,7 @@ from .latents import (
     unpack_audio_latents,
     unpack_video_latents,
 )
-from .sampling import OUTPUT_TYPES, decode_noise, postprocess_video
+from .sampling import OUTPUT_TYPES, postprocess_video
 from .text_to_video import DEFAULT_NUM_FRAMES, LTX2Pipeline, TextContext
 
 # Strength of the keyframes pinned in the epilogue (they are settled content, held exactly).
@@ -452,10 +452,11 @@ class LTX2DFRPipeline(LTX2Pipeline):
     def deliver(
         self, canvas: torch.Tensor, audio: torch.Tensor, keyframes: torch.Tensor | None, positions: list[int] | None,
         seconds: float, output_type: str, decode_timestep: float | list[float],
-        decode_noise_scale: float | list[float] | None, generator: Any, dtype: torch.dtype,
+        decode_noise_scale: float | list[float] | None, generator: Any, dtype: torch.dtype, decoder: str = "vae",
     ) -> LTX2DFRPipelineOutput:
         """Normalized canvas (B, C, F, H, W), packed audio and keyframes -> raw latents (output_type="latent"), or
-        the decoded canvas and the waveform cut to `seconds` (then no keyframes: decoding ends the recipe)."""
+        the canvas decoded (through the VAE, or the diffusion decoder for decoder="diffusion") and the waveform cut
+        to `seconds` (then no keyframes: decoding ends the recipe)."""
         vae, audio_vae = self.vae, self.audio_vae
         raw_audio = unpack_audio_latents(
             denormalize_audio_latents(audio, audio_vae.latents_mean, audio_vae.latents_std), self.audio_latent_mel_bins)
@@ -463,12 +464,7 @@ class LTX2DFRPipeline(LTX2Pipeline):
         if output_type == "latent":
             raw_keyframes = None if keyframes is None else denormalize_video_latents(keyframes, *stats)
             return LTX2DFRPipelineOutput(denormalize_video_latents(canvas, *stats), raw_audio, raw_keyframes, positions)
-        canvas = canvas.to(dtype)
-        vae = self._activate("vae")
-        temb = None
-        if vae.config.timestep_conditioning:
-            canvas, temb = decode_noise(canvas, decode_timestep, decode_noise_scale, generator)
-        pixels = vae.decode(denormalize_video_latents(canvas, *stats).to(vae.dtype), temb, return_dict=False)[0]
+        pixels = self.decode_pixels(canvas.to(dtype), stats, decoder, decode_timestep, decode_noise_scale, generator)
         audio_vae = self._activate("audio_vae")
         waveform = self._activate("vocoder")(audio_vae.decode(raw_audio.to(audio_vae.dtype), return_dict=False)[0])
         samples = round(seconds * self.vocoder.config.output_sampling_rate)

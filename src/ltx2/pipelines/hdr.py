@@ -24,6 +24,7 @@ from .condition import as_list
 from .conditioning import ConditioningInputs, FrameInput, LTX2ReferenceCondition, condition_frames
 from .in_context import LTX2InContextPipeline
 from .sampling import LTX2PipelineOutput
+from .text_to_video import TextContext
 
 
 @dataclass
@@ -58,7 +59,8 @@ class LTX2HDRPipeline(LTX2InContextPipeline):
     frames come back as float32 linear light (B, F, H, W, 3) for "pt" and "np" ("pil" is not an HDR format and is
     answered as "np", as in 0.42.1), raw latents for "latent"; audio is None. Video guidance (CFG, STG, modality,
     rescale) works as in LTX2Pipeline; audio guidance is off. Precomputed `connector_video_embeds` /
-    `connector_audio_embeds` stand in for the text encoder and connectors (all tokens attended).
+    `connector_audio_embeds` stand in for the text encoder and connectors (all tokens attended); under CFG
+    (guidance_scale > 1) they hold the negative rows first, then the positive ones.
     """
 
     steps_audio = False
@@ -115,9 +117,10 @@ class LTX2HDRPipeline(LTX2InContextPipeline):
         if (connector_video_embeds is None) != (connector_audio_embeds is None):
             raise ValueError("pass both connector_video_embeds and connector_audio_embeds, or neither")
         output_type = "np" if output_type == "pil" else output_type
-        self._connector_embeds = (connector_video_embeds, connector_audio_embeds)
-        if connector_video_embeds is not None and prompt is None and prompt_embeds is None:
-            prompt = [""] * connector_video_embeds.shape[0]  # not encoded: the connector embeddings stand in
+        context = self.given_text_context(connector_video_embeds, connector_audio_embeds)
+        if context is not None and prompt is None and prompt_embeds is None:
+            rows = context.video.shape[0]  # the prompts are not encoded: the connector embeddings stand in
+            prompt = [""] * (rows // 2 if guidance_scale > 1 else rows)
         inputs = ConditioningInputs([], references, reference_downscale_factor)
         arguments = dict(
             num_frames=num_frames, height=height, width=width, frame_rate=frame_rate,
@@ -132,29 +135,18 @@ class LTX2HDRPipeline(LTX2InContextPipeline):
             use_cross_timestep=use_cross_timestep, output_type=output_type, return_dict=False,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-            max_sequence_length=max_sequence_length,
+            max_sequence_length=max_sequence_length, _text_context=context,
         )
-        try:
-            frames, _ = self.conditioned_call(inputs, prompt, negative_prompt, noise_scale, arguments)
-        finally:
-            self._connector_embeds = (None, None)
+        frames, _ = self.conditioned_call(inputs, prompt, negative_prompt, noise_scale, arguments)
         return LTX2PipelineOutput(frames=frames, audio=None) if return_dict else (frames, None)
 
-    def encode_prompt(self, prompt: Any, *args: Any, **kwargs: Any) -> tuple:
-        if getattr(self, "_connector_embeds", (None, None))[0] is not None:
-            return (self._connector_embeds[0], None, None, None)  # placeholders; text_context uses the embeddings
-        return super().encode_prompt(prompt, *args, **kwargs)
-
-    def text_context(self, prompt_embeds: torch.Tensor, *rest: Any, cfg: bool) -> Any:
-        video, audio = getattr(self, "_connector_embeds", (None, None))
+    def given_text_context(self, video: torch.Tensor | None, audio: torch.Tensor | None) -> TextContext | None:
+        """Precomputed connector embeddings as the call's text context (every token attended), or None."""
         if video is None:
-            return super().text_context(prompt_embeds, *rest, cfg=cfg)
-        from .text_to_video import TextContext
-
+            return None
+        mask = torch.ones(video.shape[:2], device=self.device, dtype=torch.long)
         dtype = self.transformer.dtype
-        device = self.device
-        mask = torch.ones(video.shape[:2], device=device, dtype=torch.long)
-        return TextContext(video.to(device, dtype), audio.to(device, dtype), mask)
+        return TextContext(video.to(self.device, dtype), audio.to(self.device, dtype), mask)
 
     def reference_video_pixels(self, frames: FrameInput, height: int, width: int, num_frames: int) -> torch.Tensor:
         """The SDR reference -> (1, 3, F, height, width) in [-1, 1]: sides first cut down to the VAE's multiple

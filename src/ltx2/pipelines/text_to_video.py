@@ -186,6 +186,7 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         *,
         _conditioning: ConditioningInputs | None = None,
         _schedule_overrides: dict[str, Any] | None = None,
+        _text_context: TextContext | None = None,
     ) -> LTX2PipelineOutput | tuple[Any, torch.Tensor]:
         """Generate video and audio. Arguments are diffusers' LTX2Pipeline's, plus `decoder`.
 
@@ -215,8 +216,9 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         denormalized, ready to be upsampled and fed back as `latents=` / `audio_latents=`.
         `_conditioning` is how the conditioned pipelines (image to video, conditions, references) pass their
         inputs in; `_schedule_overrides` replaces scheduler config values for this call only (the distilled stages
-        take their sigmas as given: use_dynamic_shifting=False, shift_terminal=None). Neither is one of diffusers'
-        arguments.
+        take their sigmas as given: use_dynamic_shifting=False, shift_terminal=None); `_text_context` is the
+        connectors' output given in place of the text encoder and connectors ([negative; positive] under CFG). None
+        of the three is one of diffusers' arguments.
         """
         inputs = _conditioning or ConditioningInputs()
         options = self.default_call_kwargs(
@@ -243,16 +245,15 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         if enable_prompt_enhancement and prompt is not None:
             prompt = self.enhance_prompt(prompt, system_prompt, prompt_max_new_tokens, prompt_enhancement_seed,
                                          generator, prompt_enhancement_kwargs, image=inputs.enhancement_image())
-        embeds = self.encode_prompt(
+        context = _text_context or self.text_context(*self.encode_prompt(
             prompt, negative_prompt, guidance.cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
             prompt_attention_mask, negative_prompt_attention_mask, max_sequence_length, device,
-        )
-        context = self.text_context(*embeds, cfg=guidance.cfg)
+        ), cfg=guidance.cfg)
+        batch = context.video.shape[0] // (2 if guidance.cfg else 1)
         if predict_length:
             num_frames = self.predict_duration(context, guidance.cfg, frame_rate, min_seconds, max_seconds).num_frames
             self.check_conditioning(inputs, height, width, num_frames, latents)
         geometry = self.geometry(height, width, num_frames, frame_rate, latents, audio_latents, motion_speed)
-        batch = embeds[0].shape[0]
         items = self.condition_items(inputs, geometry, batch, latents, device)
         video, conditioning = self.prepare_latents(batch, geometry, noise_scale, generator, latents, device, items)
         audio = self.prepare_audio_latents(batch, geometry, noise_scale, generator, audio_latents, device)
@@ -744,18 +745,26 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         mean, std, scaling = video_latent_statistics(self.vae, self.diffusion_decoder)
         if output_type == "latent":
             return denormalize_video_latents(video, mean, std, scaling), audio
-        if decoder == "diffusion":
-            diffusion_decoder = self._activate("diffusion_decoder")
-            video = denormalize_video_latents(video, mean, std, scaling).to(diffusion_decoder.dtype)
-            pixels = diffusion_decoder.decode(video, generator=generator, return_dict=False)[0]
-        else:
-            vae = self._activate("vae")
-            temb = None
-            if vae.config.timestep_conditioning:
-                video, temb = decode_noise(video, decode_timestep, decode_noise_scale, generator)
-            video = denormalize_video_latents(video, mean, std, scaling).to(vae.dtype)
-            pixels = vae.decode(video, temb, return_dict=False)[0]
+        pixels = self.decode_pixels(video, (mean, std, scaling), decoder, decode_timestep, decode_noise_scale,
+                                    generator)
         frames = postprocess_video(pixels, output_type)
         audio_vae = self._activate("audio_vae")
         mel = audio_vae.decode(audio.to(audio_vae.dtype), return_dict=False)[0]
         return frames, self._activate("vocoder")(mel)
+
+    def decode_pixels(
+        self, video: torch.Tensor, statistics: tuple[torch.Tensor, torch.Tensor, float], decoder: str,
+        decode_timestep: float | list[float], decode_noise_scale: float | list[float] | None, generator: Any,
+    ) -> torch.Tensor:
+        """Normalized video latents (B, C, F, H, W) -> pixels (B, 3, F', H', W') in [-1, 1], through the VAE (with
+        its decode noise where it is timestep-conditioned) or, for decoder="diffusion", the diffusion decoder."""
+        if decoder == "diffusion":
+            diffusion_decoder = self._activate("diffusion_decoder")
+            video = denormalize_video_latents(video, *statistics).to(diffusion_decoder.dtype)
+            return diffusion_decoder.decode(video, generator=generator, return_dict=False)[0]
+        vae = self._activate("vae")
+        temb = None
+        if vae.config.timestep_conditioning:
+            video, temb = decode_noise(video, decode_timestep, decode_noise_scale, generator)
+        video = denormalize_video_latents(video, *statistics).to(vae.dtype)
+        return vae.decode(video, temb, return_dict=False)[0]
