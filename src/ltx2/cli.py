@@ -287,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     serve.add_argument("--parallel", nargs="?", const="auto", default=None, metavar="ulysses=N,guidance=M",
                        help="under torchrun: every job runs on all ranks (split as given, or as suits the world size)")
+    serve.add_argument("--rank-timeout", type=float, default=120.0, metavar="SECONDS",
+                       help="with --parallel: the longest a rank waits for another inside a job before the job fails "
+                            "(a rank that raised); a rank not done twice this long after rank 0 is lost (no more "
+                            "jobs run)")
 
     info = commands.add_parser("info", help="describe a checkpoint: format, components, dtypes, parameters")
     info.add_argument("path")

@@ -1,10 +1,12 @@
 """`ltx2 serve` as a user runs it: a real server process on loopback, on a tiny model, called with the official
 openai client. One server is shared by the API and page tests; the restart test starts its own."""
 
+import io
 import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -33,10 +37,13 @@ QUIET = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
 
 
 class Server:
-    """A running `ltx2 serve` process: its URL, data dir and start-up line."""
+    """A running `ltx2 serve` process (rank 0): its URL, data dir and start-up line, and the other ranks' processes
+    where the test started them itself."""
 
-    def __init__(self, process: subprocess.Popen, url: str, data_dir: Path, line: str, log: Path):
+    def __init__(self, process: subprocess.Popen, url: str, data_dir: Path, line: str, log: Path,
+                 followers: list[subprocess.Popen]):
         self.process, self.url, self.data_dir, self.line, self.log = process, url, data_dir, line, log
+        self.followers = followers
 
     def client(self, api_key: str = "unused") -> "openai.OpenAI":
         return openai.OpenAI(base_url=f"{self.url}v1", api_key=api_key, max_retries=0, timeout=60)
@@ -44,28 +51,59 @@ class Server:
     def stop(self, how: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
             self.process.send_signal(how)
-        return self.process.wait(timeout=60)
+        code = self.process.wait(timeout=60)
+        for follower in self.followers:  # they stop when rank 0 does (or its store goes)
+            try:
+                follower.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                follower.kill()
+                follower.wait()
+        return code
 
 
-def start_server(model: Path, data_dir: Path, *options: str, ranks: int = 1) -> Server:
-    """Start `ltx2 serve` (under torchrun with `ranks` > 1) on a free loopback port; returns once its start-up line
-    is printed (the model loaded)."""
+def start_server(model: Path, data_dir: Path, *options: str, ranks: int = 1, torchrun: bool = True,
+                 env: dict[str, str] | None = None) -> Server:
+    """Start `ltx2 serve` on a free loopback port, with `ranks` > 1 under torchrun or (`torchrun` False) as one
+    process per rank started here with torch.distributed's variables; returns once its start-up line is printed
+    (the model loaded)."""
     log = data_dir.parent / f"{data_dir.name}-{time.monotonic_ns()}.log"
-    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)] if ranks > 1 else []
-    process = subprocess.Popen(
-        [sys.executable, *launcher, "-m", "ltx2", "serve", "--model", str(model), "--preset", "one-stage", "--port",
-         "0", "--data-dir", str(data_dir), *options],
-        stdout=subprocess.PIPE, stderr=log.open("w"), text=True, env=ENV)
+    env = {**ENV, **(env or {})}
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)] if torchrun else []
+    command = [sys.executable, *(launcher if ranks > 1 else []), "-m", "ltx2", "serve", "--model", str(model),
+               "--preset", "one-stage", "--port", "0", "--data-dir", str(data_dir), *options]
+    followers = []
+    if ranks > 1 and not torchrun:
+        with socket.socket() as probe:  # a free port for the store rank 0 serves
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(ranks),
+                   LOCAL_WORLD_SIZE=str(ranks))
+        followers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.with_suffix(f".{rank}").open("w"),
+                                      env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)})
+                     for rank in range(1, ranks)]
+        env.update(RANK="0", LOCAL_RANK="0")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, env=env)
     deadline = time.monotonic() + START_TIMEOUT
     line = ""
     while "ltx2 serve:" not in line:
         ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
         if not ready or process.poll() is not None:
-            process.kill()
+            for started in (process, *followers):
+                started.kill()
             raise AssertionError(f"the server did not start: {log.read_text()}")
         line = process.stdout.readline()
     url = line.split(" at ", 1)[1].split(";", 1)[0].strip()
-    return Server(process, url, data_dir, line, log)
+    return Server(process, url, data_dir, line, log, followers)
+
+
+def decode(data: bytes) -> tuple[np.ndarray, np.ndarray, float]:
+    """An MP4's frames (F, H, W, 3), its audio (channels, samples) and its frame rate."""
+    with av.open(io.BytesIO(data)) as container:
+        frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    with av.open(io.BytesIO(data)) as container:
+        audio = np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1)
+        rate = float(container.streams.video[0].average_rate)
+    return frames, audio, rate
 
 
 def get_json(url: str) -> tuple[int, dict]:

@@ -9,23 +9,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import av
 import numpy as np
 import pytest
-from conftest import ENV, LONG, QUIET, SIZE, SMALL, get_json, openai, wait_for
+from conftest import ENV, LONG, QUIET, SIZE, SMALL, decode, get_json, openai, wait_for
 from PIL import Image
 
 pytestmark = QUIET
-
-
-def decode(data: bytes) -> tuple[np.ndarray, np.ndarray, float]:
-    """An MP4's frames (F, H, W, 3), its audio (channels, samples) and its frame rate."""
-    with av.open(io.BytesIO(data)) as container:
-        frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
-    with av.open(io.BytesIO(data)) as container:
-        audio = np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1)
-        rate = float(container.streams.video[0].average_rate)
-    return frames, audio, rate
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
 from ..transforms.collectives import share_tiles
-from ..transforms.context_parallel import ContextParallelConfig
+from ..transforms.context_parallel import ContextParallelConfig, remove_context_parallel
 from .guidance import GuidanceGroups
 
 
@@ -42,6 +42,20 @@ def parallelize_pipeline(pipe: Any, ulysses_degree: int | None, guidance_degree:
     if pipe.vae is not None and world > 1:
         share_tiles(pipe.vae)
     return GuidanceGroups(mesh, pipe.device) if guidance_degree > 1 else None
+
+
+def unparallelize_pipeline(pipe: Any) -> tuple[int, int]:
+    """Undo parallelize_pipeline, so that `pipe` holds no process group any more (and can be shared again over a new
+    one); the (ulysses, guidance) degrees it was shared with."""
+    config = getattr(pipe.transformer, "_parallel_config", None)
+    degrees = (1 if config is None else config.ulysses_degree,
+               1 if pipe._guidance_groups is None else pipe._guidance_groups.degree)
+    if config is not None:
+        remove_context_parallel(pipe.transformer)
+    if pipe.vae is not None:
+        pipe.vae.__dict__.pop("map_tiles", None)  # the class's own, one-process decode
+    pipe._guidance_groups = None
+    return degrees
 
 
 def default_split(world: int, heads: int, guided: bool) -> tuple[int, int]:

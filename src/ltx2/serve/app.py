@@ -88,10 +88,13 @@ def create_app(store: Store, worker: Worker, served: Served, launch: Launch, api
         return resources.files("ltx2.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    def health() -> JSONResponse:
         counts = store.counts()
-        return {"status": "ok", "model": served.model_id, "queued": counts.get("queued", 0),
+        reason = worker.unavailable()
+        body = {"status": "degraded" if reason else "ok", "model": served.model_id, "queued": counts.get("queued", 0),
                 "in_progress": counts.get("in_progress", 0)}
+        # A balancer's health check takes a server that cannot run jobs out of its rotation.
+        return JSONResponse({**body, "reason": reason} if reason else body, status_code=503 if reason else 200)
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:

@@ -196,6 +196,7 @@ class Worker:
     cancelled: set[str] = field(default_factory=set)
     running: str | None = None
     stopping: bool = False
+    unavailable: Callable[[], str | None] = lambda: None  # why no job can run (a --parallel rank is lost)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.loop, name="ltx2-worker", daemon=True)

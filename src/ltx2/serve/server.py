@@ -1,8 +1,8 @@
 """`ltx2 serve`: load the model once, then serve the Videos API, the queue and the web page.
 
 Under torchrun with --parallel, rank 0 serves HTTP and keeps the store; each job is sent to every rank and runs
-on all of them, shared as `ltx2 generate` shares a generation. Rank 0 decides at each step whether the job goes on
-(a delete stops every rank at the same step).
+on all of them, shared as `ltx2 generate` shares a generation (ranks.py: how jobs and failures travel between
+ranks). Rank 0 decides at each step whether the job goes on (a delete stops every rank at the same step).
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli import Launch, Loaded, Timings, UsageError, build_parser, check_generate_arguments, load
 from .jobs import Cancelled, Render, Served, Worker, render_here
 from .store import Store
+
+if TYPE_CHECKING:
+    from .ranks import Ranks
 
 LOOPBACK = "127.0.0.1"
 MAX_BODY = 64 * 2**20  # bytes of a request (an uploaded image is the big part)
@@ -56,6 +59,8 @@ def run_serve(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError("ltx2 serve under torchrun: pass --parallel (every job then runs on all ranks)")
     if args.max_queue < 1:
         raise UsageError(f"--max-queue {args.max_queue}: must be at least 1")
+    if not args.rank_timeout > 0:
+        raise UsageError(f"--rank-timeout {args.rank_timeout:g}: must be positive")
     flags = server_flags(args)
     settings = build_parser().parse_args(["generate", "--model", args.model, "--prompt", "ltx2 serve", "--preset",
                                           args.preset, "--num-frames", "9", "--output", "serve.mp4", *flags])
@@ -73,18 +78,23 @@ def run_serve(args: argparse.Namespace, launch: Launch) -> None:
         _join(settings, launch)
     loaded = load(settings, launch, Timings(verbose=launch.rank == 0))
     loaded.pipeline.set_progress_bar_config(disable=True)
+    ranks = None
+    if launch.world > 1:
+        from .ranks import Ranks
+
+        ranks = Ranks(launch, loaded.pipeline, settings.device, args.rank_timeout)
     served = Served(model=args.model, model_id=f"ltx-{settings.version}", version=settings.version,
                     preset=args.preset, dtype=settings.dtype, device=settings.device, flags=flags,
                     max_queue=args.max_queue, max_frames=args.max_frames, loaded=loaded)
     if launch.rank != 0:
-        follow(loaded, launch, settings.device)
+        follow(loaded, launch, settings.device, ranks)
         return
-    render = render_here(loaded) if launch.world == 1 else render_shared(loaded, launch)
-    serve_http(args, served, launch, render, listener, api_key)
+    render = render_here(loaded) if ranks is None else render_shared(loaded, ranks)
+    serve_http(args, served, launch, render, listener, api_key, ranks)
 
 
 def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render: Render, listener: socket.socket,
-               api_key: str | None) -> None:
+               api_key: str | None, ranks: Ranks | None) -> None:
     """Recover the store, start the worker, print the start-up line and serve until SIGINT or SIGTERM."""
     import uvicorn
 
@@ -95,6 +105,8 @@ def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render:
     store = Store(data_dir)
     requeued = store.recover()
     worker = Worker(store, served, render, launch)
+    if ranks is not None:
+        worker.unavailable = lambda: ranks.lost
     app = create_app(store, worker, served, launch, api_key, MAX_BODY)
     host, port = listener.getsockname()[:2]
     thread = worker.start()
@@ -119,23 +131,22 @@ def serve_http(args: argparse.Namespace, served: Served, launch: Launch, render:
         worker.stopping = True
         worker.wake.set()
         thread.join(timeout=60)
-        if launch.world > 1:
-            stop_followers()
+        if ranks is not None:
+            ranks.post(None)
+            ranks.close()
         store.close()
 
 
-# Under torchrun: rank 0 sends each job's arguments to all ranks (None: stop serving); every rank runs it; at each
-# step rank 0 sends whether to go on; at the end every rank says whether it failed.
-
-
-def render_shared(loaded: Loaded, launch: Launch) -> Render:
-    """Rank 0's render: the job goes to every rank, and a failure on any rank fails it."""
+def render_shared(loaded: Loaded, ranks: Ranks) -> Render:
+    """Rank 0's render: the job goes to every rank (see ranks.py), and a failure on any rank fails it."""
     import torch.distributed as dist
 
     from ..cli import render
 
     def run(args: argparse.Namespace, callback: Callable[..., dict[str, Any]]) -> tuple[Any, Any]:
-        dist.broadcast_object_list([vars(args)], src=0)
+        if ranks.lost:
+            raise RuntimeError(ranks.lost)
+        ranks.post(vars(args))
 
         def step(*arguments: Any) -> dict[str, Any]:
             try:
@@ -148,23 +159,25 @@ def render_shared(loaded: Loaded, launch: Launch) -> Render:
                 raise Cancelled()
             return {}
 
+        result = cancelled = failure = None
         try:
-            result, failure = render(loaded, args, Timings(verbose=False), step), None
-        except Cancelled:
-            raise
+            result = render(loaded, args, Timings(verbose=False), step)
+        except Cancelled as stop:
+            cancelled = stop
         except Exception as error:
-            result, failure = None, f"rank 0: {type(error).__name__}: {error}"
-        failures = [None] * launch.world
-        dist.all_gather_object(failures, failure)
-        failed = [text for text in failures if text]
-        if failed:
-            raise RuntimeError("; ".join(failed))
+            failure = f"rank 0: {type(error).__name__}: {error}"
+        ranks.report(failure)
+        errors = ranks.settle(loaded.pipeline)
+        if errors:
+            raise RuntimeError(errors)
+        if cancelled:
+            raise cancelled
         return result
 
     return run
 
 
-def follow(loaded: Loaded, launch: Launch, device: str) -> None:
+def follow(loaded: Loaded, launch: Launch, device: str, ranks: Ranks) -> None:
     """A rank other than 0: run every job rank 0 sends (on this rank's device), until it says stop."""
     import torch.distributed as dist
 
@@ -177,27 +190,17 @@ def follow(loaded: Loaded, launch: Launch, device: str) -> None:
             raise Cancelled()
         return {}
 
-    while True:
-        box: list[Any] = [None]
-        dist.broadcast_object_list(box, src=0)
-        if box[0] is None:
-            break
-        args = argparse.Namespace(**{**box[0], "device": device})
+    while (job := ranks.next_job()) is not None:
+        args = argparse.Namespace(**{**job, "device": device})
+        failure = None
         try:
             render(loaded, args, Timings(verbose=False), step)
-            failure = None
         except Cancelled:
-            continue
+            pass
         except Exception as error:
             failure = f"rank {launch.rank}: {type(error).__name__}: {error}"
             print(f"ltx2 serve: {failure}", file=sys.stderr, flush=True)
-        dist.all_gather_object([None] * launch.world, failure)
-    dist.destroy_process_group()
-
-
-def stop_followers() -> None:
-    """Tell the other ranks to stop serving."""
-    import torch.distributed as dist
-
-    dist.broadcast_object_list([None], src=0)
-    dist.destroy_process_group()
+        ranks.report(failure)
+        if not ranks.follow_verdict(loaded.pipeline):
+            break
+    ranks.close()

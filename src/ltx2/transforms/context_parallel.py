@@ -236,6 +236,16 @@ def apply_context_parallel(transformer: Any, config: ContextParallelConfig) -> N
     for block in transformer.transformer_blocks:
         for name, key_stream in SHARDED_ATTENTIONS.items():
             getattr(block, name).parallel = UlyssesAttention(shards, key_stream, name == "attn1")
-    transformer.register_forward_pre_hook(shards.before_forward, with_kwargs=True)
-    transformer.register_forward_hook(shards.after_forward, with_kwargs=True)
+    transformer._parallel_hooks = (transformer.register_forward_pre_hook(shards.before_forward, with_kwargs=True),
+                                   transformer.register_forward_hook(shards.after_forward, with_kwargs=True))
     transformer._parallel_config = config
+
+
+def remove_context_parallel(transformer: Any) -> None:
+    """Undo apply_context_parallel (its process group is gone), so that it can be applied again."""
+    for block in transformer.transformer_blocks:
+        for name in SHARDED_ATTENTIONS:
+            getattr(block, name).parallel = None
+    for hook in transformer._parallel_hooks:
+        hook.remove()
+    transformer._parallel_config = transformer._parallel_hooks = None
