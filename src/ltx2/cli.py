@@ -325,6 +325,9 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 generate does not run")
     if args.stg and args.version == LTX_2_0:
         raise UsageError(f"--stg {args.stg}: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model")
+    if args.enhance_prompt and args.version == LTX_2_5:
+        raise UsageError("--enhance-prompt: LTX-2.5 rewrites prompts with a separate Gemma 4 enhancer, which ltx2 "
+                         "does not run yet")
     if args.hdr:
         cli_hdr.check(args, UsageError)
     args.preset = args.preset or DEFAULT_PRESETS.get(args.version, "two-stage")
