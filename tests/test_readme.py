@@ -1,7 +1,7 @@
-"""The README's Python examples, run as written on this CPU-only machine, on a tiny pipeline (`ltx2 make-tiny
---with-loras`) in place of the Hub repo, as the README itself suggests for trying them offline; only the repo name
-and the sizes (frames, steps) are changed, and each change is checked to apply, so an edited example is not
-silently skipped."""
+"""The README's Python examples that need no GPU, server or full-size file, run as written on this CPU-only machine
+on a tiny pipeline (`ltx2 make-tiny`) in place of the Hub repo or placeholder path, as the README suggests for trying
+them offline; only that name and the sizes (frames, steps) are changed, and each change is checked to apply, so an
+edited example is not silently skipped. Also: the Layout section against the tree."""
 
 import re
 import subprocess
@@ -70,3 +70,19 @@ def test_layout_names_every_module_and_no_other():
     assert modules - named == set()
     existing = modules | {path.name for path in (README.parent / "tests").rglob("*.py")}
     assert named - existing - {"__init__.py"} == set()
+
+
+def test_memory_and_speed_example(tiny_with_loras, tmp_path):
+    """FP8 storage and regional compile on a CPU; the GPU-only lines are guarded."""
+    (code,) = examples("Memory and speed")
+    run(changed(code, {'"Lightricks/LTX-2"': repr(str(tiny_with_loras))}), tmp_path)
+
+
+def test_dfr_example(tmp_path):
+    """One LTX2DFRPipeline pass on a tiny LTX-2.5 pipeline."""
+    folder = tmp_path / "tiny-2.5"
+    result = ltx2_command("make-tiny", folder, "--version", "2.5")
+    assert result.returncode == 0, result.stderr
+    (code,) = examples("LTX-2.5: DFR 1080p, temporal refine, HDR")
+    run(changed(code, {'"path/to/LTX-2.5-Diffusers"': repr(str(folder)),
+                       "height=544, width=960, num_frames=121": "height=64, width=64, num_frames=9"}), tmp_path)
