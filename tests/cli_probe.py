@@ -3,6 +3,8 @@
 record: what is handed to the MP4 writer is also saved, as OUTPUT.pt.
 raise:  rank 1 finds its input bad as the sampling loop starts (a failure on one rank).
 kill:   rank 1 is killed (SIGKILL) at the second step of the sampling loop.
+status: the command as `python -m ltx2` runs it; each rank also writes its exit status to $LTX2_PROBE_STATUS/RANK
+        (torchrun, when it is interrupted itself, reports none).
 """
 
 import os
@@ -24,7 +26,7 @@ if mode == "record":
         return write(video, **options)
 
     ltx2.encode_video = recording
-elif os.environ.get("RANK") == "1":
+elif mode != "status" and os.environ.get("RANK") == "1":
     run = text_to_video.run_guidance_passes
     steps = []
 
@@ -37,4 +39,8 @@ elif os.environ.get("RANK") == "1":
         return run(*args, **kwargs)
 
     text_to_video.run_guidance_passes = faulty
-sys.exit(main(arguments))
+status = main(arguments)
+if mode == "status":
+    with open(os.path.join(os.environ["LTX2_PROBE_STATUS"], os.environ.get("RANK", "0")), "w") as file:
+        file.write(str(status))
+sys.exit(status)

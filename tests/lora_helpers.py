@@ -3,30 +3,17 @@ pipeline holding a transformer, the reference's pipeline around one, a seeded fo
 
 import torch
 from diffusers import LTX2Pipeline
+from tiny_transformer import UNEQUAL_WIDTHS
 
 from ltx2 import LoraLoaderMixin
 
 FRAMES, HEIGHT, WIDTH, AUDIO_FRAMES, TEXT_TOKENS = 2, 3, 4, 5, 8
 
-TINY = dict(
-    in_channels=8,
-    out_channels=8,
-    num_attention_heads=2,
-    attention_head_dim=16,
-    cross_attention_dim=32,
-    audio_in_channels=6,
-    audio_out_channels=6,
-    audio_num_attention_heads=2,
-    audio_attention_head_dim=8,
-    audio_cross_attention_dim=16,
-    num_layers=1,
-    caption_channels=24,
-    rope_type="split",
-)
+TINY = dict(UNEQUAL_WIDTHS, num_layers=1)  # one block has every kind of layer a LoRA targets
 
 
 TINY_CONNECTORS = dict(
-    caption_channels=24,
+    caption_channels=TINY["caption_channels"],
     text_proj_in_factor=3,
     video_connector_num_attention_heads=2,
     video_connector_attention_head_dim=12,

@@ -27,7 +27,8 @@ from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 from parity import perturb_
 from safetensors.torch import save_file
-from tiny_pipeline import AUDIO_VAE, CONNECTORS, TRANSFORMER, UPSAMPLER, VOCODER
+from tiny_pipeline import AUDIO_VAE, CONNECTORS, DURATION_HEAD, UPSAMPLER, VOCODER
+from tiny_transformer import SWITCHES, TINY
 
 # The real VAE's block structure (4 down, 3 up blocks, patch 4: x32 spatial, x8 temporal) at tiny widths;
 # the reference's single-file conversion only handles that structure.
@@ -37,7 +38,7 @@ VIDEO_VAE = dict(
     decoder_causal=False, spatial_compression_ratio=32, temporal_compression_ratio=8,
 )
 REFERENCE_CONFIGS = {
-    "transformer": TRANSFORMER,
+    "transformer": TINY,
     "connectors": {**CONNECTORS, "rope_double_precision": True},
     "vae": VIDEO_VAE,
     "audio_vae": AUDIO_VAE,
@@ -56,8 +57,7 @@ REFERENCE_CLASSES = {
 # spatial in decoding order), the vocoder with bandwidth extension (16 kHz x10 per mel frame, hops of 10
 # samples, x30 in the extension = 48 kHz).
 LTX_2_3_CONFIGS = {
-    "transformer": {**TRANSFORMER, "gated_attn": True, "cross_attn_mod": True, "audio_gated_attn": True,
-                    "audio_cross_attn_mod": True, "use_prompt_embeddings": False, "perturbed_attn": True},
+    "transformer": {**TINY, **SWITCHES["2.3"]},
     "connectors": {**CONNECTORS, "rope_double_precision": True, "audio_connector_attention_head_dim": 4,
                    "per_modality_projections": True, "video_hidden_dim": 16, "audio_hidden_dim": 8,
                    "proj_bias": True, "video_gated_attn": True, "audio_gated_attn": True},
@@ -79,12 +79,14 @@ LTX_2_3_CLASSES = {**REFERENCE_CLASSES, "vocoder": LTX2VocoderWithBWE}
 
 HEADER_CONFIG = {
     "transformer": {
-        "num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4, "out_channels": 4, "num_layers": 2,
-        "cross_attention_dim": 16, "caption_channels": 16, "audio_num_attention_heads": 2,
-        "audio_attention_head_dim": 4, "audio_in_channels": 4, "audio_out_channels": 4,
-        "audio_cross_attention_dim": 8, "positional_embedding_theta": 10000.0,
+        # The sizes, by the names diffusers gives them too.
+        **{key: TINY[key] for key in ("num_attention_heads", "attention_head_dim", "in_channels", "out_channels",
+                                      "num_layers", "cross_attention_dim", "caption_channels",
+                                      "audio_num_attention_heads", "audio_attention_head_dim", "audio_in_channels",
+                                      "audio_out_channels", "audio_cross_attention_dim", "rope_type")},
+        "positional_embedding_theta": 10000.0,
         "positional_embedding_max_pos": [20, 2048, 2048], "audio_positional_embedding_max_pos": [20],
-        "timestep_scale_multiplier": 1000, "av_ca_timestep_scale_multiplier": 1000, "rope_type": "split",
+        "timestep_scale_multiplier": 1000, "av_ca_timestep_scale_multiplier": 1000,
         "frequencies_precision": "float64", "norm_eps": 1e-6, "use_middle_indices_grid": True,
         "activation_fn": "gelu-approximate", "qk_norm": "rms_norm", "standardization_norm": "rms_norm",
         "connector_num_attention_heads": 2, "connector_attention_head_dim": 8, "connector_num_layers": 1,
@@ -175,19 +177,13 @@ LTX_2_3_HEADER = {
 }
 # LTX-2.5: LTX-2.3's networks and header but the transformer's video feed-forward without biases and the keyframe
 # marker (diffusers' converter, --version 2.5); the file names model_version "2.5.0".
-LTX_2_5_CONFIGS = {**LTX_2_3_CONFIGS, "transformer": {**LTX_2_3_CONFIGS["transformer"], "ff_bias": False,
-                                                      "use_keyframes_abs_pos_embedding": True}}
+LTX_2_5_CONFIGS = {**LTX_2_3_CONFIGS, "transformer": {**TINY, **SWITCHES["2.5"]}}
 # Per version: the reference networks' configs and classes, the header, the model_version the header names.
 VERSIONS = {
     "2.0": (REFERENCE_CONFIGS, REFERENCE_CLASSES, HEADER_CONFIG, "2.0.0"),
     "2.3": (LTX_2_3_CONFIGS, LTX_2_3_CLASSES, LTX_2_3_HEADER, "2.3.0"),
     "2.5": (LTX_2_5_CONFIGS, LTX_2_3_CLASSES, LTX_2_3_HEADER, "2.5.0"),
 }
-# LTX-2.5's duration head at tiny widths, as diffusers 0.42.1 builds it; the original file fuses the pooler's
-# q/k/v projections (torch.nn.MultiheadAttention's in_proj), which the converter splits.
-DURATION_HEAD = dict(video_cross_attention_dim=16, audio_cross_attention_dim=8, pooler_hidden_dim=16, num_queries=2,
-                     mlp_hidden_dim=8, num_pooler_heads=4)
-
 UPSAMPLER_HEADER = {
     "in_channels": 4, "mid_channels": 32, "num_blocks_per_stage": 1, "dims": 3, "spatial_upsample": True,
     "temporal_upsample": False, "spatial_scale": 2.0, "rational_resampler": True,

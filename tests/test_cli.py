@@ -307,6 +307,19 @@ def test_enhanced_prompt_and_image_crf(tmp_path):
     assert streams(tmp_path / "out.mp4")[:3] == (32, 32, 9)
 
 
+def test_make_tiny_enhances_the_prompt_offline(tiny, tmp_path):
+    """`ltx2 make-tiny`'s Gemma 3 chats (its tokenizer has Gemma's chat template and tokens), so --enhance-prompt
+    runs offline: the command prints the rewritten prompt and generates from it."""
+    output = tmp_path / "out.mp4"
+    result = ltx2("generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", "--enhance-prompt",
+                  "--width", 64, "--height", 64, "--num-frames", 9, "--steps", 1, "--output", output)
+    assert result.returncode == 0, result.stderr
+    enhanced = [line for line in result.stderr.splitlines() if line.startswith("ltx2: enhanced prompt: ")]
+    assert len(enhanced) == 1 and enhanced[0] != "ltx2: enhanced prompt: a cat", result.stderr
+    assert "prompt enhancement" in result.stdout and "torchvision" not in result.stderr
+    assert streams(output)[:3] == (64, 64, 9)
+
+
 def test_missing_subcommand_and_prompt_exit_2(tmp_path):
     assert ltx2().returncode == 2
     result = ltx2("generate", "--model", tmp_path)

@@ -66,6 +66,7 @@ def test_dry_run_shows_the_resolved_plan(tiny_2_5):
     (["--upscale", "1.5"], "--upscale 1.5: LTX-2.5 has no x1.5 latent upsampler"),
     (["--condition", "frame.png"], "--condition: give --num-frames too"),
     (["--num-frames", "10"], "--num-frames 10: must be 8k+1"),
+    (["--enhance-prompt"], "--enhance-prompt: LTX-2.5 rewrites prompts with a separate Gemma 4 enhancer"),
 ])
 def test_what_ltx_2_5_cannot_do_exits_2_before_loading(tiny_2_5, tmp_path, arguments, message):
     from PIL import Image

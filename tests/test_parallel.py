@@ -20,7 +20,7 @@ from parallel_jobs import (
     transformer_outputs,
 )
 from parity import perturb_, relative_l2
-from tiny_pipeline import TRANSFORMER
+from tiny_transformer import TINY
 
 from ltx2 import ContextParallelConfig, LTX2VideoTransformer3DModel
 from ltx2.pipelines.guidance import GuidancePass, GuidanceScales, guidance_passes, run_guidance_passes
@@ -42,7 +42,7 @@ def four_heads(pipeline_folder, tmp_path_factory):
     for item in source.iterdir():
         if item.name != "transformer":
             (folder / item.name).symlink_to(item, target_is_directory=item.is_dir())
-    config = dict(TRANSFORMER, num_attention_heads=4, attention_head_dim=4, audio_num_attention_heads=4,
+    config = dict(TINY, num_attention_heads=4, attention_head_dim=4, audio_num_attention_heads=4,
                   audio_attention_head_dim=2)
     torch.manual_seed(0)
     perturb_(LTX2VideoTransformer3DModel(**config).eval(), seed=3, scale=0.05).save_pretrained(folder / "transformer")

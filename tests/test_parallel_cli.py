@@ -1,9 +1,12 @@
-"""`ltx2 generate` under torchrun on CPU (gloo): the shared run writes what one process writes, and a rank that
-fails or dies ends the whole job with exit 1, one error line and no output."""
+"""`ltx2 generate` under torchrun on CPU (gloo): the shared run writes what one process writes, a rank that fails or
+dies ends the whole job with exit 1, one error line and no output, and Ctrl-C ends every rank with 130 and one line."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -81,3 +84,30 @@ def test_a_killed_rank_ends_the_job(tiny, tmp_path):
     assert len(ltx2_lines(result.stderr)) <= 1
     assert re.search(r"exitcode\s*:\s*-9", result.stderr)  # torchrun's report names the killed rank
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_ends_every_rank_with_130_and_one_line(tiny, tmp_path):
+    """Ctrl-C in the terminal (SIGINT to torchrun and its ranks, one process group) mid-run: every rank exits 130,
+    one line says so, nothing is written; torchrun, interrupted itself, stops and exits non-zero (its own report of
+    the signal, SignalException, follows)."""
+    statuses, output = tmp_path / "statuses", tmp_path / "out" / "out.mp4"
+    statuses.mkdir(), output.parent.mkdir()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", PROBE, "status",
+               "generate", "--model", tiny, "--prompt", "a cat", "--preset", "one-stage", "--width", "128",
+               "--height", "128", "--num-frames", "17", "--steps", "100000", "--output", output]
+    process = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**ENV, "LTX2_PROBE_STATUS": str(statuses)}, start_new_session=True)
+    # tqdm redraws the bar at most ten times a second: wait for any step done, not a given one.
+    seen, stepped, deadline = "", re.compile(r" [1-9]\d*/100000 \["), time.monotonic() + 240
+    while not stepped.search(seen) and process.poll() is None and time.monotonic() < deadline:
+        seen += process.stderr.read(1)  # the bar is redrawn in place (no newline): read characters, not lines
+    os.killpg(process.pid, signal.SIGINT)
+    _, rest = process.communicate(timeout=120)
+    stderr = seen + rest
+    assert stepped.search(seen), stderr  # interrupted in the sampling loop
+    assert process.returncode not in (0, None), stderr
+    assert {path.name: path.read_text() for path in statuses.iterdir()} == {"0": "130", "1": "130"}, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("ltx2: ") and "interrupted" in line] == [
+        "ltx2: interrupted; no output written"], stderr
+    assert not ltx2_lines(stderr) and "KeyboardInterrupt" not in stderr, stderr  # no rank failed or broke off
+    assert list(output.parent.iterdir()) == []

@@ -82,3 +82,20 @@ def test_ltx_2_3_has_its_x1_5_upsampler_beside_it(tmp_path):
     assert upsampler.config.use_rational_resampler and upsampler.config.rational_spatial_scale == 1.5
     with torch.no_grad():
         assert upsampler(torch.randn(1, 8, 2, 4, 6)).shape == (1, 8, 2, 6, 9)
+
+
+def test_its_gemma_enhances_prompts_with_and_without_an_image(tiny_folder):
+    """The tiny Gemma 3 chats in Gemma's layout (turn and image tokens whole, the system prompt in the first user
+    turn) and rewrites a prompt, also from a first frame through its vision tower."""
+    from PIL import Image
+
+    pipe = LTX2Pipeline.from_pretrained(tiny_folder)
+    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a cat"}]
+    text = pipe.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert text == "<start_of_turn>user\nbe brief\n\na cat<end_of_turn>\n<start_of_turn>model\n"
+    tokens = pipe.tokenizer.convert_ids_to_tokens(pipe.tokenizer(text).input_ids)
+    assert tokens == ["<bos>", "<start_of_turn>", "<unk>", "<unk>", "<unk>", "a", "cat", "<end_of_turn>",
+                      "<start_of_turn>", "<unk>"]
+    plain = pipe.enhance_prompt("a cat", max_new_tokens=12, seed=1)[0]
+    pictured = pipe.enhance_prompt("a cat", max_new_tokens=12, seed=1, image=Image.new("RGB", (40, 24), "red"))[0]
+    assert plain and pictured and plain != pictured  # the image took part

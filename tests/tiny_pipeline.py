@@ -36,6 +36,7 @@ from transformers import (
 )
 
 from parity import perturb_
+from tiny_transformer import SWITCHES, TINY
 
 WORDS = (
     "<pad> <eos> <bos> <unk> a robot dancing in the rain beautiful sunset over ocean cat dog shaky glitchy low "
@@ -49,15 +50,9 @@ CHAT_TEMPLATE = (
     "{% else %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}{{ '<end_of_turn> ' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<start_of_turn>model ' }}{% endif %}"
 )
-TEXT_HIDDEN, TEXT_LAYERS = 16, 2
+TEXT_HIDDEN, TEXT_LAYERS = TINY["caption_channels"], 2  # the transformer takes the text encoder's width
 MAX_SEQUENCE_LENGTH = 16
 
-TRANSFORMER = dict(
-    in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
-    audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2, audio_attention_head_dim=4,
-    audio_cross_attention_dim=8, num_layers=2, caption_channels=TEXT_HIDDEN, rope_type="split",
-    rope_double_precision=True,
-)
 CONNECTORS = dict(
     caption_channels=TEXT_HIDDEN, text_proj_in_factor=TEXT_LAYERS + 1, video_connector_num_attention_heads=2,
     video_connector_attention_head_dim=8, video_connector_num_layers=1, video_connector_num_learnable_registers=8,
@@ -82,18 +77,11 @@ VOCODER = dict(
     resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]], leaky_relu_negative_slope=0.1, output_sampling_rate=16000,
 )
 UPSAMPLER = dict(in_channels=4, mid_channels=32, num_blocks_per_stage=1)
-# LTX-2.3's switches on the tiny networks: gated attention, cross-attention modulation and perturbed attention
-# (STG) in the transformer, which takes the text at its streams' widths from the connectors' per-modality
-# projections (see ltx_2_3_connectors); the video VAE's zero padding and plain upsamplers; the vocoder with
-# bandwidth extension.
-LTX_2_3 = dict(
-    TRANSFORMER=dict(gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
-                     perturbed_attn=True, use_prompt_embeddings=False),
-    VIDEO_VAE=dict(upsample_residual=(False, False), encoder_spatial_padding_mode="zeros",
-                   decoder_spatial_padding_mode="zeros"),
-)
-# LTX-2.5's transformer switches on top of 2.3's (diffusers' converter, --version 2.5).
-LTX_2_5_TRANSFORMER = dict(ff_bias=False, use_keyframes_abs_pos_embedding=True)
+# LTX-2.3's switches on the tiny networks besides the transformer's (tiny_transformer.SWITCHES, with the text at
+# its streams' widths from the connectors' per-modality projections, see ltx_2_3_connectors): the video VAE's zero
+# padding and plain upsamplers; the vocoder with bandwidth extension.
+LTX_2_3_VIDEO_VAE = dict(upsample_residual=(False, False), encoder_spatial_padding_mode="zeros",
+                         decoder_spatial_padding_mode="zeros")
 # The tiny Gemma 4: two sliding-window layers (window 4, shorter than the prompts) and a full-attention one with
 # a head twice as wide, as Gemma 4 has.
 GEMMA_4_LAYERS = 3
@@ -104,8 +92,8 @@ GEMMA_4_TEXT = dict(
 )
 UPSAMPLER_X2_TEMPORAL = dict(UPSAMPLER, spatial_upsample=False, temporal_upsample=True)
 # LTX-2.5's duration head on the tiny connectors' outputs (as wide as the transformer's text: 16 video, 8 audio).
-DURATION_HEAD = dict(video_cross_attention_dim=TRANSFORMER["cross_attention_dim"],
-                     audio_cross_attention_dim=TRANSFORMER["audio_cross_attention_dim"], pooler_hidden_dim=16,
+DURATION_HEAD = dict(video_cross_attention_dim=TINY["cross_attention_dim"],
+                     audio_cross_attention_dim=TINY["audio_cross_attention_dim"], pooler_hidden_dim=16,
                      num_queries=2, num_pooler_heads=4, mlp_hidden_dim=8)
 VOCODER_WITH_BWE = dict(
     in_channels=2 * 8, hidden_channels=32, upsample_kernel_sizes=[11, 4], upsample_factors=[5, 2],
@@ -193,9 +181,9 @@ def make_reference_pipeline(
     """The reference pipeline with seeded, perturbed random weights (every table far from zero). With `chat`, its
     text encoder and tokenizer know Gemma's chat tokens and it has a processor, for prompt enhancement. With
     version="2.3", its networks have LTX-2.3's switches on; with "2.5", LTX-2.5's (and Gemma 4; no chat)."""
-    later = LTX_2_3 if version in ("2.3", "2.5") else {}
-    transformer = {**TRANSFORMER, **later.get("TRANSFORMER", {}), **(LTX_2_5_TRANSFORMER if version == "2.5" else {})}
-    video_vae = {**VIDEO_VAE, **later.get("VIDEO_VAE", {})}
+    later = version in ("2.3", "2.5")
+    transformer = {**TINY, **SWITCHES[version]}
+    video_vae = {**VIDEO_VAE, **(LTX_2_3_VIDEO_VAE if later else {})}
     connectors = ltx_2_3_connectors(transformer) if later else CONNECTORS
     if version == "2.5":
         connectors = ltx_2_5_connectors(transformer)

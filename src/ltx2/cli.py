@@ -329,6 +329,9 @@ def check_generate_arguments(args: argparse.Namespace, launch: Launch) -> None:
         raise UsageError(f"--model {args.model}: LTX version {args.version}, which ltx2 generate does not run")
     if args.stg and args.version == LTX_2_0:
         raise UsageError(f"--stg {args.stg}: LTX-2.0 has no perturbed attention; STG needs an LTX-2.3 model")
+    if args.enhance_prompt and args.version == LTX_2_5:
+        raise UsageError("--enhance-prompt: LTX-2.5 rewrites prompts with a separate Gemma 4 enhancer, which ltx2 "
+                         "does not run yet")
     if args.hdr:
         cli_hdr.check(args, UsageError)
     args.preset = args.preset or DEFAULT_PRESETS.get(args.version, "two-stage")
@@ -1131,6 +1134,13 @@ def _terminate(signum: int, frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def _interrupt_once(signum: int, frame: Any) -> NoReturn:
+    # Under torchrun a Ctrl-C reaches each rank twice (from the terminal, then forwarded by torchrun): the first
+    # stops the run, a second must not break off the report of the first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
@@ -1141,6 +1151,19 @@ def main(argv: list[str] | None = None) -> int:
         # Under torchrun SIGTERM keeps its default action, which ends a rank even while it waits in a collective:
         # that is how torchrun stops the other ranks once one has failed.
         signal.signal(signal.SIGTERM, _terminate)
+    else:
+        signal.signal(signal.SIGINT, _interrupt_once)
+    try:
+        return _run(argv, launch)
+    except KeyboardInterrupt:
+        # Also when the interrupt lands while a failure is being reported: under torchrun a rank waiting in a
+        # collective sees its interrupted peer leave (an error) before its own Ctrl-C is handled.
+        launch.report("ltx2: interrupted; no output written")
+        return 130
+
+
+def _run(argv: list[str] | None, launch: Launch) -> int:
+    """Run the command; the exit status for a bad argument (2), a failure (1) or success (0), with one line."""
     try:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
@@ -1156,9 +1179,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         launch.report(f"ltx2: error: {_one_line(error)}")
         return 2
-    except KeyboardInterrupt:
-        launch.report("ltx2: interrupted; no output written")
-        return 130
     except Exception as error:
         from .loading.checkpoint import CheckpointError, ConfigMismatchError
 

@@ -144,14 +144,14 @@ def processor_for(processor: Any, tokenizer: Any, model: nn.Module) -> Any:
     tokenizer, with the image size and token count of the model's vision config."""
     if processor is not None:
         return processor
-    from transformers import Gemma3ImageProcessor, Gemma3Processor
-
     if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
         raise ValueError("prompt enhancement needs a chat template: the tokenizer has none; pass processor= "
                          "(a Gemma3Processor) to the pipeline")
     config = model.config
     size = config.vision_config.image_size
-    with _quiet_transformers():
+    with _quiet_transformers():  # also its note, on import, that without torchvision the PIL image processor runs
+        from transformers import Gemma3ImageProcessor, Gemma3Processor
+
         images = Gemma3ImageProcessor(size={"height": size, "width": size})
         return Gemma3Processor(images, tokenizer, image_seq_length=config.mm_tokens_per_image)
 

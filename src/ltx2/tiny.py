@@ -67,7 +67,22 @@ toward town train tree under up very video view walk wall warm water wave way we
 winter with woman wood world worst yellow you young
 """
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>")
-VOCABULARY = (*SPECIAL_TOKENS, *".,!?;:'\"-()", *"0123456789", *COMMON_WORDS.split())
+# Gemma 3's chat and image tokens, so that prompt enhancement runs: a turn is <start_of_turn>ROLE ... <end_of_turn>,
+# an image <start_of_image>, which the processor expands to one soft token per image embedding.
+CHAT_TOKENS = ("<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>")
+VOCABULARY = (*SPECIAL_TOKENS, *".,!?;:'\"-()", *"0123456789", *COMMON_WORDS.split(), *CHAT_TOKENS)
+# Gemma 3's chat layout: the system prompt opens the first user turn, the assistant speaks as "model", an image is
+# shown where its part stands. No BOS: the tokenizer adds it (a second one would be a token Gemma never saw there).
+CHAT_TEMPLATE = (
+    "{% set system = messages[0]['content'] + '\\n\\n' if messages[0]['role'] == 'system' else '' %}"
+    "{% for message in messages if message['role'] != 'system' %}"
+    "<start_of_turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
+    "{% if loop.first %}{{ system }}{% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{{ '<start_of_image>' if part['type'] == 'image' else part['text'] }}{% endfor %}{% endif %}"
+    "<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
 MAX_SEQUENCE_LENGTH = 1024  # the pipeline's default; a multiple of the connectors' 128 registers, as in LTX-2
 
 TEXT_HIDDEN, TEXT_LAYERS = 32, 2
@@ -77,12 +92,14 @@ TEXT_ENCODER = {
         "num_hidden_layers": TEXT_LAYERS, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
         "max_position_embeddings": MAX_SEQUENCE_LENGTH, "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2,
     },
-    # The vision tower is never run (ltx2 loads only the language model) but the checkpoint class has one.
+    # The vision tower runs only to enhance a prompt with an image: an 8x8 picture in 4 patches, 4 image tokens.
     "vision_config": {
         "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 8,
         "patch_size": 4,
     },
     "mm_tokens_per_image": 4,
+    "image_token_index": VOCABULARY.index("<image_soft_token>"),
+    "boi_token_index": VOCABULARY.index("<start_of_image>"), "eoi_token_index": VOCABULARY.index("<end_of_image>"),
 }
 # Heads x head_dim must be TEXT_HIDDEN: the connectors work at the text encoder's width.
 CONNECTORS = {
@@ -358,7 +375,7 @@ def _gemma_4_text_encoder() -> nn.Module:
 
 def _tokenizer(bos: bool = True) -> Any:
     """A lowercase word-level tokenizer over VOCABULARY that prepends <bos> as Gemma 3's does (with `bos`; Gemma 4's
-    adds none); built offline."""
+    adds none), with Gemma 3's chat template and image tokens; built offline."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -369,7 +386,12 @@ def _tokenizer(bos: bool = True) -> Any:
     if bos:
         special = [("<bos>", ids["<bos>"])]
         tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=special)
-    return PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        model_max_length=MAX_SEQUENCE_LENGTH,
+        model_max_length=MAX_SEQUENCE_LENGTH, chat_template=CHAT_TEMPLATE,
+        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                              "image_token": "<image_soft_token>"},
     )
+    # Whole tokens, never split at their brackets by the word pre-tokenizer (nor lowercased).
+    tokenizer.add_special_tokens({"additional_special_tokens": list(CHAT_TOKENS)})
+    return tokenizer

@@ -5,11 +5,10 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_transformer import TINY as TINY_TRANSFORMER
+from tiny_transformer import TINY
 
 from ltx2 import CheckpointError, FlowMatchEulerDiscreteScheduler, LTX2VideoTransformer3DModel
 
-TINY = dict(TINY_TRANSFORMER, num_layers=2)
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 

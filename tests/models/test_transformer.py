@@ -11,29 +11,16 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_dfr import LTX2DFRPipeline
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2InContextPipeline
 from network_outputs import AUDIO_FRAMES, BATCH, DEFAULTS, FRAMES, HEIGHT, TEXT_TOKENS, TOKENS, WIDTH, make_inputs
 from parity import assert_same_layout, perturb_, relative_l2
+from tiny_transformer import SWITCHES, UNEQUAL_WIDTHS
 
 from ltx2 import LTX2VideoTransformer3DModel
 from ltx2.configs import LTX_2_3_TRANSFORMER, LTX_2_5_TRANSFORMER
 
-TINY = dict(
-    in_channels=8,
-    out_channels=8,
-    num_attention_heads=2,
-    attention_head_dim=16,
-    cross_attention_dim=32,
-    audio_in_channels=6,
-    audio_out_channels=6,
-    audio_num_attention_heads=2,
-    audio_attention_head_dim=8,
-    audio_cross_attention_dim=16,
-    num_layers=2,
-    caption_channels=24,
-)
-# The real model's RoPE: split halves, frequency grid in float64.
-SPLIT = dict(TINY, rope_type="split", rope_double_precision=True)
+# The real model's RoPE (split halves, frequency grid in float64), as the tiny config has it.
+SPLIT = UNEQUAL_WIDTHS
 # The reference's class default, with a gate timestep scale that differs from the main one.
 INTERLEAVED = dict(
-    TINY,
+    UNEQUAL_WIDTHS,
     rope_type="interleaved",
     rope_double_precision=False,
     cross_attn_timestep_scale_multiplier=1,
@@ -77,6 +64,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_tiny_pipelines_switch_on_what_the_releases_do():
+    """The tiny pipelines and single files of each version (tiny_transformer.SWITCHES) are the release's transformer."""
+    assert SWITCHES == {"2.0": {}, "2.3": LTX_2_3_FLAGS, "2.5": LTX_2_5_FLAGS}
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))

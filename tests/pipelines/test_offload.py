@@ -2,24 +2,12 @@
 mechanics tests/transforms/test_group_offload.py checks), on the CPU."""
 
 import torch
-from tiny_transformer import TINY as TINY_TRANSFORMER
+from tiny_transformer import TINY, inputs
 from torch import nn
 
 from ltx2 import LTX2VideoTransformer3DModel
 from ltx2.pipelines.offload import ModelOffload, SequentialOffload
 from ltx2.transforms.group_offload import GroupOffload
-
-TINY = dict(TINY_TRANSFORMER, num_layers=2)
-
-
-def inputs():
-    generator = torch.Generator().manual_seed(0)
-    return dict(
-        hidden_states=torch.randn(1, 8, 4, generator=generator), audio_hidden_states=torch.randn(1, 3, 4, generator=generator),
-        encoder_hidden_states=torch.randn(1, 5, 8, generator=generator),
-        audio_encoder_hidden_states=torch.randn(1, 5, 8, generator=generator), timestep=torch.tensor([500.0]),
-        num_frames=2, height=2, width=2, return_dict=False,
-    )
 
 
 def test_sequential_offload_streams_one_block_at_a_time_and_detaches():

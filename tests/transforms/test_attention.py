@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from parity import relative_l2
-from tiny_transformer import TINY, forward, inputs, model
+from tiny_transformer import THREE_BLOCKS, forward, inputs, model
 
 from ltx2.models.layers import attention
 from ltx2.transforms import attention as backends
@@ -78,7 +78,7 @@ def test_calls_a_backend_cannot_serve_fall_back(fake_flash_attn):
     assert relative_l2(forward(transformer), expected) <= 1e-5
     # Per block: both self-attentions, both cross-modal attentions and the audio text attention (the inputs
     # give no audio text mask); the video text attention, masked, fell back to the default kernel.
-    assert len(fake_flash_attn) == 5 * TINY["num_layers"]
+    assert len(fake_flash_attn) == 5 * THREE_BLOCKS["num_layers"]
 
 
 def test_flash_refuses():

@@ -8,7 +8,7 @@ takes minutes even for the tiny model; bench/gpu.py compiles the real block with
 import pytest
 import torch
 from parity import relative_l2
-from tiny_transformer import model
+from tiny_transformer import TINY, model
 
 from ltx2 import LTX2Vocoder
 
@@ -19,10 +19,10 @@ def inputs(frames: int, audio_frames: int, text: int, batch: int = 2) -> dict:
     mask = torch.ones(batch, text)
     mask[0, :2] = 0
     return dict(
-        hidden_states=torch.randn(batch, frames * 4, 4, generator=generator),
-        audio_hidden_states=torch.randn(batch, audio_frames, 4, generator=generator),
-        encoder_hidden_states=torch.randn(batch, text, 8, generator=generator),
-        audio_encoder_hidden_states=torch.randn(batch, text, 8, generator=generator),
+        hidden_states=torch.randn(batch, frames * 4, TINY["in_channels"], generator=generator),
+        audio_hidden_states=torch.randn(batch, audio_frames, TINY["audio_in_channels"], generator=generator),
+        encoder_hidden_states=torch.randn(batch, text, TINY["caption_channels"], generator=generator),
+        audio_encoder_hidden_states=torch.randn(batch, text, TINY["caption_channels"], generator=generator),
         timestep=torch.rand(batch, generator=generator) * 1000,
         encoder_attention_mask=mask,
         audio_encoder_attention_mask=mask,

@@ -339,6 +339,9 @@ class LTX2Pipeline(LoraLoaderMixin, ConditioningStages, Pipeline):
         if image is not None:
             image = enhancer_image(read_image(image) if isinstance(image, (str, Path)) else image)
         text_encoder = self._activate("text_encoder")
+        if getattr(text_encoder.config, "model_type", None) in GEMMA_4_MODEL_TYPES:
+            raise ValueError("prompt enhancement: LTX-2.5 rewrites prompts with a separate Gemma 4 enhancer "
+                             "(diffusers' optional prompt_enhancer), which ltx2 does not run yet")
         run_on = torch.device(device) if device is not None else self._text_encoder_device(text_encoder)
         model = generation_model(text_encoder, vision=image is not None, device=run_on)
         processor = processor_for(self.processor, self.tokenizer, model)
