@@ -61,7 +61,7 @@ SIZES = {
     "tiny": dict(overrides={}, call=dict(height=32, width=32, num_frames=9, num_inference_steps=3)),
     "medium": dict(
         overrides=dict(
-            TRANSFORMER=dict(num_attention_heads=8, attention_head_dim=32, cross_attention_dim=256,
+            TINY=dict(num_attention_heads=8, attention_head_dim=32, cross_attention_dim=256,
                              audio_num_attention_heads=8, audio_attention_head_dim=16, audio_cross_attention_dim=128,
                              num_layers=4),
             # An encoder that can encode at this latent width (the condition flow encodes; (64, 128) cannot).
@@ -191,7 +191,7 @@ def main() -> None:
                       audio_stg_scale=0.0, audio_modality_scale=1.0, audio_guidance_rescale=0.0,
                       spatio_temporal_guidance_blocks=None, use_cross_timestep=False)
     else:  # both at their defaults, with an STG block the small model has (the default, 28, is past its last)
-        call["spatio_temporal_guidance_blocks"] = [tiny_pipeline.TRANSFORMER["num_layers"] - 1]
+        call["spatio_temporal_guidance_blocks"] = [tiny_pipeline.TINY["num_layers"] - 1]
         legacy = {}
     if args.flow == "dfr":  # one unguided pass on the distilled schedule: no negative prompt, steps or guidance
         if args.version != "2.5":
