@@ -72,13 +72,28 @@ class CrossModulation(NamedTuple):
     gate: torch.Tensor
 
 
+class TimestepValues(NamedTuple):
+    """AdaLN values of per-sample or per-token timesteps. Per-token timesteps (conditioning) take a few distinct
+    values: each is embedded once, and a block gathers a token's rows only when it uses them, so that no
+    (B, T, n * dim) tensor lives through the forward."""
+
+    values: torch.Tensor  # (B, 1, n * dim) per sample, or (1, K, n * dim) per distinct timestep
+    index: torch.Tensor | None  # (B, T): each token's distinct timestep; None per sample
+
+    def rows(self, table: torch.Tensor, first: int = 0) -> tuple[torch.Tensor, ...]:
+        """Rows first, first + 1, ... of the values plus the (n, dim) table: (B, 1 or T, dim) each."""
+        dim = table.shape[-1]
+        rows = modulation(table, self.values[..., first * dim : (first + table.shape[0]) * dim])
+        return rows if self.index is None else tuple(row[0, self.index] for row in rows)
+
+
 class StreamConditioning(NamedTuple):
     """What the top level hands every block for one stream."""
 
-    timestep: torch.Tensor  # (B, T, 6 or 9 * dim): AdaLN for self-attention, feed-forward (and text queries)
-    cross_scale_shift: torch.Tensor  # (B, T, 4 * dim): AdaLN for the audio<->video attentions
-    cross_gate: torch.Tensor  # (B, T, dim)
-    prompt: torch.Tensor | None  # (B, 1, 2 * dim): AdaLN of the text context from sigma
+    timestep: TimestepValues  # 6 or 9 rows: AdaLN for self-attention, feed-forward (and text queries)
+    cross_scale_shift: TimestepValues  # 4 rows: AdaLN for the audio<->video attentions
+    cross_gate: TimestepValues  # 1 row
+    prompt: TimestepValues | None  # 2 rows, per sample: AdaLN of the text context from sigma
     context: torch.Tensor  # (B, L, dim): text at the stream's width
     context_mask: torch.Tensor | None  # (B, 1, 1, L) additive
     self_mask: torch.Tensor | None  # (B, 1, S, S) additive, on the self-attention
@@ -117,10 +132,9 @@ class StreamModules(NamedTuple):
         cond: StreamConditioning,
         perturbation: Perturbation | None,
         ops: Arithmetic,
-    ) -> tuple[torch.Tensor, Modulation]:
-        """Self-attention then text cross-attention; returns the stream and the feed-forward's modulation."""
-        rows = modulation(table, cond.timestep)
-        attn, mlp = Modulation(*rows[:3]), Modulation(*rows[3:6])
+    ) -> torch.Tensor:
+        """Self-attention then text cross-attention."""
+        attn = Modulation(*cond.timestep.rows(table[:3]))
         out = self.attn1(
             ops.modulate(self.norm1(x), attn.shift, attn.scale),
             mask=cond.self_mask,
@@ -131,15 +145,18 @@ class StreamModules(NamedTuple):
         context = cond.context
         if prompt_table is not None:
             # Without the prompt AdaLN (use_prompt_adaln_single=False) the block's table alone shifts and scales.
-            prompt = prompt_table.unbind(0) if cond.prompt is None else modulation(prompt_table, cond.prompt)
+            prompt = prompt_table.unbind(0) if cond.prompt is None else cond.prompt.rows(prompt_table)
             context = ops.modulate(context, *ScaleShift(*prompt))
-        if len(rows) == 6:
-            return x + self.attn2(self.norm2(x), context=context, mask=cond.context_mask), mlp
-        text = Modulation(*rows[6:])
+        if table.shape[0] == 6:
+            return x + self.attn2(self.norm2(x), context=context, mask=cond.context_mask)
+        text = Modulation(*cond.timestep.rows(table[6:], first=6))
         out = self.attn2(ops.modulate(self.norm2(x), text.shift, text.scale), context=context, mask=cond.context_mask)
-        return ops.gated_add(x, out, text.gate), mlp
+        return ops.gated_add(x, out, text.gate)
 
-    def feed_forward(self, x: torch.Tensor, mlp: Modulation, ops: Arithmetic) -> torch.Tensor:
+    def feed_forward(
+        self, x: torch.Tensor, table: torch.Tensor, cond: StreamConditioning, ops: Arithmetic
+    ) -> torch.Tensor:
+        mlp = Modulation(*cond.timestep.rows(table[3:6], first=3))
         return ops.gated_add(x, self.ff(ops.modulate(self.norm3(x), mlp.shift, mlp.scale)), mlp.gate)
 
 
@@ -210,10 +227,10 @@ class LTX2VideoTransformerBlock(nn.Module):
             self.audio_norm1, self.audio_attn1, self.audio_norm2, self.audio_attn2, self.audio_norm3, self.audio_ff
         )
         ops = self.arithmetic
-        video, video_mlp = video_stream.attend(
+        video = video_stream.attend(
             video, self.scale_shift_table, self.prompt_scale_shift_table, video_cond, perturbation, ops
         )
-        audio, audio_mlp = audio_stream.attend(
+        audio = audio_stream.attend(
             audio, self.audio_scale_shift_table, self.audio_prompt_scale_shift_table, audio_cond, perturbation, ops
         )
 
@@ -237,12 +254,15 @@ class LTX2VideoTransformerBlock(nn.Module):
             video = ops.gated_add(video, audio_to_video, video_mod.gate)
             audio = ops.gated_add(audio, video_to_audio, audio_mod.gate)
 
-        return video_stream.feed_forward(video, video_mlp, ops), audio_stream.feed_forward(audio, audio_mlp, ops)
+        return (
+            video_stream.feed_forward(video, self.scale_shift_table, video_cond, ops),
+            audio_stream.feed_forward(audio, self.audio_scale_shift_table, audio_cond, ops),
+        )
 
     @staticmethod
     def _cross_modulation(table: torch.Tensor, cond: StreamConditioning) -> CrossModulation:
-        a2v_scale, a2v_shift, v2a_scale, v2a_shift = modulation(table[:4], cond.cross_scale_shift)
-        (gate,) = modulation(table[4:], cond.cross_gate)
+        a2v_scale, a2v_shift, v2a_scale, v2a_shift = cond.cross_scale_shift.rows(table[:4])
+        (gate,) = cond.cross_gate.rows(table[4:])
         return CrossModulation(a2v_scale, a2v_shift, v2a_scale, v2a_shift, gate)
 
 
@@ -268,16 +288,15 @@ class StreamEmbedders(NamedTuple):
         ropes: tuple[Rope, Rope],
     ) -> tuple[StreamConditioning, torch.Tensor]:
         """The blocks' conditioning, and the timestep embedding (B, 1 or T, dim) for the output layer."""
-        batch = context.shape[0]
 
-        def embed(adaln: AdaLNSingle, timesteps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            # (B,) or (B, T) timesteps -> (B, 1 or T, n * dim) modulation and (B, 1 or T, dim) embedding
+        def embed(adaln: AdaLNSingle, timesteps: torch.Tensor) -> tuple[TimestepValues, torch.Tensor]:
+            # (B,) or (B, T) timesteps -> their modulation values and the (B, 1 or T, dim) embedding
             if timesteps.ndim == 1:
                 values, embedded = adaln(timesteps, dtype)
-            else:  # per-token timesteps (conditioning) take a few distinct values: embed each once
-                distinct, index = torch.unique(timesteps, return_inverse=True)
-                values, embedded = (part[index] for part in adaln(distinct, dtype))
-            return values.view(batch, -1, values.shape[-1]), embedded.view(batch, -1, embedded.shape[-1])
+                return TimestepValues(values[:, None], None), embedded[:, None]
+            distinct, index = torch.unique(timesteps, return_inverse=True)
+            values, embedded = adaln(distinct, dtype)
+            return TimestepValues(values[None], index), embedded[index]
 
         values, embedded = embed(self.time_embed, timestep)
         conditioning = StreamConditioning(
