@@ -15,11 +15,11 @@ import torch
 from .files import atomic_write
 
 
-def _frames_uint8(video: Any) -> np.ndarray:
-    """Any frame format the pipelines return -> (F, H, W, 3) uint8.
+def video_frames(video: Any) -> np.ndarray:
+    """Any frame format the pipelines return -> (F, H, W, 3): floats in [0, 1] or uint8 pixels, not yet
+    converted (see `frame_uint8`).
 
-    Floats are taken as [0, 1] (values outside are clipped), uint8 as pixels; tensors may be (F, H, W, 3)
-    or (F, 3, H, W); a list of PIL images is stacked.
+    Tensors may be (F, H, W, 3) or (F, 3, H, W); a list of PIL images is stacked.
     """
     if isinstance(video, (list, tuple)):
         if not video:
@@ -37,9 +37,15 @@ def _frames_uint8(video: Any) -> np.ndarray:
         raise ValueError(f"video must be frames as an array, tensor or list of PIL images, got {type(video).__name__}")
     if video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] == 0:
         raise ValueError(f"video must have shape (frames, height, width, 3), got {video.shape}")
-    if video.dtype == np.uint8:
-        return video
-    return (np.clip(video, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return video
+
+
+def frame_uint8(frame: np.ndarray) -> np.ndarray:
+    """One (H, W, 3) frame as uint8 pixels: floats are clipped to [0, 1], scaled and rounded. Done a frame at a
+    time: on CPU, float temporaries the size of the whole video cost about as much as the H.264 encoder."""
+    if frame.dtype == np.uint8:
+        return frame
+    return (np.clip(frame, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
 def _stereo_int16(audio: Any) -> np.ndarray:
@@ -61,7 +67,7 @@ def _write(path: str, frames: np.ndarray, fps: float, audio: np.ndarray | None, 
         video_stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         # yuv420p needs even sizes: repeat the last row / column when a side is odd.
         height, width = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
-        frames = np.pad(frames, ((0, 0), (0, height - frames.shape[1]), (0, width - frames.shape[2]), (0, 0)), "edge")
+        padding = ((0, height - frames.shape[1]), (0, width - frames.shape[2]), (0, 0))
         video_stream.width, video_stream.height, video_stream.pix_fmt = width, height, "yuv420p"
         audio_stream = None
         if audio is not None:
@@ -69,7 +75,8 @@ def _write(path: str, frames: np.ndarray, fps: float, audio: np.ndarray | None, 
             audio_stream.codec_context.layout = "stereo"
             audio_stream.codec_context.time_base = Fraction(1, sample_rate)
         for frame in frames:
-            container.mux(video_stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            pixels = np.pad(frame_uint8(frame), padding, "edge")
+            container.mux(video_stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
         container.mux(video_stream.encode())
         if audio_stream is not None:
             interleaved = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="s16", layout="stereo")
@@ -107,7 +114,7 @@ def encode_video(
         raise ValueError(f"video_chunks_number must be >= 1, got {video_chunks_number}")
     if audio is not None and (audio_sample_rate is None or audio_sample_rate <= 0):
         raise ValueError(f"audio_sample_rate must be a positive rate when audio is given, got {audio_sample_rate}")
-    frames = _frames_uint8(video)
+    frames = video_frames(video)
     samples = _stereo_int16(audio) if audio is not None else None
     target = Path(output_path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -145,10 +145,6 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
     return np.concatenate(chunks, axis=1)
 
 
-def frames_uint8(video: Any) -> np.ndarray:
-    return (np.clip(np.asarray(video), 0.0, 1.0) * 255).round().astype(np.uint8)
-
-
 def write_image_atomic(image: Any, path: Path) -> None:
     """Save a PIL image under a temporary name beside `path`, then rename it."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
@@ -162,17 +158,20 @@ def write_image_atomic(image: Any, path: Path) -> None:
 
 
 def write_previews(frames: np.ndarray, folder: Path) -> None:
-    """The thumbnail (the first frame) and the spritesheet (up to 16 frames spread over the video, 4 a row)."""
+    """The thumbnail (the first frame) and the spritesheet (up to 16 frames spread over the video, 4 a row), from
+    (F, H, W, 3) frames, floats or uint8: only the frames shown are converted."""
     from PIL import Image
 
-    write_image_atomic(Image.fromarray(frames[0]), folder / THUMBNAIL)
+    from ..export import frame_uint8
+
+    write_image_atomic(Image.fromarray(frame_uint8(frames[0])), folder / THUMBNAIL)
     picks = np.linspace(0, len(frames) - 1, min(SPRITES, len(frames))).round().astype(int)
     height, width = frames.shape[1:3]
     sprite = (SPRITE_WIDTH, max(1, round(height * SPRITE_WIDTH / width)))
     rows = math.ceil(len(picks) / SPRITE_COLUMNS)
     sheet = Image.new("RGB", (sprite[0] * min(SPRITE_COLUMNS, len(picks)), sprite[1] * rows))
     for place, index in enumerate(picks):
-        tile = Image.fromarray(frames[index]).resize(sprite, Image.Resampling.BILINEAR)
+        tile = Image.fromarray(frame_uint8(frames[index])).resize(sprite, Image.Resampling.BILINEAR)
         sheet.paste(tile, ((place % SPRITE_COLUMNS) * sprite[0], (place // SPRITE_COLUMNS) * sprite[1]))
     write_image_atomic(sheet, folder / SPRITESHEET)
 
@@ -261,10 +260,10 @@ class Worker:
     def _save(self, job: Job, args: argparse.Namespace, video: Any, audio: Any) -> None:
         """The MP4 (the source and the new frames, for an extension), then the previews; each written atomically,
         all before the job is marked completed."""
-        from .. import encode_video
+        from ..export import encode_video, frame_uint8, video_frames
 
         folder = self.store.folder(job.id)
-        frames = frames_uint8(video[0])
+        frames = video_frames(video[0])
         overlap = job.settings.get("overlap")
         if overlap:
             waveform = np.asarray(audio[0].float().cpu())
@@ -275,7 +274,7 @@ class Worker:
             per_frame = sample_rate / args.fps
             waveform = np.concatenate([source_audio[:, : round(len(source) * per_frame)],
                                        waveform[:, round(overlap * per_frame):]], axis=1)
-            frames = np.concatenate([source, frames[overlap:]])
+            frames = np.concatenate([source, [frame_uint8(frame) for frame in frames[overlap:]]])
             encode_video(frames, fps=args.fps, audio=waveform, audio_sample_rate=sample_rate,
                          output_path=folder / VIDEO)
         else:
