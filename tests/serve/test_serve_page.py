@@ -34,7 +34,8 @@ def test_page_submits_a_job_watches_it_and_plays_it(server, browser):
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server.url)
-    fields = {"prompt": "a cat in the sun", "size": "100x64", "num_frames": "9", "num_inference_steps": "2",
+    # 400 steps of the tiny model: seconds, so that the page's once-a-second refresh sees the job before it ends.
+    fields = {"prompt": "a cat in the sun", "size": "100x64", "num_frames": "9", "num_inference_steps": "400",
               "seed": "3"}
     for name, value in fields.items():
         browser.find_element(By.ID, name).send_keys(value)
