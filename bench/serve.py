@@ -4,9 +4,12 @@ Starts a server (a subprocess, loopback only) on --model (default: a tiny random
 temporary folder), then
 1. latency: while a long job runs, --threads threads send --requests requests, half creates and half retrieves,
    with the official openai client; p50 and p99 of each (the queued creates are deleted afterwards);
-2. overhead: --repeats times, alternating, the same request served (create, then retrieve every --poll seconds
-   until completed) and run in this process through the CLI's own render and write after loading once (what
-   `ltx2 generate` does once its model is loaded); medians and the ratio.
+2. overhead: --repeats times, alternating, the same request served and run in this process through the CLI's
+   own render and write after loading once (what `ltx2 generate` does once its model is loaded); medians and
+   the ratio. The served run creates the job, sleeps through --sleep of the direct warm-up's time, then
+   retrieves every --poll seconds until completed: the client's polling costs the server's CPU (an HTTP request
+   each) and its interval rounds the time up, and neither is the server's overhead. Also the median of the
+   paired ratios (each served run over the direct run after it), which the machine's slow drift does not move.
 
     python bench/serve.py --size 256x256 --num-frames 33 --steps 4 --repeats 5
 """
@@ -81,7 +84,8 @@ def latency(client, request: dict, requests: int, threads: int) -> None:
               f"over {len(values)} requests from {threads} threads, while a job runs")
 
 
-def overhead(client, request: dict, model: str, preset: str, repeats: int, poll: float, folder: Path) -> None:
+def overhead(client, request: dict, model: str, preset: str, repeats: int, poll: float, sleep: float,
+             folder: Path) -> None:
     from ltx2.cli import Launch, Timings, build_parser, check_generate_arguments, load, render, write
 
     width, height = request["size"].split("x")
@@ -98,15 +102,19 @@ def overhead(client, request: dict, model: str, preset: str, repeats: int, poll:
         video, audio = render(loaded, args, Timings(verbose=False))
         write(loaded, args, video, audio)
 
+    start = time.perf_counter()
+    direct()  # warm-up
+    asleep = sleep * (time.perf_counter() - start)
+
     def served() -> None:
         video_id = client.videos.create(**request).id
+        time.sleep(asleep)
         while client.videos.retrieve(video_id).status not in ("completed", "failed"):
             time.sleep(poll)
         client.videos.delete(video_id)
 
+    served()  # warm-up
     runs = {"served": served, "direct": direct}
-    for run in runs.values():
-        run()  # warm-up
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
@@ -117,6 +125,9 @@ def overhead(client, request: dict, model: str, preset: str, repeats: int, poll:
     for name, value in medians.items():
         print(f"{name:>9}: median {value:.3f} s over {repeats}")
     print(f"ratio served/direct: {medians['served'] / medians['direct']:.3f}")
+    # Each served run beside the direct run after it: the machine's drift over minutes cancels within a pair.
+    paired = statistics.median(mine / theirs for mine, theirs in zip(seconds["served"], seconds["direct"]))
+    print(f"median of the {repeats} paired ratios: {paired:.3f}")
 
 
 def main() -> None:
@@ -130,6 +141,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between retrieves of a served job")
+    parser.add_argument("--sleep", type=float, default=0.0,
+                        help="fraction of the direct warm-up's time the client waits before its first retrieve")
     args = parser.parse_args()
     import openai
 
@@ -146,7 +159,7 @@ def main() -> None:
             request = {"prompt": "a robot dancing in the rain", "size": args.size,
                        "extra_body": {"num_frames": args.num_frames, "num_inference_steps": args.steps, "seed": 1}}
             latency(client, request, args.requests, args.threads)
-            overhead(client, request, model, args.preset, args.repeats, args.poll, folder)
+            overhead(client, request, model, args.preset, args.repeats, args.poll, args.sleep, folder)
         finally:
             process.terminate()
             process.wait(timeout=60)
