@@ -6,7 +6,7 @@ temporary folder), then
    with the official openai client; p50 and p99 of each (the queued creates are deleted afterwards);
 2. overhead: --repeats times, alternating, the same request served and run in this process through the CLI's
    own render and write after loading once (what `ltx2 generate` does once its model is loaded); medians and
-   the ratio. The served run creates the job, sleeps through --sleep of the direct warm-up's time, then
+   the ratio. The served run creates the job, sleeps through --sleep of the fastest direct run so far, then
    retrieves every --poll seconds until completed: the client's polling costs the server's CPU (an HTTP request
    each) and its interval rounds the time up, and neither is the server's overhead. Also the median of the
    paired ratios (each served run over the direct run after it), which the machine's slow drift does not move.
@@ -102,20 +102,21 @@ def overhead(client, request: dict, model: str, preset: str, repeats: int, poll:
         video, audio = render(loaded, args, Timings(verbose=False))
         write(loaded, args, video, audio)
 
+    seconds: dict[str, list[float]] = {"served": [], "direct": []}
     start = time.perf_counter()
     direct()  # warm-up
-    asleep = sleep * (time.perf_counter() - start)
+    fastest = time.perf_counter() - start
 
     def served() -> None:
         video_id = client.videos.create(**request).id
-        time.sleep(asleep)
+        # The fastest direct run so far: a slow warm-up must not make the client sleep past the job's end.
+        time.sleep(sleep * min([fastest, *seconds["direct"]]))
         while client.videos.retrieve(video_id).status not in ("completed", "failed"):
             time.sleep(poll)
         client.videos.delete(video_id)
 
     served()  # warm-up
     runs = {"served": served, "direct": direct}
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
@@ -142,7 +143,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between retrieves of a served job")
     parser.add_argument("--sleep", type=float, default=0.0,
-                        help="fraction of the direct warm-up's time the client waits before its first retrieve")
+                        help="fraction of the fastest direct run's time the client waits before its first retrieve")
     args = parser.parse_args()
     import openai
 
