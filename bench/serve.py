@@ -105,12 +105,12 @@ def overhead(client, request: dict, model: str, preset: str, repeats: int, poll:
     seconds: dict[str, list[float]] = {"served": [], "direct": []}
     start = time.perf_counter()
     direct()  # warm-up
-    fastest = time.perf_counter() - start
+    warm_up = time.perf_counter() - start
 
     def served() -> None:
         video_id = client.videos.create(**request).id
         # The fastest direct run so far: a slow warm-up must not make the client sleep past the job's end.
-        time.sleep(sleep * min([fastest, *seconds["direct"]]))
+        time.sleep(sleep * min([warm_up, *seconds["direct"]]))
         while client.videos.retrieve(video_id).status not in ("completed", "failed"):
             time.sleep(poll)
         client.videos.delete(video_id)
